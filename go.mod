@@ -1,0 +1,3 @@
+module github.com/briefapp/brief
+
+go 1.26
