@@ -217,7 +217,7 @@ func (a *App) buildSettings() fyne.CanvasObject {
 	a.engineSel.SetSelected(EngineChoice(p.IntWithFallback(prefEngine, int(EngineAuto))).String())
 	a.engineSel.OnChanged = func(s string) {
 		a.prefs.SetInt(prefEngine, int(a.engineChoice()))
-		if a.modelDir != "" && !a.busy {
+		if a.modelDir != "" && !a.busy && (a.model == nil || a.loadedKey != a.modelKey()) {
 			a.loadModel()
 		}
 	}
@@ -415,7 +415,8 @@ func (a *App) setArticle(text, source string) {
 // showError shows err in a dialog titled title; the app keeps working.
 func (a *App) showError(title string, err error) {
 	msg := err.Error()
-	if msg != "" {
+	// Capitalize a sentence, but not a message that starts with a file name.
+	if first, _, _ := strings.Cut(msg, " "); msg != "" && !strings.ContainsAny(first, "./:\\") {
 		msg = strings.ToUpper(msg[:1]) + msg[1:]
 	}
 	l := widget.NewLabel(msg)
