@@ -162,9 +162,9 @@ func (a *App) build() fyne.CanvasObject {
 	summaryPane := container.NewBorder(summaryHeader, nil, nil, nil, container.NewStack(a.summary.scroll, a.emptyState))
 
 	// Charts and statistics.
-	a.tokChart = NewChart("Decode speed (tokens/s)", "Tokens/s appear while a summary streams")
+	a.tokChart = NewChart("Decode speed (tokens/s)", "No run yet")
 	a.tokChart.AddSeries("tokens/s", theme.ColorNamePrimary, chartPoints, false)
-	a.memChart = NewChart("Memory (MB)", "Memory appears while a summary streams")
+	a.memChart = NewChart("Memory (MB)", "No run yet")
 	a.memChart.AddSeries("engine", theme.ColorNamePrimary, chartPoints, false)
 	a.memChart.AddSeries("device (all processes)", theme.ColorNameWarning, chartPoints, false)
 	a.accChart = NewChart("Accepted drafts per step", "Prompt lookup only")
@@ -176,7 +176,7 @@ func (a *App) build() fyne.CanvasObject {
 	})
 	statsBox := container.NewBorder(nil, container.NewHBox(a.copyStat), nil, nil, container.NewVScroll(a.stats.obj))
 	charts := container.NewGridWithColumns(3, a.tokChart, a.memChart, a.accChart)
-	bottom := container.NewBorder(nil, nil, nil, container.NewGridWrap(fyne.NewSize(300, 220), statsBox), charts)
+	bottom := container.NewBorder(nil, nil, nil, container.New(fixedWidth(300), statsBox), charts)
 
 	split := container.NewHSplit(articlePane, summaryPane)
 	split.Offset = 0.5
@@ -248,7 +248,8 @@ func (a *App) buildSettings() fyne.CanvasObject {
 	a.system.SetMinRowsVisible(3)
 	a.system.SetText(p.StringWithFallback(prefSystem, DefaultSystemPrompt))
 	a.system.OnChanged = func(s string) { a.prefs.SetString(prefSystem, s) }
-	resetSystem := widget.NewButtonWithIcon("", theme.ViewRestoreIcon(), func() { a.system.SetText(DefaultSystemPrompt) })
+	resetSystem := widget.NewButton("Default", func() { a.system.SetText(DefaultSystemPrompt) })
+	resetSystem.Importance = widget.LowImportance
 
 	a.draftLabel = widget.NewLabel("")
 	a.draftSlider = widget.NewSlider(1, inference.MaxVerify-1)
@@ -302,7 +303,26 @@ func (a *App) buildSettings() fyne.CanvasObject {
 		widget.NewSeparator(),
 		container.NewGridWithColumns(2, a.summarize, a.stop),
 	)
-	return container.NewGridWrap(fyne.NewSize(290, 0), container.NewVScroll(form))
+	return container.New(fixedWidth(300), container.NewVScroll(container.NewPadded(form)))
+}
+
+// fixedWidth lays its objects over each other at a fixed width and the
+// full height given.
+type fixedWidth float32
+
+func (w fixedWidth) MinSize(objs []fyne.CanvasObject) fyne.Size {
+	h := float32(0)
+	for _, o := range objs {
+		h = max(h, o.MinSize().Height)
+	}
+	return fyne.NewSize(float32(w), h)
+}
+
+func (w fixedWidth) Layout(objs []fyne.CanvasObject, size fyne.Size) {
+	for _, o := range objs {
+		o.Move(fyne.NewPos(0, 0))
+		o.Resize(fyne.NewSize(float32(w), size.Height))
+	}
 }
 
 func parseMaxNew(s string) (int, error) {

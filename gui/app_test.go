@@ -36,11 +36,16 @@ func newHarness(t *testing.T, fa fyne.App, m *fakeModel) *harness {
 		m = newFakeModel()
 	}
 	h := &harness{t: t, fa: fa, q: newUIQueue(), b: &fakeBackend{models: map[string]*fakeModel{fakeDir: m}}}
-	h.w = test.NewWindow(nil)
-	t.Cleanup(h.w.Close)
-	h.app = New(fa, h.w, Options{Backend: h.b, Do: h.q.Do, Refresh: 5 * time.Millisecond})
-	h.w.Resize(fyne.NewSize(1280, 800))
+	h.start(h.b)
 	return h
+}
+
+// start opens the window on backend b.
+func (h *harness) start(b Backend) {
+	h.w = test.NewWindow(nil)
+	h.t.Cleanup(h.w.Close)
+	h.app = New(h.fa, h.w, Options{Backend: b, Do: h.q.Do, Refresh: 5 * time.Millisecond})
+	h.w.Resize(fyne.NewSize(1280, 800))
 }
 
 func newFakeModel() *fakeModel {

@@ -116,7 +116,7 @@ func (c *Chart) Clear() {
 // MinSize keeps the chart readable.
 func (c *Chart) MinSize() fyne.Size {
 	c.ExtendBaseWidget(c)
-	return fyne.NewSize(180, 130)
+	return fyne.NewSize(180, 170)
 }
 
 // CreateRenderer implements fyne.Widget.
