@@ -153,6 +153,7 @@ func (a *App) build() fyne.CanvasObject {
 
 	// Summary pane.
 	a.summary = newSummaryView()
+	a.summary.SetHint("Press Summarize to summarize the article.")
 	a.emptyState = a.buildEmptyState()
 	a.copyBtn = widget.NewButtonWithIcon("Copy", theme.ContentCopyIcon(), func() {
 		a.fyneApp.Clipboard().SetContent(a.summary.Text())
@@ -171,12 +172,14 @@ func (a *App) build() fyne.CanvasObject {
 	a.accChart.AddSeries("accepted", theme.ColorNameSuccess, chartPoints, true)
 	a.accChart.SetFormatX(func(x float64) string { return "step " + strconv.Itoa(int(x)) })
 	a.stats = newStatsPanel()
-	a.copyStat = widget.NewButtonWithIcon("Copy statistics", theme.ContentCopyIcon(), func() {
+	a.copyStat = widget.NewButtonWithIcon("Copy", theme.ContentCopyIcon(), func() {
 		a.fyneApp.Clipboard().SetContent(a.stats.Text())
 	})
-	statsBox := container.NewBorder(nil, container.NewHBox(a.copyStat), nil, nil, container.NewVScroll(a.stats.obj))
+	a.copyStat.Importance = widget.LowImportance
+	statsBox := container.NewBorder(container.NewHBox(heading("Statistics"), layout.NewSpacer(), a.copyStat),
+		nil, nil, nil, container.NewVScroll(a.stats.obj))
 	charts := container.NewGridWithColumns(3, a.tokChart, a.memChart, a.accChart)
-	bottom := container.NewBorder(nil, nil, nil, container.New(fixedWidth(300), statsBox), charts)
+	bottom := container.NewBorder(nil, nil, nil, container.New(fixedWidth(320), statsBox), charts)
 
 	split := container.NewHSplit(articlePane, summaryPane)
 	split.Offset = 0.5
@@ -722,6 +725,7 @@ func (a *App) startSummary() {
 		return
 	}
 	a.summary.Reset()
+	a.summary.SetHint("Press Summarize to summarize the article.")
 	a.tokChart.Clear()
 	a.memChart.Clear()
 	a.accChart.Clear()
@@ -729,11 +733,6 @@ func (a *App) startSummary() {
 	a.result = ""
 	a.runTokens, a.meter = 0, rateMeter{window: 500 * time.Millisecond}
 	a.lookupRun = p.strategy == inference.Lookup
-	if a.lookupRun {
-		a.accChart.SetEmptyText("Waiting for the first step")
-	} else {
-		a.accChart.SetEmptyText("Prompt lookup only")
-	}
 	for _, c := range []*Chart{a.tokChart, a.memChart, a.accChart} {
 		c.Refresh()
 	}
@@ -748,17 +747,25 @@ func (a *App) generate(ctx context.Context, m Model, p runParams) {
 		a.do(func() { a.showError("Cannot build the prompt", err) })
 		return
 	}
-	if need := len(prompt) + p.maxNew; need > info.MaxContext {
-		err := fmt.Errorf("the prompt is %s tokens and up to %s new tokens were asked for, but %s allows %s tokens in all. Shorten the article by about %s tokens (roughly %s words) or lower max new tokens",
-			groupDigits(len(prompt)), groupDigits(p.maxNew), info.Name, groupDigits(info.MaxContext),
-			groupDigits(need-info.MaxContext), groupDigits((need-info.MaxContext)*3/4))
-		if len(prompt) < info.MaxContext {
-			err = fmt.Errorf("%w (at most %d)", err, info.MaxContext-len(prompt))
-		}
+	if err := fitsContext(len(prompt), p.maxNew, len(strings.Fields(p.article)), info); err != nil {
 		a.do(func() { a.showError("The article is too long for this model", err) })
 		return
 	}
-	a.do(func() { a.ctxUsed = len(prompt); a.updateStatus() })
+	a.do(func() {
+		a.ctxUsed = len(prompt)
+		a.summary.SetHint("Reading the article…")
+		if a.lookupRun {
+			a.accChart.SetEmptyText("Waiting for the first step")
+		} else {
+			a.accChart.SetEmptyText("Prompt lookup only")
+		}
+		a.accChart.Refresh()
+		if info.Monitor == nil {
+			a.memChart.SetNote("engine only: no GPU")
+			a.memChart.Refresh()
+		}
+		a.updateStatus()
+	})
 
 	req := inference.Request{
 		Prompt:       prompt,
@@ -788,6 +795,25 @@ func (a *App) generate(ctx context.Context, m Model, p runParams) {
 	a.pushUpdate(buf, info.Monitor, start)
 	cancelled := ctx.Err() != nil
 	a.do(func() { a.finishRun(rep, err, cancelled, info) })
+}
+
+// fitsContext checks that the prompt and the new tokens fit the model's
+// context, and otherwise says by how much the article must shrink.
+func fitsContext(promptTokens, maxNew, articleWords int, info ModelInfo) error {
+	need := promptTokens + maxNew
+	if need <= info.MaxContext {
+		return nil
+	}
+	over := need - info.MaxContext
+	// Words per token of this article with this tokenizer (the prompt's
+	// other parts are small beside an article that is too long).
+	words := over * articleWords / max(promptTokens, 1)
+	msg := fmt.Sprintf("the prompt is %s tokens and up to %s new tokens were asked for, but %s allows %s tokens in all. Shorten the article by about %s tokens (roughly %s words)",
+		groupDigits(promptTokens), groupDigits(maxNew), info.Name, groupDigits(info.MaxContext), groupDigits(over), groupDigits(max(words, 1)))
+	if promptTokens < info.MaxContext {
+		msg += fmt.Sprintf(" or lower max new tokens to at most %s", groupDigits(info.MaxContext-promptTokens))
+	}
+	return errors.New(msg + ".")
 }
 
 // devSample is one device-wide memory reading.
@@ -851,10 +877,16 @@ func (a *App) finishRun(rep *inference.Report, err error, cancelled bool, info M
 	case cancelled:
 		a.result = fmt.Sprintf("Stopped after %d tokens", a.runTokens)
 	case rep != nil:
-		a.result = fmt.Sprintf("Done: %d tokens at %.1f tokens/s", rep.NewTokens, rep.Throughput)
+		a.result = fmt.Sprintf("Done: %d tokens at %.1f tokens/s (stopped by %s)", rep.NewTokens, rep.Throughput, stopReasonText(rep.StopReason))
 	}
-	if strings.TrimSpace(a.summary.Text()) == "" && err == nil && !cancelled {
-		a.summary.Append("(The model ended without writing anything.)")
+	switch {
+	case strings.TrimSpace(a.summary.Text()) != "":
+	case cancelled:
+		a.summary.SetHint("Stopped before the model wrote anything.")
+	case err != nil:
+		a.summary.SetHint("The run failed before the model wrote anything.")
+	default:
+		a.summary.SetHint("The model ended without writing anything.")
 	}
 }
 

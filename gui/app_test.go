@@ -283,7 +283,7 @@ func TestPromptLookupRun(t *testing.T) {
 			t.Errorf("point %d = (%v, %v), want (%d, %d)", i, x, y, i+1, m.accepted[i%3])
 		}
 	}
-	if s := h.app.stats.Text(); !strings.Contains(s, "Drafted / accepted: ") || !strings.Contains(s, "Tokens per step: ") {
+	if s := h.app.stats.Text(); !strings.Contains(s, "Drafts accepted: ") || !strings.Contains(s, "Tokens per step: ") {
 		t.Errorf("statistics lack prompt lookup figures:\n%s", s)
 	}
 }
@@ -309,7 +309,7 @@ func TestStop(t *testing.T) {
 	if got := h.app.summary.Text(); got != strings.Join(m.words[:4], "") {
 		t.Errorf("summary after Stop = %q", got)
 	}
-	if s := h.app.stats.Text(); !strings.Contains(s, "New tokens: 4\n") || !strings.Contains(s, "Stopped by: Stop") {
+	if s := h.app.stats.Text(); !strings.Contains(s, "New tokens: 4\n") || !strings.Contains(h.app.status.Text, "Stopped after 4 tokens") {
 		t.Errorf("statistics after Stop:\n%s", s)
 	}
 	if !strings.Contains(h.app.status.Text, "Stopped after 4 tokens") {
@@ -356,7 +356,7 @@ func TestErrors(t *testing.T) {
 			h.idle()
 			h.app.article.SetText(long)
 			h.summarize()
-		}, []string{"The article is too long for this model", "fake-7b allows 700 tokens", "lower max new tokens"}},
+		}, []string{"The article is too long for this model", "fake-7b allows 700 tokens", "Shorten the article by about", "Shorten the article by about 142 tokens (roughly 129 words)", "lower max new tokens to at most 370."}},
 		{"bad max new tokens", func(h *harness) {
 			h.app.SetModelDir(fakeDir)
 			h.idle()

@@ -116,7 +116,7 @@ func (c *Chart) Clear() {
 // MinSize keeps the chart readable.
 func (c *Chart) MinSize() fyne.Size {
 	c.ExtendBaseWidget(c)
-	return fyne.NewSize(180, 170)
+	return fyne.NewSize(180, 275)
 }
 
 // CreateRenderer implements fyne.Widget.
@@ -200,8 +200,16 @@ func (r *chartRenderer) Refresh() {
 		r.legend = append(r.legend, canvas.NewText("", color.Black))
 	}
 	r.legend = r.legend[:len(c.series)]
+	anyData := false
+	for _, s := range c.series {
+		anyData = anyData || s.ring.n > 0
+	}
 	for i, s := range c.series {
+		// With data, the legend names only the series that have some.
 		r.legend[i].Text = s.name
+		if anyData && s.ring.n == 0 {
+			r.legend[i].Text = ""
+		}
 		r.legend[i].TextSize = small
 		r.legend[i].Color = th.Color(s.color, v)
 	}
@@ -289,6 +297,9 @@ func (r *chartRenderer) Layout(size fyne.Size) {
 	// Legend along the bottom.
 	lx := left
 	for _, t := range r.legend {
+		if t.Text == "" {
+			continue
+		}
 		t.Move(fyne.NewPos(lx, legendY))
 		w := fyne.MeasureText(t.Text, small, t.TextStyle).Width
 		t.Resize(fyne.NewSize(w, textH))

@@ -2,11 +2,13 @@ package gui
 
 import (
 	"fmt"
+	"image/color"
 	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/briefapp/brief/inference"
@@ -20,7 +22,7 @@ type statRow struct{ name, value string }
 // the original script's.
 func reportRows(r *inference.Report, gpu string, lookup bool) []statRow {
 	if gpu == "" {
-		gpu = "none (CPU engine)"
+		gpu = "none (CPU)"
 	}
 	rows := []statRow{
 		{"Prompt tokens", fmt.Sprint(r.PromptTokens)},
@@ -38,11 +40,8 @@ func reportRows(r *inference.Report, gpu string, lookup bool) []statRow {
 			perStep = float64(r.NewTokens-1) / float64(r.Steps)
 		}
 		rows = append(rows,
-			statRow{"Drafted / accepted", fmt.Sprintf("%d / %d", r.Drafted, r.Accepted)},
+			statRow{"Drafts accepted", fmt.Sprintf("%d of %d", r.Accepted, r.Drafted)},
 			statRow{"Tokens per step", fmt.Sprintf("%.2f", perStep)})
-	}
-	if r.StopReason != "" {
-		rows = append(rows, statRow{"Stopped by", stopReasonText(r.StopReason)})
 	}
 	return rows
 }
@@ -87,9 +86,36 @@ type statsPanel struct {
 
 func newStatsPanel() *statsPanel {
 	p := &statsPanel{grid: container.New(newFormLayout())}
-	p.obj = p.grid
+	p.obj = container.NewThemeOverride(p.grid, compactTheme{})
 	p.Set(nil)
 	return p
+}
+
+// compactTheme packs the statistics' rows tightly: ten rows fit beside the
+// charts.
+type compactTheme struct{}
+
+func (compactTheme) Color(n fyne.ThemeColorName, v fyne.ThemeVariant) color.Color {
+	return fyne.CurrentApp().Settings().Theme().Color(n, v)
+}
+
+func (compactTheme) Font(s fyne.TextStyle) fyne.Resource {
+	return fyne.CurrentApp().Settings().Theme().Font(s)
+}
+
+func (compactTheme) Icon(n fyne.ThemeIconName) fyne.Resource {
+	return fyne.CurrentApp().Settings().Theme().Icon(n)
+}
+
+func (compactTheme) Size(n fyne.ThemeSizeName) float32 {
+	base := fyne.CurrentApp().Settings().Theme().Size(n)
+	switch n {
+	case theme.SizeNameInnerPadding:
+		return base / 4
+	case theme.SizeNameText:
+		return base - 1
+	}
+	return base
 }
 
 // Set shows rows; nil shows the empty state.
@@ -97,7 +123,7 @@ func (p *statsPanel) Set(rows []statRow) {
 	p.rows = rows
 	p.grid.RemoveAll()
 	if len(rows) == 0 {
-		l := widget.NewLabel("Statistics appear when a run ends.")
+		l := widget.NewLabel("They appear when a run ends.")
 		l.Importance = widget.LowImportance
 		p.grid.Add(l)
 		p.grid.Add(widget.NewLabel(""))
@@ -127,13 +153,10 @@ func (pairLayout) MinSize(objs []fyne.CanvasObject) fyne.Size {
 	for i := 0; i+1 < len(objs); i += 2 {
 		a, b := objs[i].MinSize(), objs[i+1].MinSize()
 		w0, w1 = max(w0, a.Width), max(w1, b.Width)
-		h += max(a.Height, b.Height) * rowTightness
+		h += max(a.Height, b.Height)
 	}
 	return fyne.NewSize(w0+w1, h)
 }
-
-// rowTightness packs rows closer than a Label's own padding would.
-const rowTightness = 0.8
 
 func (pairLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
 	var w0 float32
@@ -148,6 +171,6 @@ func (pairLayout) Layout(objs []fyne.CanvasObject, size fyne.Size) {
 		objs[i].Resize(fyne.NewSize(w0, h))
 		objs[i+1].Move(fyne.NewPos(w0, y))
 		objs[i+1].Resize(fyne.NewSize(max(size.Width-w0, b.Width), h))
-		y += h * rowTightness
+		y += h
 	}
 }

@@ -19,12 +19,21 @@ type summaryView struct {
 	labels []*widget.Label
 	open   bool // the last line takes more text (no newline seen since)
 	full   strings.Builder
+	hint   *widget.Label // shown while there is no text
 }
 
 func newSummaryView() *summaryView {
-	s := &summaryView{box: container.NewVBox()}
+	s := &summaryView{box: container.NewVBox(), hint: widget.NewLabel("")}
+	s.hint.Importance = widget.LowImportance
+	s.hint.Wrapping = fyne.TextWrapWord
+	s.box.Add(s.hint)
 	s.scroll = container.NewVScroll(s.box)
 	return s
+}
+
+// SetHint sets the text shown while the summary is empty.
+func (s *summaryView) SetHint(text string) {
+	s.hint.SetText(text)
 }
 
 // Text returns everything appended since the last Reset.
@@ -35,6 +44,8 @@ func (s *summaryView) Reset() {
 	s.texts, s.labels, s.open = nil, nil, false
 	s.full.Reset()
 	s.box.RemoveAll()
+	s.box.Add(s.hint)
+	s.hint.Show()
 	s.scroll.ScrollToTop()
 }
 
@@ -65,6 +76,7 @@ func (s *summaryView) Append(text string) {
 			continue
 		}
 		if !s.open {
+			s.hint.Hide()
 			l := widget.NewLabel("")
 			l.Wrapping = fyne.TextWrapWord
 			l.Selectable = true
