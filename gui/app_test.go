@@ -198,6 +198,9 @@ func TestSummaryFlow(t *testing.T) {
 	if n := h.app.memChart.Len(0); n != len(m.words) {
 		t.Errorf("engine memory chart has %d points, want %d", n, len(m.words))
 	}
+	if h.app.memChart.title != "GPU memory (MB)" {
+		t.Errorf("memory chart title %q", h.app.memChart.title)
+	}
 	if h.app.memChart.Len(1) == 0 || !strings.Contains(h.app.memChart.note, "81,920 MB") {
 		t.Errorf("device memory: %d points, note %q", h.app.memChart.Len(1), h.app.memChart.note)
 	}

@@ -99,6 +99,9 @@ func (c *Chart) Append(s int, x, y float64) {
 // Len returns the number of points series s holds.
 func (c *Chart) Len(s int) int { return c.series[s].ring.n }
 
+// SetTitle sets the chart's title.
+func (c *Chart) SetTitle(title string) { c.title = title }
+
 // SetNote sets the text right of the title.
 func (c *Chart) SetNote(note string) { c.note = note }
 

@@ -93,10 +93,17 @@ func (a *App) generate(ctx context.Context, m Model, p runParams) {
 			a.accChart.SetEmptyText("Prompt lookup only")
 		}
 		a.accChart.Refresh()
-		if info.Monitor == nil {
+		switch {
+		case info.GPU == "":
+			a.memChart.SetTitle("Memory (MB)")
 			a.memChart.SetNote("engine only: no GPU")
-			a.memChart.Refresh()
+		case info.Monitor == nil:
+			a.memChart.SetTitle("GPU memory (MB)")
+			a.memChart.SetNote("engine only: NVML unavailable")
+		default:
+			a.memChart.SetTitle("GPU memory (MB)")
 		}
+		a.memChart.Refresh()
 		a.updateStatus()
 	})
 
