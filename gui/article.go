@@ -88,10 +88,18 @@ func invalidOffset(b []byte) int {
 	return len(b)
 }
 
-// pdfText extracts the plain text of a PDF. The parser panics on some
-// malformed files, so it runs under recover. Ligatures and other
-// compatibility characters (the "ﬁ" of many papers) become plain letters
-// through NFKC.
+// Limits on a PDF's page tree: real files nest a few levels and have at
+// most thousands of pages; a broken or hostile file may loop.
+const (
+	maxPDFDepth = 64
+	maxPDFNodes = 200_000
+)
+
+// pdfText extracts the plain text of a PDF, page by page. The parser panics
+// on some malformed files, so it runs under recover; and the page tree is
+// walked here, with limits, because the parser's own walk loops forever on
+// a tree that refers to itself. Ligatures and other compatibility
+// characters (the "ﬁ" of many papers) become plain letters through NFKC.
 func pdfText(data []byte) (text string, err error) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -102,16 +110,54 @@ func pdfText(data []byte) (text string, err error) {
 	if err != nil {
 		return "", fmt.Errorf("cannot read this PDF: %w", err)
 	}
-	pr, err := r.GetPlainText()
+	pages, err := pdfPages(r)
 	if err != nil {
-		return "", fmt.Errorf("cannot extract the PDF's text: %w", err)
+		return "", err
 	}
-	raw, err := io.ReadAll(io.LimitReader(pr, maxArticleFile))
-	if err != nil {
-		return "", fmt.Errorf("cannot extract the PDF's text: %w", err)
+	var b strings.Builder
+	for i, p := range pages {
+		t, err := p.GetPlainText(nil)
+		if err != nil {
+			return "", fmt.Errorf("cannot extract the text of page %d: %w", i+1, err)
+		}
+		b.WriteString(t)
+		if b.Len() > maxArticleFile {
+			break
+		}
+		b.WriteString("\n")
 	}
-	if !utf8.Valid(raw) {
-		raw = bytes.ToValidUTF8(raw, []byte("\uFFFD"))
+	raw := b.String()
+	if !utf8.ValidString(raw) {
+		raw = strings.ToValidUTF8(raw, "\uFFFD")
 	}
-	return norm.NFKC.String(string(raw)), nil
+	return norm.NFKC.String(raw), nil
+}
+
+// pdfPages lists the pages of r in order.
+func pdfPages(r *pdf.Reader) ([]pdf.Page, error) {
+	var pages []pdf.Page
+	nodes := 0
+	var walk func(v pdf.Value, depth int) error
+	walk = func(v pdf.Value, depth int) error {
+		nodes++
+		if nodes > maxPDFNodes || depth > maxPDFDepth {
+			return errors.New("cannot read this PDF: its page tree is broken (it loops or nests too deep)")
+		}
+		switch v.Key("Type").Name() {
+		case "Pages":
+			kids := v.Key("Kids")
+			for i := 0; i < kids.Len(); i++ {
+				if err := walk(kids.Index(i), depth+1); err != nil {
+					return err
+				}
+			}
+		case "Page":
+			pages = append(pages, pdf.Page{V: v})
+		}
+		return nil
+	}
+	if err := walk(r.Trailer().Key("Root").Key("Pages"), 0); err != nil {
+		return nil, err
+	}
+	return pages, nil
 }

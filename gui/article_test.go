@@ -23,6 +23,7 @@ func TestReadArticle(t *testing.T) {
 		{"pdf ligature", "lig.pdf", makePDF("BT /F1 12 Tf 72 720 Td (ef\x93cient) Tj ET"), "efficient", ""},
 		{"pdf without text", "scan.pdf", makePDF("0 0 1 rg 72 72 200 200 re f"), "", "scan.pdf: the PDF has no text to extract"},
 		{"broken pdf", "broken.pdf", []byte("%PDF-1.4\nnonsense"), "", "broken.pdf: cannot read this PDF"},
+		{"page tree loop", "loop.pdf", loopPDF(), "", "loop.pdf: cannot read this PDF: its page tree is broken"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,6 +54,12 @@ func TestCheckArticle(t *testing.T) {
 	if err := checkArticle("Fine text."); err != nil {
 		t.Error(err)
 	}
+}
+
+// loopPDF is a PDF whose page tree lists itself as its own kid (found by
+// FuzzPDFText: the parser's own page walk never ends on it).
+func loopPDF() []byte {
+	return bytes.Replace(makePDF("BT /F1 12 Tf 72 720 Td (Hello) Tj ET"), []byte("/Kids [3 0 R]"), []byte("/Kids [2 0 R]"), 1)
 }
 
 // FuzzPDFText: no input makes the PDF reader panic through us or hang.
