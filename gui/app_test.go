@@ -360,6 +360,13 @@ func TestErrors(t *testing.T) {
 			h.app.article.SetText(long)
 			h.summarize()
 		}, []string{"The article is too long for this model", "fake-7b allows 700 tokens", "Shorten the article by about", "Shorten the article by about 142 tokens (roughly 129 words)", "lower max new tokens to at most 370."}},
+		{"engine failure mid-run", func(h *harness) {
+			h.b.models[fakeDir].failAt = 3
+			h.app.SetModelDir(fakeDir)
+			h.idle()
+			h.summarize()
+			h.b.models[fakeDir].failAt = 0
+		}, []string{"Summarizing failed", "kernel attention_decode failed at step 3"}},
 		{"bad max new tokens", func(h *harness) {
 			h.app.SetModelDir(fakeDir)
 			h.idle()

@@ -100,6 +100,7 @@ type fakeModel struct {
 	words      []string
 	accepted   []int // per step, for prompt lookup; cycles
 	gate       chan struct{}
+	failAt     int // if > 0, the step that fails with an engine error
 	monitor    inference.DeviceMonitor
 	gpu        string
 
@@ -158,6 +159,9 @@ func (m *fakeModel) Generate(ctx context.Context, req inference.Request, emit fu
 		if ctx.Err() != nil {
 			rep.StopReason = "cancelled"
 			break
+		}
+		if i == m.failAt {
+			return nil, fmt.Errorf("cuda: kernel attention_decode failed at step %d (tokens 1, context %d): an illegal memory access was encountered", i, len(req.Prompt)+rep.NewTokens)
 		}
 		acc := 0
 		if req.Strategy == inference.Lookup && len(m.accepted) > 0 {
