@@ -91,6 +91,14 @@ func (s *summaryView) Append(text string) {
 		s.labels[i].SetText(s.texts[i])
 	}
 	if follow {
+		// The scroll lays its content out on the next frame; size it now so
+		// that ScrollToBottom sees the new end.
+		view := s.scroll.Size()
+		width := s.box.Size().Width
+		if width == 0 {
+			width = view.Width
+		}
+		s.box.Resize(fyne.NewSize(width, max(s.box.MinSize().Height, view.Height)))
 		s.scroll.ScrollToBottom()
 	}
 }
