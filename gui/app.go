@@ -269,7 +269,7 @@ func (a *App) updateStatus() {
 	}
 	if a.model != nil {
 		parts = append(parts,
-			"Engine: "+a.info.Engine,
+			"Engine: "+strings.Replace(a.info.Engine, "CUDA: ", "CUDA on ", 1),
 			fmt.Sprintf("Model: %s (%s)", a.info.Name, formatBytes(a.info.SizeBytes)),
 			fmt.Sprintf("Context: %s / %s tokens", groupDigits(a.ctxUsed), groupDigits(a.info.MaxContext)))
 	} else if a.modelDir == "" {
