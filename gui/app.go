@@ -10,6 +10,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -125,6 +126,7 @@ func New(fa fyne.App, w fyne.Window, opt Options) *App {
 	}
 	w.SetContent(a.build())
 	w.SetOnDropped(func(_ fyne.Position, uris []fyne.URI) { a.dropped(uris) })
+	a.addShortcuts()
 	a.setArticle(assets.SampleArticle, "sample article")
 	if a.modelDir != "" {
 		a.loadModel()
@@ -184,6 +186,27 @@ func (a *App) build() fyne.CanvasObject {
 	a.status.Truncation = fyne.TextTruncateEllipsis
 	return container.NewBorder(nil, container.NewVBox(widget.NewSeparator(), a.status),
 		container.NewHBox(a.buildSettings(), widget.NewSeparator()), nil, main)
+}
+
+// addShortcuts binds Ctrl+Enter to Summarize, Ctrl+O to Open… and Escape
+// (with no field focused) to Stop.
+func (a *App) addShortcuts() {
+	c := a.win.Canvas()
+	c.AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyReturn, Modifier: fyne.KeyModifierShortcutDefault}, func(fyne.Shortcut) {
+		if !a.summarize.Disabled() {
+			a.startSummary()
+		}
+	})
+	c.AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyO, Modifier: fyne.KeyModifierShortcutDefault}, func(fyne.Shortcut) {
+		if !a.openBtn.Disabled() {
+			a.openArticleDialog()
+		}
+	})
+	c.SetOnTypedKey(func(e *fyne.KeyEvent) {
+		if e.Name == fyne.KeyEscape {
+			a.Stop()
+		}
+	})
 }
 
 // heading is a pane's bold title.

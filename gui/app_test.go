@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/test"
 
@@ -456,6 +457,27 @@ func TestPreferences(t *testing.T) {
 	a.presetSel.SetSelected("Key findings")
 	if !strings.Contains(a.instruction.Text, "key findings") {
 		t.Errorf("preset did not set the instruction: %q", a.instruction.Text)
+	}
+}
+
+// TestShortcuts: Ctrl+Enter summarizes, Escape stops.
+func TestShortcuts(t *testing.T) {
+	m := newFakeModel()
+	m.gate = make(chan struct{})
+	h := newHarness(t, nil, m)
+	h.app.SetModelDir(fakeDir)
+	h.idle()
+	sc := h.w.Canvas().(interface{ TypedShortcut(fyne.Shortcut) })
+	sc.TypedShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyReturn, Modifier: fyne.KeyModifierShortcutDefault})
+	if !h.app.busy {
+		t.Fatal("Ctrl+Enter did not start a run")
+	}
+	m.gate <- struct{}{}
+	h.q.until(t, "2 words on screen", func() bool { return h.app.summary.Text() == strings.Join(m.words[:2], "") })
+	h.w.Canvas().OnTypedKey()(&fyne.KeyEvent{Name: fyne.KeyEscape})
+	h.idle()
+	if !strings.Contains(h.app.status.Text, "Stopped after 2 tokens") {
+		t.Errorf("status after Escape = %q", h.app.status.Text)
 	}
 }
 
