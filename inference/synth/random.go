@@ -3,8 +3,6 @@ package synth
 import (
 	"hash/fnv"
 	"math"
-
-	"github.com/briefapp/brief/inference"
 )
 
 // chunkElems is the number of elements drawn from one random stream. Each
@@ -45,13 +43,17 @@ func stream(seed uint64, name string, chunk int) rng {
 }
 
 // packAWQ moves the nibbles of a logically ordered word (nibble k = column
-// 8c+k) to AWQ's packed order (nibble i = column 8c+AWQOrder[i]).
+// 8c+k) to AWQ's packed order (nibble i = column 8c+AWQOrder[i]). That order,
+// [0,2,4,6,1,3,5,7], puts the even logical nibbles in the low half and the
+// odd ones in the high half, so packing is a nibble unzip.
 func packAWQ(logical uint32) uint32 {
-	var p uint32
-	for i, o := range inference.AWQOrder {
-		p |= (logical >> (4 * o) & 15) << (4 * i)
-	}
-	return p
+	return unzipNibbles(logical&0x0f0f0f0f) | unzipNibbles(logical>>4&0x0f0f0f0f)<<16
+}
+
+// unzipNibbles gathers the low nibbles of x's four bytes into 16 bits.
+func unzipNibbles(x uint32) uint32 {
+	x = (x | x>>4) & 0x00ff00ff
+	return (x | x>>8) & 0xffff
 }
 
 // Magnitudes. q is uniform on 0..15 and z is 7 or 8, so q-z has mean 0 and

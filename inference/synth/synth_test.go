@@ -13,6 +13,7 @@ import (
 
 	"github.com/briefapp/brief/inference"
 	"github.com/briefapp/brief/inference/f16"
+	"github.com/briefapp/brief/inference/safetensors"
 )
 
 func fileHash(t *testing.T, path string) [32]byte {
@@ -221,5 +222,47 @@ func TestShapeCheck(t *testing.T) {
 		if err := Shapes[n].Check(); err != nil {
 			t.Errorf("shape %s: %v", n, err)
 		}
+	}
+}
+
+// BenchmarkFill measures generating one chunk of each kind of tensor
+// (bytes/s is what a core can produce before the disk).
+func BenchmarkFill(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		t    *tensor
+	}{
+		{"qweight", &tensor{spec: specOf("q", "I32", 4096, 1792), kind: kQWeight}},
+		{"embed", &tensor{spec: specOf("e", "F16", 32002, 4096), kind: kEmbed, param: 1}},
+		{"scales", &tensor{spec: specOf("s", "F16", 32, 14336), kind: kScales, param: 0.003}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			buf := make([]byte, 4*chunkElems)
+			b.SetBytes(int64(tc.t.fill(1, 0, buf)))
+			for i := 0; i < b.N; i++ {
+				tc.t.fill(uint64(i), 0, buf)
+			}
+		})
+	}
+}
+
+func specOf(name, dt string, shape ...int) safetensors.Spec {
+	return safetensors.Spec{Name: name, DType: safetensors.DType(dt), Shape: shape}
+}
+
+func TestPackAWQ(t *testing.T) {
+	r := stream(5, "pack", 0)
+	for i := 0; i < 100000; i++ {
+		l := uint32(r.next())
+		var want uint32
+		for k, o := range inference.AWQOrder {
+			want |= (l >> (4 * o) & 15) << (4 * k)
+		}
+		if got := packAWQ(l); got != want {
+			t.Fatalf("packAWQ(%#08x) = %#08x, want %#08x", l, got, want)
+		}
+	}
+	if got := packAWQ(0x76543210); got != 0x75316420 {
+		t.Errorf("packAWQ(0x76543210) = %#08x, want 0x75316420", got)
 	}
 }

@@ -101,37 +101,44 @@ func plan(s Shape) []*tensor {
 func (t *tensor) fill(seed uint64, c int, dst []byte) int {
 	r := stream(seed, t.spec.Name, c)
 	lo := c * chunkElems
-	hi := min(lo+chunkElems, t.elems())
-	n := 0
-	for e := lo; e < hi; e++ {
-		switch t.kind {
-		case kQWeight:
-			binary.LittleEndian.PutUint32(dst[n:], packAWQ(qWord(&r)))
-			n += 4
-			continue
-		case kQZeros:
-			binary.LittleEndian.PutUint32(dst[n:], packAWQ(zWord(&r)))
-			n += 4
-			continue
+	n := min(lo+chunkElems, t.elems()) - lo
+	switch t.kind {
+	case kQWeight, kQZeros:
+		word := qWord
+		if t.kind == kQZeros {
+			word = zWord
 		}
-		var v float32
-		switch t.kind {
-		case kScales:
-			v = scale(&r, t.param)
-		case kNorm:
-			v = normWeight(&r)
-		case kEmbed:
-			v = r.normal() * t.param
-		case kHead:
-			v = r.normal() * t.param
-			if t.zeroRows[e/t.rowLen] {
+		dst = dst[:4*n]
+		for i := 0; i < n; i++ {
+			binary.LittleEndian.PutUint32(dst[4*i:], packAWQ(word(&r)))
+		}
+		return 4 * n
+	}
+	dst = dst[:2*n]
+	put := func(i int, v float32) { binary.LittleEndian.PutUint16(dst[2*i:], f16.Float32ToHalf(v)) }
+	switch t.kind {
+	case kScales:
+		for i := 0; i < n; i++ {
+			put(i, scale(&r, t.param))
+		}
+	case kNorm:
+		for i := 0; i < n; i++ {
+			put(i, normWeight(&r))
+		}
+	case kEmbed:
+		for i := 0; i < n; i++ {
+			put(i, r.normal()*t.param)
+		}
+	case kHead:
+		for i := 0; i < n; i++ {
+			v := r.normal() * t.param
+			if t.zeroRows[(lo+i)/t.rowLen] {
 				v = 0
 			}
+			put(i, v)
 		}
-		binary.LittleEndian.PutUint16(dst[n:], f16.Float32ToHalf(v))
-		n += 2
 	}
-	return n
+	return 2 * n
 }
 
 // Write creates dir (if needed) and writes a checkpoint of shape s into it:
