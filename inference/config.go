@@ -160,6 +160,17 @@ var architectures = map[string]string{
 	"LlamaForCausalLM":   "llama",
 }
 
+// hasKey reports whether the JSON object data has the top-level key (null
+// or not), which transformers tells apart from an absent key.
+func hasKey(data []byte, key string) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil {
+		return false
+	}
+	_, ok := m[key]
+	return ok
+}
+
 func isNull(m json.RawMessage) bool {
 	t := bytes.TrimSpace(m)
 	return len(t) == 0 || string(t) == "null"
@@ -227,13 +238,27 @@ func parseConfig(path string, data []byte, qpath string, qdata []byte) (Config, 
 		{r.Heads, "num_attention_heads", maxHeads, &c.Heads},
 		{r.Intermediate, "intermediate_size", maxIntermediate, &c.Intermediate},
 		{r.Vocab, "vocab_size", maxVocab, &c.Vocab},
-		{r.MaxPositions, "max_position_embeddings", maxPositions, &c.MaxPositions},
 	} {
 		if err := req(f.p, f.name, f.max, f.dst); err != nil {
 			return Config{}, err
 		}
 	}
+	// Absent keys take transformers' defaults for the architecture, so that
+	// we run the network transformers would build from the same file.
+	mistral := c.Architecture == "MistralForCausalLM"
+	c.MaxPositions = 2048
+	if mistral {
+		c.MaxPositions = 4096 * 32
+	}
+	if r.MaxPositions != nil {
+		if err := req(r.MaxPositions, "max_position_embeddings", maxPositions, &c.MaxPositions); err != nil {
+			return Config{}, err
+		}
+	}
 	c.KVHeads = c.Heads
+	if mistral && !hasKey(data, "num_key_value_heads") {
+		c.KVHeads = 8 // MistralConfig's default; an explicit null means heads
+	}
 	if r.KVHeads != nil {
 		if err := req(r.KVHeads, "num_key_value_heads", maxHeads, &c.KVHeads); err != nil {
 			return Config{}, err
@@ -258,13 +283,13 @@ func parseConfig(path string, data []byte, qpath string, qdata []byte) (Config, 
 	if c.HeadDim%2 != 0 {
 		return fail("head_dim %d must be even for rotary embeddings", c.HeadDim)
 	}
-	if r.RMSNormEps == nil {
-		return fail("rms_norm_eps is missing")
+	c.RMSNormEps = 1e-6 // transformers' default for both
+	if r.RMSNormEps != nil {
+		c.RMSNormEps = *r.RMSNormEps
 	}
-	if e := *r.RMSNormEps; !(e > 0 && e < 1) {
+	if e := c.RMSNormEps; !(e > 0 && e < 1) {
 		return fail("rms_norm_eps = %v is out of range (0..1)", e)
 	}
-	c.RMSNormEps = *r.RMSNormEps
 
 	// RoPE.
 	theta := r.RopeTheta
@@ -297,12 +322,17 @@ func parseConfig(path string, data []byte, qpath string, qdata []byte) (Config, 
 		return fail("rope_theta = %v is out of range", c.RopeTheta)
 	}
 
-	// Sliding window: Mistral only; null or absent means none.
-	if c.Architecture == "MistralForCausalLM" && r.SlidingWindow != nil {
-		if *r.SlidingWindow < 0 {
-			return fail("sliding_window = %d is negative", *r.SlidingWindow)
+	// Sliding window: Mistral only. An explicit null means none; an absent
+	// key means MistralConfig's default of 4096, as in transformers.
+	if mistral {
+		if !hasKey(data, "sliding_window") {
+			c.SlidingWindow = 4096
+		} else if r.SlidingWindow != nil {
+			if *r.SlidingWindow < 0 {
+				return fail("sliding_window = %d is negative", *r.SlidingWindow)
+			}
+			c.SlidingWindow = *r.SlidingWindow
 		}
-		c.SlidingWindow = *r.SlidingWindow
 	}
 
 	// Special tokens.
