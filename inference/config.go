@@ -80,13 +80,21 @@ func LoadConfig(dir string) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	// quant_config.json matters only where config.json has no
+	// quantization_config (older AutoAWQ folders).
 	qpath := filepath.Join(dir, QuantConfigFile)
-	qdata, err := readSmall(qpath)
-	if errors.Is(err, fs.ErrNotExist) {
-		qdata, err = nil, nil
+	var qdata []byte
+	var probe struct {
+		Q json.RawMessage `json:"quantization_config"`
 	}
-	if err != nil {
-		return Config{}, err
+	if json.Unmarshal(data, &probe) != nil || isNull(probe.Q) {
+		qdata, err = readSmall(qpath)
+		if errors.Is(err, fs.ErrNotExist) {
+			qdata, err = nil, nil
+		}
+		if err != nil {
+			return Config{}, err
+		}
 	}
 	return parseConfig(path, data, qpath, qdata)
 }

@@ -215,6 +215,18 @@ func TestQuantConfigFile(t *testing.T) {
 	}
 }
 
+// TestQuantizationConfigWins: config.json's quantization_config is used and
+// a stale quant_config.json beside it is not even read.
+func TestQuantizationConfigWins(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, ConfigFile), []byte(mistral), 0o644)
+	os.WriteFile(filepath.Join(dir, QuantConfigFile), []byte(`{"w_bit": 8`), 0o644)
+	c, err := LoadConfig(dir)
+	if err != nil || c.Quant.GroupSize != 128 {
+		t.Errorf("%+v, %v", c.Quant, err)
+	}
+}
+
 func TestLoadConfigFiles(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := LoadConfig(dir); err == nil || !strings.Contains(err.Error(), "config.json") {
