@@ -266,3 +266,35 @@ func TestPackAWQ(t *testing.T) {
 		t.Errorf("packAWQ(0x76543210) = %#08x, want 0x75316420", got)
 	}
 }
+
+func TestRefusesForeignFolders(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"real model", map[string]string{"config.json": `{"architectures":["MistralForCausalLM"]}`}, "did not write"},
+		{"shards", map[string]string{"model-00001-of-00002.safetensors": ""}, "holds model-00001-of-00002.safetensors"},
+		{"index", map[string]string{"model.safetensors.index.json": "{}"}, "sharded checkpoint"},
+		{"weights without config", map[string]string{"model.safetensors": "x"}, "without a config"},
+	}
+	for _, tt := range tests {
+		dir := t.TempDir()
+		for n, c := range tt.files {
+			os.WriteFile(filepath.Join(dir, n), []byte(c), 0o644)
+		}
+		if _, err := Write(dir, Shapes["llama-tiny"], Options{}); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want %q", tt.name, err, tt.want)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "config.json")); tt.files["config.json"] != "" && string(b) != tt.files["config.json"] {
+			t.Errorf("%s: config.json was overwritten", tt.name)
+		}
+	}
+	// A folder synth wrote may be rewritten.
+	dir := t.TempDir()
+	for _, seed := range []uint64{1, 2} {
+		if _, err := Write(dir, Shapes["llama-tiny"], Options{Seed: seed}); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+	}
+}

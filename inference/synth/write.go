@@ -9,6 +9,7 @@ package synth
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -149,6 +150,9 @@ func Write(dir string, s Shape, o Options) (int64, error) {
 	if err := s.Check(); err != nil {
 		return 0, err
 	}
+	if err := checkTarget(dir); err != nil {
+		return 0, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
@@ -248,6 +252,38 @@ func Write(dir string, s Shape, o Options) (int64, error) {
 		return 0, err
 	}
 	return layout.Size, nil
+}
+
+// checkTarget refuses a folder that holds a checkpoint synth did not write,
+// so that a mistyped --out never overwrites real weights, and one with shards
+// the loader would prefer to the file written here.
+func checkTarget(dir string) error {
+	shards, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
+	for _, p := range shards {
+		if filepath.Base(p) != "model.safetensors" {
+			return fmt.Errorf("%s: holds %s; write the synthetic checkpoint to another folder", dir, filepath.Base(p))
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "model.safetensors.index.json")); err == nil {
+		return fmt.Errorf("%s: holds a sharded checkpoint; write the synthetic checkpoint to another folder", dir)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, inference.ConfigFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		if len(shards) > 0 {
+			return fmt.Errorf("%s: holds model.safetensors without a config; write the synthetic checkpoint to another folder", dir)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var c struct {
+		Synthetic json.RawMessage `json:"brief_synthetic"`
+	}
+	if json.Unmarshal(b, &c) != nil || len(c.Synthetic) == 0 {
+		return fmt.Errorf("%s: holds a model that summarize synth did not write; refusing to overwrite it", dir)
+	}
+	return nil
 }
 
 // writeFolderFiles writes the configs and copies the OpenHermes tokenizer.
