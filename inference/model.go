@@ -32,6 +32,11 @@ func OpenModel(dir string) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, id := range append([]int{gen.BOS}, gen.EOS...) {
+		if id >= cfg.Vocab {
+			return nil, fmt.Errorf("%s: token id %d is outside the vocabulary (%d)", filepath.Join(dir, GenerationConfigFile), id, cfg.Vocab)
+		}
+	}
 	set, err := safetensors.OpenFolder(dir)
 	if err != nil {
 		return nil, err

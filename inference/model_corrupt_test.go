@@ -205,6 +205,9 @@ func TestOpenModelCorrupt(t *testing.T) {
 		{"bits 8", config(awq(8, 32)), "config.json", "8-bit quantization is not supported"},
 		{"group 96", config(awq(4, 96)), "config.json", "group size 96 is not supported"},
 		{"bad config JSON", func(t *testing.T, dir string) { os.WriteFile(filepath.Join(dir, "config.json"), []byte("{"), 0o644) }, "config.json", "not a valid model config"},
+		{"generation EOS outside vocab", func(t *testing.T, dir string) {
+			os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(`{"eos_token_id": [2, 32002]}`), 0o644)
+		}, "generation_config.json", "token id 32002 is outside the vocabulary (32002)"},
 		{"bad generation config", func(t *testing.T, dir string) {
 			os.WriteFile(filepath.Join(dir, "generation_config.json"), []byte(`{"eos_token_id": "x"}`), 0o644)
 		}, "generation_config.json", "eos_token_id"},
