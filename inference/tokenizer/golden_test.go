@@ -73,10 +73,10 @@ func TestGolden(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			if got := tok.Encode(c.Text, false); !slices.Equal(got, c.IDs) {
-				t.Errorf("Encode(%q) = %v, want %v", c.Text, head(got), head(c.IDs))
+				t.Errorf("Encode(%.40q) = %v, want %v", c.Text, head(got), head(c.IDs))
 			}
 			if got := tok.Encode(c.Text, true); !slices.Equal(got, c.IDsWithBOS) {
-				t.Errorf("Encode(%q, bos) = %v, want %v", c.Text, head(got), head(c.IDsWithBOS))
+				t.Errorf("Encode(%.40q, bos) = %v, want %v", c.Text, head(got), head(c.IDsWithBOS))
 			}
 			if got := tok.Decode(c.IDs); got != c.Decoded {
 				t.Errorf("Decode = %q, want %q", got, c.Decoded)
