@@ -1,5 +1,8 @@
 module github.com/briefapp/brief
 
-go 1.26
+go 1.26.0
 
-require google.golang.org/protobuf v1.36.12 // indirect
+require (
+	github.com/ardanlabs/jinja v1.8.0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
