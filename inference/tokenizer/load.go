@@ -226,8 +226,11 @@ func (t *Tokenizer) finish(file string, added []addedToken, cfg *config, bos, eo
 			t.special[a.id] = true
 		}
 		if a.normalized {
+			// tokenizers matches and decodes such a token as its
+			// normalized content ("▁<tok>" under the legacy normalizer).
 			cp := *a
 			cp.content = t.normalize(a.content)
+			t.pieces[a.id] = cp.content
 			normed = append(normed, &cp)
 		} else {
 			raw = append(raw, a)

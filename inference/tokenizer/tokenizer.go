@@ -73,8 +73,9 @@ func (t *Tokenizer) TokenID(piece string) (int, bool) {
 	return id, ok
 }
 
-// Piece returns the vocabulary piece (or added token content) of id, or ""
-// for an id out of range.
+// Piece returns the vocabulary piece or added token content of id (for a
+// token marked normalized, its normalized content, as tokenizers' id_to_token
+// gives it), or "" for an id out of range.
 func (t *Tokenizer) Piece(id int) string {
 	if id < 0 || id >= len(t.pieces) {
 		return ""

@@ -21,6 +21,39 @@ const shared = process.env.BRIEF_TESTDATA || path.join(repo, '..', 'shared', 'te
 const out = path.join(repo, 'inference', 'tokenizer', 'testdata', 'crosscheck.json.gz');
 const N_TEXT = 3600;
 const N_IDS = 600;
+const N_VARIANT = 400;
+
+// Variants of the tokenizer.json: top-level keys replaced (added_tokens
+// given as per-content flag overrides), each checked on N_VARIANT texts.
+const metaspaceDecoder = { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true };
+const variants = {
+  // The newer layout (transformers with legacy=false).
+  metaspace_first: { normalizer: null, pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false } },
+  metaspace_always_split: { normalizer: null, pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'always', split: true }, decoder: metaspaceDecoder },
+  // Added-token flags.
+  token_flags: {
+    added_tokens: {
+      '<|im_end|>': { lstrip: true },
+      '<|im_start|>': { rstrip: true },
+      '</s>': { single_word: true },
+      '<unk>': { lstrip: true, rstrip: true },
+    },
+  },
+  // A token matched on normalized text ("▁" for spaces, "▁" prepended).
+  normalized_token: { added_tokens: { '<|im_start|>': { normalized: true }, '<|im_end|>': { normalized: true, special: false } } },
+};
+
+function applyVariant(base, v) {
+  const j = JSON.parse(JSON.stringify(base));
+  for (const [k, val] of Object.entries(v)) {
+    if (k === 'added_tokens') {
+      for (const t of j.added_tokens) Object.assign(t, val[t.content] || {});
+    } else {
+      j[k] = val;
+    }
+  }
+  return j;
+}
 
 // mulberry32: a small seeded PRNG, so the file is reproducible.
 let seed = 0x5eed2026;
@@ -159,9 +192,18 @@ async function main() {
     for (let j = 0; j < n; j++) ids.push(rand() < 0.6 ? 3 + int(256) : int(size));
     cases.push({ ids, decoded: await tok.decode(ids, false) });
   }
-  const body = JSON.stringify({ generator: 'tools/tokcheck/gen.js', tokenizers: require('tokenizers/package.json').version, cases });
+  for (const [name, v] of Object.entries(variants)) {
+    const vt = Tokenizer.fromString(JSON.stringify(applyVariant(json, v)));
+    for (let i = 0; i < N_VARIANT; i++) {
+      const t = texts[(i * 7) % texts.length];
+      const enc = await vt.encode(t, null, { addSpecialTokens: false });
+      const ids = Array.from(enc.getIds());
+      cases.push({ variant: name, text: t, ids, decoded: await vt.decode(ids, false) });
+    }
+  }
+  const body = JSON.stringify({ generator: 'tools/tokcheck/gen.js', tokenizers: require('tokenizers/package.json').version, variants, cases });
   fs.writeFileSync(out, zlib.gzipSync(body, { level: 9 }));
-  console.log(`${cases.length} cases (${texts.length} texts, ${N_IDS} id sequences) -> ${path.relative(repo, out)}, ${fs.statSync(out).size} bytes`);
+  console.log(`${cases.length} cases (${texts.length} texts, ${N_IDS} id sequences, ${N_VARIANT} texts on each of ${Object.keys(variants).length} variants) -> ${path.relative(repo, out)}, ${fs.statSync(out).size} bytes`);
 }
 
 main().catch((e) => {
