@@ -218,10 +218,14 @@ func (t *Tokenizer) finish(file string, added []addedToken, cfg *config, bos, eo
 		t.pieces[id] = p
 	}
 	t.special = map[int]bool{}
+	t.addedID = map[string]int{}
 	var raw, normed []*addedToken
 	for i := range t.added {
 		a := &t.added[i]
 		t.pieces[a.id] = a.content
+		if _, dup := t.addedID[a.content]; !dup {
+			t.addedID[a.content] = a.id
+		}
 		if a.special {
 			t.special[a.id] = true
 		}

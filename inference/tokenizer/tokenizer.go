@@ -12,7 +12,8 @@ type Tokenizer struct {
 	vocab  map[string]int // model vocabulary: piece -> id
 	bpe    bpeModel
 
-	added   []addedToken // in id order
+	added   []addedToken   // in id order
+	addedID map[string]int // added token content -> id
 	special map[int]bool // ids of special added tokens
 	raw     matcher      // added tokens matched on the raw text
 	normed  matcher      // added tokens matched on normalized text
@@ -64,10 +65,8 @@ func (t *Tokenizer) VocabSize() int { return len(t.pieces) }
 
 // TokenID returns the id of a piece of the vocabulary or of an added token.
 func (t *Tokenizer) TokenID(piece string) (int, bool) {
-	for _, a := range t.added {
-		if a.content == piece {
-			return a.id, true
-		}
+	if id, ok := t.addedID[piece]; ok {
+		return id, true
 	}
 	id, ok := t.vocab[piece]
 	return id, ok
