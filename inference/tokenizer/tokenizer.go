@@ -14,9 +14,9 @@ type Tokenizer struct {
 
 	added   []addedToken   // in id order
 	addedID map[string]int // added token content -> id
-	special map[int]bool // ids of special added tokens
-	raw     matcher      // added tokens matched on the raw text
-	normed  matcher      // added tokens matched on normalized text
+	special map[int]bool   // ids of special added tokens
+	raw     matcher        // added tokens matched on the raw text
+	normed  matcher        // added tokens matched on normalized text
 
 	norm []normStep // normalizer, applied to each piece between added tokens
 	meta *metaspace // pre-tokenizer; nil when there is none
