@@ -32,7 +32,10 @@ func load(fsys fs.FS, dir string, show func(string) string) (*Tokenizer, error) 
 	read := func(name string) ([]byte, error) {
 		f, err := fsys.Open(path.Join(dir, name))
 		if err != nil {
-			return nil, err
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%s: %w", show(name), err)
 		}
 		defer f.Close()
 		data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
@@ -132,9 +135,10 @@ func readConfig(read func(string) ([]byte, error), show func(string) string) (*c
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
+	// tokenizer_config.json wins; a null there counts as absent.
 	pick := func(a, b *tokenSpec) *string {
 		if a != nil {
-			return a.content // an explicit null means none
+			return a.content
 		}
 		if b != nil {
 			return b.content
