@@ -175,3 +175,24 @@ func TestLoadSentencePieceTiny(t *testing.T) {
 		t.Errorf("Decode = %q", d)
 	}
 }
+
+// TestConcurrent backs the claim that a loaded Tokenizer may be shared (run
+// with -race).
+func TestConcurrent(t *testing.T) {
+	tok := openHermes(t)
+	cases := readGolden(t).Cases
+	done := make(chan bool)
+	for g := 0; g < 4; g++ {
+		go func() {
+			for _, c := range cases[:20] {
+				if got := tok.Encode(c.Text, false); !slices.Equal(got, c.IDs) || tok.Decode(got) != c.Decoded {
+					t.Errorf("concurrent Encode(%q) differs", c.Text)
+				}
+			}
+			done <- true
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+}
