@@ -3,6 +3,6 @@ module github.com/briefapp/brief
 go 1.26.0
 
 require (
-	github.com/ardanlabs/jinja v1.8.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
+	github.com/ardanlabs/jinja v1.8.0
+	google.golang.org/protobuf v1.36.12
 )
