@@ -41,6 +41,44 @@ type Engine struct {
 	n       int         // positions in the cache
 	logits  []float32   // (vocab): last position of the last step
 	hasLast bool
+	s       scratch
+}
+
+// scratch holds the activations of one step, sized once for the largest
+// step (a prefill chunk or a verify of MaxVerify tokens).
+type scratch struct {
+	x      []float32   // (tokens, hidden): the residual stream
+	xn     []float32   // (tokens, hidden): normed
+	qkv    []float32   // (tokens, heads*head_dim + 2*kv_dim)
+	att    []float32   // (tokens, heads*head_dim)
+	proj   []float32   // (tokens, hidden)
+	gu     []float32   // (tokens, 2*intermediate)
+	act    []float32   // (tokens, intermediate)
+	logits []float32   // (tokens, vocab)
+	scores [][]float32 // (threads, max context): attention weights per worker
+}
+
+func newScratch(c *inference.Config, tokens, threads, maxCtx int) scratch {
+	qd, kvd := c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	s := scratch{
+		x: make([]float32, tokens*c.Hidden), xn: make([]float32, tokens*c.Hidden),
+		qkv: make([]float32, tokens*(qd+2*kvd)), att: make([]float32, tokens*qd),
+		proj: make([]float32, tokens*c.Hidden), gu: make([]float32, tokens*2*c.Intermediate),
+		act: make([]float32, tokens*c.Intermediate), logits: make([]float32, tokens*c.Vocab),
+		scores: make([][]float32, threads),
+	}
+	for i := range s.scores {
+		s.scores[i] = make([]float32, maxCtx)
+	}
+	return s
+}
+
+func (s *scratch) bytes() int64 {
+	n := len(s.x) + len(s.xn) + len(s.qkv) + len(s.att) + len(s.proj) + len(s.gu) + len(s.act) + len(s.logits)
+	for _, v := range s.scores {
+		n += len(v)
+	}
+	return 4 * int64(n)
 }
 
 // NewFromWeights dequantizes w into float32 and returns an engine on it.
@@ -96,7 +134,8 @@ func newEngine(cfg *inference.Config, w *weights, opts Options) *Engine {
 	e.k = make([][]float32, cfg.Layers)
 	e.v = make([][]float32, cfg.Layers)
 	e.logits = make([]float32, cfg.Vocab)
-	e.wBytes = 4 * int64(len(w.embed)+len(w.norm)+len(w.lmHead)+len(e.logits))
+	e.s = newScratch(cfg, max(e.chunk, inference.MaxVerify), e.p.threads, e.maxCtx)
+	e.wBytes = 4*int64(len(w.embed)+len(w.norm)+len(w.lmHead)+len(e.logits)) + e.s.bytes()
 	for _, l := range w.layers {
 		e.wBytes += 4 * int64(len(l.attnNorm)+len(l.mlpNorm)+len(l.qkv)+len(l.o)+len(l.gateUp)+len(l.down))
 	}
@@ -214,13 +253,9 @@ func (e *Engine) forward(tokens []int, want int) []int {
 	qd, kvd, inter := c.Heads*hd, e.kvDim, c.Intermediate
 	p0 := e.n
 
-	x := make([]float32, T*H)  // (T, hidden): the residual stream
-	xn := make([]float32, T*H) // (T, hidden): normed
-	qkv := make([]float32, T*(qd+2*kvd))
-	att := make([]float32, T*qd) // (T, heads*head_dim)
-	proj := make([]float32, T*H) // (T, hidden)
-	gu := make([]float32, T*2*inter)
-	act := make([]float32, T*inter)
+	s := &e.s
+	x, xn, qkv, att := s.x[:T*H], s.xn[:T*H], s.qkv[:T*(qd+2*kvd)], s.att[:T*qd]
+	proj, gu, act := s.proj[:T*H], s.gu[:T*2*inter], s.act[:T*inter]
 
 	for t, id := range tokens {
 		copy(x[t*H:(t+1)*H], e.w.embed[id*H:(id+1)*H])
@@ -252,8 +287,8 @@ func (e *Engine) forward(tokens []int, want int) []int {
 			copy(e.v[li][pos*kvd:(pos+1)*kvd], row[qd+kvd:qd+2*kvd])
 		}
 		group := c.Heads / c.KVHeads
-		e.p.rows(T*c.Heads, (p0+T)*hd, func(lo, hi int) {
-			scores := make([]float32, p0+T)
+		e.p.rows(T*c.Heads, (p0+T)*hd, func(w, lo, hi int) {
+			scores := s.scores[w]
 			for th := lo; th < hi; th++ {
 				t, h := th/c.Heads, th%c.Heads
 				q := qkv[t*(qd+2*kvd)+h*hd : t*(qd+2*kvd)+(h+1)*hd]
@@ -283,7 +318,7 @@ func (e *Engine) forward(tokens []int, want int) []int {
 		return nil
 	}
 	next := make([]int, want)
-	logits := make([]float32, want*c.Vocab)
+	logits := s.logits[:want*c.Vocab]
 	for i := 0; i < want; i++ {
 		t := T - want + i
 		rmsNorm(xn[i*H:(i+1)*H], x[t*H:(t+1)*H], e.w.norm, c.RMSNormEps)

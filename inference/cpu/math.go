@@ -15,21 +15,22 @@ type pool struct {
 const minWork = 1 << 15
 
 // rows runs f over [0,n) in contiguous chunks, in parallel when each row
-// costs cost multiply-adds and the total is worth it.
-func (p pool) rows(n, cost int, f func(lo, hi int)) {
+// costs cost multiply-adds and the total is worth it. f's first argument
+// numbers the chunk (below p.threads), for per-worker scratch.
+func (p pool) rows(n, cost int, f func(worker, lo, hi int)) {
 	workers := min(p.threads, n)
 	if workers <= 1 || n*cost < minWork {
-		f(0, n)
+		f(0, 0, n)
 		return
 	}
 	var wg sync.WaitGroup
 	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
+	for w, lo := 0, 0; lo < n; w, lo = w+1, lo+chunk {
 		hi := min(lo+chunk, n)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f(lo, hi)
+			f(w, lo, hi)
 		}()
 	}
 	wg.Wait()
@@ -39,7 +40,7 @@ func (p pool) rows(n, cost int, f func(lo, hi int)) {
 // (out, in), y is (tokens, out). Each weight row is read once for all
 // tokens.
 func (p pool) matmul(y, x, w []float32, tokens, in, out int) {
-	p.rows(out, tokens*in, func(lo, hi int) {
+	p.rows(out, tokens*in, func(_, lo, hi int) {
 		for o := lo; o < hi; o++ {
 			wr := w[o*in : (o+1)*in]
 			for t := 0; t < tokens; t++ {
