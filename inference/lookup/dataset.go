@@ -114,10 +114,11 @@ type Named struct {
 	New  func() Drafter
 }
 
-// Drafters are the three drafters compared by the replay.
-func Drafters() []Named {
+// Drafters are the three drafters compared by the replay; eos are the ids
+// transformers' drafter never drafts past.
+func Drafters(eos []int) []Named {
 	return []Named{
-		{"transformers (n-gram 2, earliest)", func() Drafter { return Transformers{Ngram: 2} }},
+		{"transformers (n-gram 2, earliest)", func() Drafter { return Transformers{Ngram: 2, EOS: eos} }},
 		{"prompt-lookup-decoding repo (n-gram 3, earliest)", func() Drafter { return Original{Ngram: 3} }},
 		{fmt.Sprintf("brief index (n-gram %d, majority vote)", DefaultNgram), func() Drafter { return NewIndex(DefaultNgram) }},
 	}

@@ -99,7 +99,7 @@ func TestCases(t *testing.T) {
 			t.Errorf("case %d: %v / %v, want %v / %v", i, cs[i].Prompt, cs[i].Answer, want[i].Prompt, want[i].Answer)
 		}
 	}
-	res := ReplayAll(cs, Drafters(), 10)
+	res := ReplayAll(cs, Drafters([]int{2}), 10)
 	// Tokens: every answer id but the first, which prefill produces.
 	if len(res) != 3 || res[2].Steps == 0 || res[2].Tokens != 2+3+3 {
 		t.Errorf("ReplayAll: %+v", res)

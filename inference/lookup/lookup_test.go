@@ -19,9 +19,11 @@ func TestTransformers(t *testing.T) {
 		{"continuation cut at the end", []int{1, 2, 1}, 2, 10, []int{2, 1}},
 		{"no match", []int{1, 2, 3}, 2, 5, nil},
 		{"empty", nil, 2, 5, nil},
+		{"cut at EOS", []int{4, 5, 6, 99, 7, 4}, 2, 5, []int{5, 6}},
+		{"EOS first", []int{4, 99, 6, 4}, 2, 5, nil},
 	}
 	for _, tc := range tests {
-		got := Transformers{Ngram: tc.ngram}.Draft(tc.ctx, tc.max)
+		got := Transformers{Ngram: tc.ngram, EOS: []int{99}}.Draft(tc.ctx, tc.max)
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("%s: Draft(%v) = %v, want %v", tc.name, tc.ctx, got, tc.want)
 		}
