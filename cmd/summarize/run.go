@@ -103,11 +103,9 @@ func readArticle(name string, stdin io.Reader) (string, error) {
 	return string(b), nil
 }
 
-func runSummarize(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	o, err := parseRun(args, stderr)
-	if err != nil {
-		return err
-	}
+// buildPrompt tokenizes the conversation the options describe, through
+// the model's chat template (raw text for a model without one).
+func buildPrompt(o *runOptions, stdin io.Reader) ([]int, *tokenizer.Tokenizer, error) {
 	var msgs []chat.Message
 	if o.prompt != "" {
 		if o.system != "" {
@@ -117,19 +115,31 @@ func runSummarize(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	} else {
 		article, err := readArticle(o.article, stdin)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		msgs = chat.SummaryMessages(o.system, o.instruction, article)
 	}
 	tok, err := tokenizer.Load(o.model)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	tmpl, err := chat.Load(o.model)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	prompt, err := chat.Encode(tmpl, tok, msgs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return prompt, tok, nil
+}
+
+func runSummarize(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	o, err := parseRun(args, stderr)
+	if err != nil {
+		return err
+	}
+	prompt, tok, err := buildPrompt(o, stdin)
 	if err != nil {
 		return err
 	}

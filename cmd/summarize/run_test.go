@@ -171,3 +171,39 @@ func TestOpenEngine(t *testing.T) {
 		t.Errorf("auto with a GPU: %v, %v", e, err)
 	}
 }
+
+// TestReferencePrompt: the default flags with the reference article build
+// the reference workload's 6,435 prompt ids (transformers' golden ids).
+func TestReferencePrompt(t *testing.T) {
+	model := testdata.Path(t, "openhermes-2.5-mistral-7b-awq")
+	article := testdata.Path(t, "llama2_article.txt")
+	b, err := os.ReadFile(filepath.Join(model, "golden_tokens.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Seed struct {
+			IDs []int `json:"ids"`
+		} `json:"seed_prompt"`
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseRun([]string{"--model", model, "--article", article}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, _, err := buildPrompt(o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Seed.IDs) != 6435 || !slices.Equal(ids, g.Seed.IDs) {
+		t.Errorf("prompt of %d ids, want transformers' %d", len(ids), len(g.Seed.IDs))
+	}
+	// The folder has no weights: the command says so.
+	err = runSummarize(context.Background(), []string{"--model", model, "--article", article}, nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), model) {
+		t.Errorf("model folder without weights: %v", err)
+	}
+	t.Logf("without weights: %v", err)
+}
