@@ -1,0 +1,210 @@
+// Attention over the KV cache for a step's tokens: grouped-query, causal,
+// sliding window (query at position i sees keys i-W < j <= i), split over
+// the key range (flash-decoding) with a separate reduce. The same kernel
+// serves decode/verify (1..16 tokens; the split over keys gives the
+// parallelism) and prefill chunks (many row tiles; online softmax keeps a
+// tile's scores out of memory). fp32 scores and accumulators.
+//
+// A block takes one KV head, one tile of "rows" (query token x query head of
+// that KV group, ROWS = 4 warps x RW rows each) and one share of the keys the
+// tile can see. Keys come through shared memory 32 at a time: lane j scores
+// key j for each of its warp's rows, then lanes switch to head dimensions
+// to accumulate p * v.
+#include "common.cuh"
+
+constexpr int kAttnWarps = 4;
+constexpr int kKeyTile = 32;
+
+// Dynamic shared memory of attn_partial<D, RW>; the Go side computes the same.
+__host__ __device__ constexpr int attn_smem(int D, int RW) {
+  return kAttnWarps * RW * D * 4 + kAttnWarps * RW * kKeyTile * 4 + 2 * kKeyTile * (D + 2) * 2;
+}
+
+// qkv (tokens, (heads + 2*kv_heads) * D) fp16, q already rotated;
+// kc, vc (kv_heads, cap, D) fp16, this layer's cache ring (slot = pos % cap);
+// ws_acc (nsplit, tokens*heads, D) fp32 unnormalized outputs;
+// ws_ml (nsplit, tokens*heads, 2) fp32 running max and sum of each split.
+template <int D, int RW>
+__device__ void attn_partial_body(const __half* __restrict__ qkv, const __half* __restrict__ kc,
+                                  const __half* __restrict__ vc, const int* __restrict__ params,
+                                  int tokens, int heads, int kv_heads, int cap, int window,
+                                  float scale, float* __restrict__ ws_acc,
+                                  float* __restrict__ ws_ml) {
+  constexpr int ROWS = kAttnWarps * RW;
+  constexpr int DL = (D + 31) / 32;  // head dimensions per lane in the p*v phase
+  constexpr int KS = D + 2;          // K/V row stride in halves: an odd word count, no bank conflicts
+  extern __shared__ float smem[];
+  float* Qs = smem;                   // (ROWS, D), pre-scaled
+  float* Ps = Qs + ROWS * D;          // (ROWS, 32) probabilities of the current key tile
+  __half* Ks = reinterpret_cast<__half*>(Ps + ROWS * kKeyTile);  // (32, KS)
+  __half* Vs = Ks + kKeyTile * KS;                               // (32, KS)
+
+  const int G = heads / kv_heads;
+  const int kv = blockIdx.y, z = blockIdx.z, nsplit = gridDim.z;
+  const int nrows = tokens * G;
+  const int row0 = blockIdx.x * ROWS;
+  const int qstride = (heads + 2 * kv_heads) * D;
+  const int pos0 = params[kParamPos];
+
+  // Keys any row of the tile can see, and this block's share of them.
+  const int p_first = pos0 + row0 / G;
+  const int p_last = pos0 + (min(row0 + ROWS, nrows) - 1) / G;
+  const int lo = window > 0 ? max(0, p_first - window + 1) : 0;
+  const int n = p_last - lo + 1;
+  int per = (n + nsplit - 1) / nsplit;
+  per = (per + kKeyTile - 1) / kKeyTile * kKeyTile;
+  const int k_begin = lo + z * per;
+  const int k_end = min(p_last + 1, k_begin + per);  // exclusive
+
+  for (int idx = threadIdx.x; idx < ROWS * D; idx += blockDim.x) {
+    const int r = idx / D, d = idx % D, gr = row0 + r;
+    float v = 0.f;
+    if (gr < nrows) {
+      const int t = gr / G, h = kv * G + gr % G;
+      v = __half2float(qkv[(size_t)t * qstride + h * D + d]) * scale;
+    }
+    Qs[idx] = v;
+  }
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  float m[RW], l[RW], acc[RW][DL];
+#pragma unroll
+  for (int i = 0; i < RW; i++) {
+    m[i] = -INFINITY;
+    l[i] = 0.f;
+#pragma unroll
+    for (int dd = 0; dd < DL; dd++) acc[i][dd] = 0.f;
+  }
+
+  const size_t head_base = (size_t)kv * cap * D;
+  for (int k0 = k_begin; k0 < k_end; k0 += kKeyTile) {
+    __syncthreads();  // Q loaded / previous tile consumed
+    // 16-byte loads of K and V rows (D % 8 == 0), zero past the share's end.
+    for (int idx = threadIdx.x; idx < kKeyTile * (D / 8); idx += blockDim.x) {
+      const int j = idx / (D / 8), c = idx % (D / 8);
+      const int kp = k0 + j;
+      uint4 kq = make_uint4(0, 0, 0, 0), vq = make_uint4(0, 0, 0, 0);
+      if (kp < k_end) {
+        const size_t off = head_base + (size_t)(kp % cap) * D + c * 8;
+        kq = *reinterpret_cast<const uint4*>(kc + off);
+        vq = *reinterpret_cast<const uint4*>(vc + off);
+      }
+      uint32_t* kd = reinterpret_cast<uint32_t*>(Ks + j * KS + c * 8);
+      uint32_t* vd = reinterpret_cast<uint32_t*>(Vs + j * KS + c * 8);
+      kd[0] = kq.x, kd[1] = kq.y, kd[2] = kq.z, kd[3] = kq.w;
+      vd[0] = vq.x, vd[1] = vq.y, vd[2] = vq.z, vd[3] = vq.w;
+    }
+    __syncthreads();
+
+    // Scores: lane j takes key k0 + j.
+    const int kp = k0 + lane;
+    float s[RW];
+#pragma unroll
+    for (int i = 0; i < RW; i++) s[i] = 0.f;
+    const __half* kr = Ks + lane * KS;
+#pragma unroll 8
+    for (int d = 0; d < D; d += 2) {
+      const float2 kf = __half22float2(*reinterpret_cast<const __half2*>(kr + d));
+#pragma unroll
+      for (int i = 0; i < RW; i++) {
+        const float2 q = *reinterpret_cast<const float2*>(Qs + (warp * RW + i) * D + d);
+        s[i] = fmaf(q.x, kf.x, fmaf(q.y, kf.y, s[i]));
+      }
+    }
+
+    // Mask, online softmax, rescale the accumulators.
+#pragma unroll
+    for (int i = 0; i < RW; i++) {
+      const int gr = row0 + warp * RW + i;
+      const int p = pos0 + gr / G;
+      const bool ok = gr < nrows && kp < k_end && kp <= p && (window <= 0 || kp > p - window);
+      const float sv = ok ? s[i] : -INFINITY;
+      const float mn = fmaxf(m[i], warp_max(sv));
+      const float pe = ok ? expf(sv - mn) : 0.f;
+      const float alpha = mn == -INFINITY ? 1.f : expf(m[i] - mn);
+      l[i] = l[i] * alpha + warp_sum(pe);
+      m[i] = mn;
+      Ps[(warp * RW + i) * kKeyTile + lane] = pe;
+#pragma unroll
+      for (int dd = 0; dd < DL; dd++) acc[i][dd] *= alpha;
+    }
+    __syncwarp();
+
+    // acc += p * v: lanes take head dimensions lane, lane+32, ...
+#pragma unroll 4
+    for (int j = 0; j < kKeyTile; j++) {
+      float v[DL];
+#pragma unroll
+      for (int dd = 0; dd < DL; dd++) {
+        const int d = lane + 32 * dd;
+        v[dd] = d < D ? __half2float(Vs[j * KS + d]) : 0.f;
+      }
+#pragma unroll
+      for (int i = 0; i < RW; i++) {
+        const float pj = Ps[(warp * RW + i) * kKeyTile + j];
+#pragma unroll
+        for (int dd = 0; dd < DL; dd++) acc[i][dd] = fmaf(pj, v[dd], acc[i][dd]);
+      }
+    }
+  }
+
+#pragma unroll
+  for (int i = 0; i < RW; i++) {
+    const int gr = row0 + warp * RW + i;
+    if (gr >= nrows) continue;
+    const int t = gr / G, h = kv * G + gr % G;
+    const size_t o = (size_t)z * tokens * heads + (size_t)t * heads + h;
+#pragma unroll
+    for (int dd = 0; dd < DL; dd++) {
+      const int d = lane + 32 * dd;
+      if (d < D) ws_acc[o * D + d] = acc[i][dd];
+    }
+    if (lane == 0) {
+      ws_ml[o * 2] = m[i];
+      ws_ml[o * 2 + 1] = l[i];
+    }
+  }
+}
+
+#define ATTN_PARTIAL(D, RW)                                                                  \
+  extern "C" __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_d##D##_r##RW(   \
+      const __half* __restrict__ qkv, const __half* __restrict__ kc,                         \
+      const __half* __restrict__ vc, const int* __restrict__ params, int tokens, int heads,  \
+      int kv_heads, int cap, int window, float scale, float* __restrict__ ws_acc,            \
+      float* __restrict__ ws_ml) {                                                           \
+    attn_partial_body<D, RW>(qkv, kc, vc, params, tokens, heads, kv_heads, cap, window,      \
+                             scale, ws_acc, ws_ml);                                          \
+  }
+#define ATTN_ALL_RW(D) \
+  ATTN_PARTIAL(D, 1)   \
+  ATTN_PARTIAL(D, 2)   \
+  ATTN_PARTIAL(D, 4)   \
+  ATTN_PARTIAL(D, 8)   \
+  ATTN_PARTIAL(D, 16)
+ATTN_ALL_RW(8)
+ATTN_ALL_RW(16)
+ATTN_ALL_RW(32)
+ATTN_ALL_RW(64)
+ATTN_ALL_RW(128)
+
+// Combine the splits: out = sum_z e^(m_z - M) acc_z / sum_z e^(m_z - M) l_z.
+// grid (tokens*heads), block head_dim. out (tokens, heads*D) fp16.
+extern "C" __global__ void attn_reduce(const float* __restrict__ ws_acc,
+                                       const float* __restrict__ ws_ml, __half* __restrict__ out,
+                                       int rows, int nsplit, int head_dim) {
+  const int r = blockIdx.x;
+  float M = -INFINITY;
+  for (int z = 0; z < nsplit; z++) M = fmaxf(M, ws_ml[((size_t)z * rows + r) * 2]);
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float num = 0.f, den = 0.f;
+    for (int z = 0; z < nsplit; z++) {
+      const size_t o = (size_t)z * rows + r;
+      const float mz = ws_ml[o * 2];
+      if (mz == -INFINITY) continue;
+      const float w = expf(mz - M);
+      den += w * ws_ml[o * 2 + 1];
+      num += w * ws_acc[o * head_dim + d];
+    }
+    out[(size_t)r * head_dim + d] = __float2half_rn(den > 0.f ? num / den : 0.f);
+  }
+}
