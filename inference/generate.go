@@ -18,6 +18,22 @@ type Request struct {
 	LookupTokens int   // most drafted tokens per step (prompt_lookup_num_tokens)
 	LookupNgram  int   // longest n-gram matched when drafting
 	EOS          []int // stop ids
+	// Drafter proposes tokens for Lookup; nil means lookup.NewIndex(LookupNgram).
+	// It must be fresh or follow only this request's sequence.
+	Drafter Drafter
+}
+
+// Drafter proposes up to max tokens to follow context (prompt + generated
+// so far); the drafters of inference/lookup implement it.
+type Drafter interface {
+	Draft(context []int, max int) []int
+}
+
+// TextDecoder turns ids into text as they come, holding back incomplete
+// UTF-8; tokenizer.Stream implements it.
+type TextDecoder interface {
+	Next(id int) string // text completed by id, possibly ""
+	Flush() string      // whatever is still held back
 }
 
 // Event is one item of the stream a run emits; exactly one field is set.
