@@ -365,3 +365,69 @@ func kernelDefined(t *testing.T, name string) bool {
 	}
 	return false
 }
+
+// concatAWQ joins file-layout linears along the output, as one file-layout
+// linear (every out is a multiple of 8, so packed columns just append).
+func concatAWQ(ls ...inference.AWQLinear) inference.AWQLinear {
+	c := inference.AWQLinear{In: ls[0].In, GroupSize: ls[0].GroupSize}
+	for _, l := range ls {
+		c.Out += l.Out
+	}
+	for k := 0; k < c.In; k++ {
+		for _, l := range ls {
+			c.QWeight = append(c.QWeight, l.QWeight[k*l.Out/8:(k+1)*l.Out/8]...)
+		}
+	}
+	for g := 0; g < c.In/c.GroupSize; g++ {
+		for _, l := range ls {
+			c.QZeros = append(c.QZeros, l.QZeros[g*l.Out/8:(g+1)*l.Out/8]...)
+			c.Scales = append(c.Scales, l.Scales[g*l.Out:(g+1)*l.Out]...)
+		}
+	}
+	return c
+}
+
+// TestLabVector checks that packing fused linears equals packing their
+// file-layout concatenation, and, with BRIEF_AWQ_LAB_VECTOR=DIR, writes
+// both as DIR/awq_g<group>.bin for the kernel lab (cuda/lab), which checks
+// its C++ packing against these bytes and runs the kernels on them.
+func TestLabVector(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	dir := os.Getenv("BRIEF_AWQ_LAB_VECTOR")
+	for _, g := range []int{32, 128} {
+		q, k, v := randomAWQ(r, 512, 256, g), randomAWQ(r, 512, 64, g), randomAWQ(r, 512, 72, g)
+		fused, err := packAWQ(q, k, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := concatAWQ(q, k, v)
+		one, err := packAWQ(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(one.Bytes) != string(fused.Bytes) || one.Out != fused.Out {
+			t.Fatalf("group %d: packing q|k|v differs from packing their concatenation", g)
+		}
+		if dir == "" {
+			continue
+		}
+		var b []byte
+		b = binary.LittleEndian.AppendUint32(b, uint32(c.In))
+		b = binary.LittleEndian.AppendUint32(b, uint32(c.Out))
+		b = binary.LittleEndian.AppendUint32(b, uint32(c.GroupSize))
+		for _, w := range c.QWeight {
+			b = binary.LittleEndian.AppendUint32(b, uint32(w))
+		}
+		for _, w := range c.QZeros {
+			b = binary.LittleEndian.AppendUint32(b, uint32(w))
+		}
+		for _, s := range c.Scales {
+			b = binary.LittleEndian.AppendUint16(b, s)
+		}
+		b = binary.LittleEndian.AppendUint64(b, uint64(len(fused.Bytes)))
+		b = append(b, fused.Bytes...)
+		if err := os.WriteFile(fmt.Sprintf("%s/awq_g%d.bin", dir, g), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
