@@ -9,6 +9,8 @@
 // found through hash maps updated incrementally, so a step costs O(n-gram)).
 package lookup
 
+import "slices"
+
 // Drafter proposes up to max tokens to follow context (prompt + generated
 // so far). It returns nil when it has nothing to propose. The returned slice
 // may alias context; callers must not modify it.
@@ -19,20 +21,32 @@ type Drafter interface {
 // Transformers is the drafter of Hugging Face transformers'
 // PromptLookupCandidateGenerator: for n from Ngram down to 1, the earliest
 // earlier occurrence of the last n tokens that has at least one token after
-// it; the draft is up to max tokens that follow it.
+// it; the draft is up to max tokens that follow it, cut before the first
+// EOS id.
 type Transformers struct {
-	Ngram int // max_matching_ngram_size; transformers' default is 2
+	Ngram int   // max_matching_ngram_size; transformers' default is 2
+	EOS   []int // eos_token_id
 }
 
 // Draft implements Drafter by scanning the whole context (O(len) per call,
 // as transformers does).
-func (d Transformers) Draft(context []int, max int) []int {
+func (tr Transformers) Draft(context []int, max int) []int {
 	L := len(context)
-	for n := min(d.Ngram, L-1); n >= 1; n-- {
+	for n := min(tr.Ngram, L-1); n >= 1; n-- {
 		suffix := context[L-n:]
 		for i := 0; i+n < L; i++ { // i+n < L: something follows the match
 			if equal(context[i:i+n], suffix) {
-				return context[i+n : min(i+n+max, L)]
+				d := context[i+n : min(i+n+max, L)]
+				for j, t := range d {
+					if slices.Contains(tr.EOS, t) {
+						d = d[:j]
+						break
+					}
+				}
+				if len(d) == 0 {
+					return nil
+				}
+				return d
 			}
 		}
 	}

@@ -19,9 +19,11 @@ func TestTransformers(t *testing.T) {
 		{"continuation cut at the end", []int{1, 2, 1}, 2, 10, []int{2, 1}},
 		{"no match", []int{1, 2, 3}, 2, 5, nil},
 		{"empty", nil, 2, 5, nil},
+		{"cut at EOS", []int{4, 5, 6, 99, 7, 4}, 2, 5, []int{5, 6}},
+		{"EOS first", []int{4, 99, 6, 4}, 2, 5, nil},
 	}
 	for _, tc := range tests {
-		got := Transformers{Ngram: tc.ngram}.Draft(tc.ctx, tc.max)
+		got := Transformers{Ngram: tc.ngram, EOS: []int{99}}.Draft(tc.ctx, tc.max)
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("%s: Draft(%v) = %v, want %v", tc.name, tc.ctx, got, tc.want)
 		}
@@ -49,48 +51,84 @@ func TestOriginal(t *testing.T) {
 	}
 }
 
-// naiveRecent is Index's rule written as a plain scan: longest n-gram,
-// most recent (or earliest) earlier occurrence with a token after it.
-func naiveRecent(ctx []int, maxN, minN, max int, earliest bool) []int {
+// naiveVote is Index's rule written as a plain scan: the longest suffix
+// (up to maxN) with earlier occurrences, at most limit of them, earliest
+// first; each drafted token is the majority continuation of the occurrences
+// still agreeing, ties to the earliest.
+func naiveVote(ctx []int, maxN, limit, max int) []int {
 	L := len(ctx)
-	for n := min(maxN, L-1); n >= minN; n-- {
-		suffix := ctx[L-n:]
-		best := -1
-		for i := 0; i+n < L; i++ {
-			if equal(ctx[i:i+n], suffix) {
-				best = i
-				if earliest {
-					break
-				}
+	for n := min(maxN, L-1); n >= 1; n-- {
+		var occ []int
+		for i := 0; i+n < L && len(occ) < limit; i++ {
+			if equal(ctx[i:i+n], ctx[L-n:]) {
+				occ = append(occ, i+n)
 			}
 		}
-		if best >= 0 {
-			return ctx[best+n : min(best+n+max, L)]
+		if len(occ) == 0 {
+			continue
 		}
+		var out []int
+		for j := 0; j < max; j++ {
+			count := map[int]int{}
+			for _, p := range occ {
+				if p+j < L {
+					count[ctx[p+j]]++
+				}
+			}
+			best := -1
+			for _, p := range occ {
+				if p+j < L && (best < 0 || count[ctx[p+j]] > count[best]) {
+					best = ctx[p+j]
+				}
+			}
+			if best < 0 {
+				break
+			}
+			out = append(out, best)
+			var keep []int
+			for _, p := range occ {
+				if p+j < L && ctx[p+j] == best {
+					keep = append(keep, p)
+				}
+			}
+			occ = keep
+		}
+		return out
 	}
 	return nil
 }
 
 func TestIndexMatchesNaive(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
-	for _, earliest := range []bool{false, true} {
-		for trial := 0; trial < 30; trial++ {
-			x := &Index{MaxNgram: 1 + rng.Intn(5), MinNgram: 1, Earliest: earliest}
-			var ctx []int
-			vocab := 2 + rng.Intn(6)
-			for step := 0; step < 200; step++ {
-				grow := 1 + rng.Intn(4)
-				for range grow {
-					ctx = append(ctx, rng.Intn(vocab))
-				}
-				max := 1 + rng.Intn(10)
-				got := x.Draft(ctx, max)
-				want := naiveRecent(ctx, x.MaxNgram, 1, max, earliest)
-				if !slices.Equal(got, want) {
-					t.Fatalf("earliest=%v maxN=%d ctx=%v max=%d: got %v, want %v", earliest, x.MaxNgram, ctx, max, got, want)
-				}
+	for trial := 0; trial < 60; trial++ {
+		x := &Index{MaxNgram: 1 + rng.Intn(8), MaxCandidates: []int{0, 1, 3}[trial%3]}
+		limit := x.MaxCandidates
+		if limit == 0 {
+			limit = DefaultCandidates
+		}
+		var ctx []int
+		vocab := 2 + rng.Intn(6)
+		for step := 0; step < 200; step++ {
+			for range 1 + rng.Intn(4) {
+				ctx = append(ctx, rng.Intn(vocab))
+			}
+			max := 1 + rng.Intn(10)
+			got := x.Draft(ctx, max)
+			want := naiveVote(ctx, x.MaxNgram, limit, max)
+			if !slices.Equal(got, want) {
+				t.Fatalf("maxN=%d limit=%d ctx=%v max=%d: got %v, want %v", x.MaxNgram, limit, ctx, max, got, want)
 			}
 		}
+	}
+}
+
+func TestIndexVotes(t *testing.T) {
+	// Only the unigram (5) occurred before: followed by 8 once and by 6 7
+	// twice. The majority wins though 8 came first; after 6 7 the two
+	// agreeing occurrences split 1 / 2 and the tie goes to the earliest.
+	ctx := []int{5, 8, 0, 5, 6, 7, 1, 5, 6, 7, 2, 5}
+	if got, want := NewIndex(3).Draft(ctx, 4), []int{6, 7, 1, 5}; !slices.Equal(got, want) {
+		t.Errorf("Draft = %v, want %v", got, want)
 	}
 }
 

@@ -1,0 +1,239 @@
+package cuda
+
+// AWQ linear layers on the device: the load-time repacking of AWQ's file
+// layout into the layout the kernels in awq_gemv.cu and awq_gemm.cu read,
+// and the launch plans that pick a kernel and its shape.
+//
+// Both kernels compute y^T = W^T x^T on the tensor cores
+// (mma.sync.m16n8k16, fp16 inputs, fp32 accumulators) with the weights as
+// the A operand: the output columns are the MMA's M dimension and the tokens
+// its N dimension, so one decode token pads to 8, not to 16.
+//
+// Device layout of one packed linear (In, Out, Group; OutP = Out rounded up
+// to 16, zero-padded):
+//
+//	weights  (OutP/16 stripes, In/64 chunks, 32 lanes, 4 words) uint32
+//	scales   (In/Group, OutP) uint32 at szOffset: low half the fp16 scale s,
+//	         high half the fp16 value 1024+z (AWQ zero points are 0..15)
+//
+// A stripe is 16 output columns; a chunk is 64 input rows. Lane l = 4g+t of
+// a warp holds, for its stripe and chunk, the 16 input rows 16t..16t+15
+// of output columns g and g+8: word j covers rows 16t+4j..16t+4j+3 and is
+// exactly the lane's A fragment of one m16n8k16 step. Nibble i of word j is
+// output column 8*(i&1) + g, input row 16t + 4j + 2*((i>>1)&1) + (i>>2), so
+// that (word & 0x000f000f) | 0x64006400 is the fp16 pair 1024+q of A
+// fragment register 0, and shifts by 4, 8, 12 give registers 1, 2, 3.
+// The MMA's k order is thus permuted inside each chunk; the x side reads
+// its 16 contiguous halves per lane in the same order, so the dot product is
+// unchanged, each lane's x fragment is two 16-byte loads and each lane's
+// weights for a chunk are one coalesced 16-byte load.
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/briefapp/brief/inference"
+)
+
+// awqPacked is one AWQ linear, or several that share an input concatenated
+// along the output (q|k|v, gate|up), in the device layout.
+type awqPacked struct {
+	In, Out, Group int
+	Bytes          []byte // upload as one device buffer (256-byte aligned)
+}
+
+// awqLaunch says how to run y = x W for `tokens` rows on a GPU of compute
+// capability cc (e.g. 90 for sm_90).
+type awqLaunch struct {
+	Kernel      string // function name in the fatbins
+	Grid, Block [3]uint32
+	Shared      uint32 // dynamic shared memory bytes
+	Workspace   int    // bytes of scratch the kernel needs (0 if none)
+}
+
+const (
+	awqStripe = 16 // output columns per stripe (the MMA's M)
+	awqChunk  = 64 // input rows per chunk (four MMA k-steps)
+)
+
+// awqGroups are the group sizes the kernels are instantiated for.
+var awqGroups = [...]int{32, 64, 128}
+
+// awqOutPad is out rounded up to a whole stripe.
+func awqOutPad(out int) int { return (out + awqStripe - 1) / awqStripe * awqStripe }
+
+// awqSZOffset is where the scale/zero table starts in a packed buffer; the
+// kernels compute the same expression (awq_common.cuh: sz_offset).
+func awqSZOffset(in, out int) int {
+	w := awqOutPad(out) / awqStripe * (in / awqChunk) * 32 * 16
+	return (w + 255) / 256 * 256
+}
+
+// packAWQ repacks file-layout AWQ linears (inference.AWQLinear, same In
+// and Group) into the device layout, concatenating their outputs in order.
+func packAWQ(ls ...inference.AWQLinear) (awqPacked, error) {
+	if len(ls) == 0 {
+		return awqPacked{}, fmt.Errorf("awq pack: no linears")
+	}
+	in, group := ls[0].In, ls[0].GroupSize
+	out := 0
+	for i, l := range ls {
+		if err := checkAWQ(l); err != nil {
+			return awqPacked{}, fmt.Errorf("awq pack: linear %d of %d: %w", i, len(ls), err)
+		}
+		if l.In != in || l.GroupSize != group {
+			return awqPacked{}, fmt.Errorf("awq pack: linear %d has in=%d group=%d, linear 0 in=%d group=%d: fused linears must share both",
+				i, l.In, l.GroupSize, in, group)
+		}
+		out += l.Out
+	}
+	if in%awqChunk != 0 {
+		return awqPacked{}, fmt.Errorf("awq pack: in=%d is not a multiple of %d", in, awqChunk)
+	}
+	outP := awqOutPad(out)
+	szOff := awqSZOffset(in, out)
+	buf := make([]byte, szOff+in/group*outP*4)
+
+	// Columns of the concatenated linear; padded ones stay nil and pack as
+	// q = 0, z = 0, s = 0, which dequantize to exact zeros.
+	cols := make([]awqCol, outP)
+	base := 0
+	for li := range ls {
+		for n := 0; n < ls[li].Out; n++ {
+			cols[base+n] = awqCol{l: &ls[li], n: n}
+		}
+		base += ls[li].Out
+	}
+	for gi := 0; gi < in/group; gi++ {
+		for m, c := range cols {
+			v := uint32(0x6400) << 16
+			if c.l != nil {
+				pc := c.l.Out / 8
+				z := nibble(c.l.QZeros[gi*pc+c.n/8], c.n%8)
+				v = uint32(c.l.Scales[gi*c.l.Out+c.n]) | (0x6400|z)<<16
+			}
+			binary.LittleEndian.PutUint32(buf[szOff+(gi*outP+m)*4:], v)
+		}
+	}
+
+	// Weights: each stripe is an independent run of bytes, so stripes are
+	// packed in parallel (a 7B model has about 3.5e9 weights to move).
+	stripes, chunks := outP/awqStripe, in/awqChunk
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for s := w; s < stripes; s += workers {
+				packStripe(buf[s*chunks*512:(s+1)*chunks*512], cols[s*awqStripe:(s+1)*awqStripe], chunks)
+			}
+		}(w)
+	}
+	wg.Wait()
+	return awqPacked{In: in, Out: out, Group: group, Bytes: buf}, nil
+}
+
+// nibbleOf is the inverse of inference.AWQOrder: output column 8c+o sits in
+// nibble nibbleOf[o] of packed column c.
+var nibbleOf = func() (inv [8]int) {
+	for i, o := range inference.AWQOrder {
+		inv[o] = i
+	}
+	return inv
+}()
+
+// nibble extracts output column offset o (0..7) from a file-layout word.
+func nibble(w int32, o int) uint32 { return uint32(w) >> (4 * nibbleOf[o]) & 15 }
+
+// awqCol is one output column of a (possibly concatenated) linear.
+type awqCol struct {
+	l *inference.AWQLinear // nil for padding
+	n int                  // column within l
+}
+
+// packStripe writes one stripe's (chunks, 32 lanes, 4 words) into dst.
+// Nibble i of word j of lane 4g+t in chunk c is output column
+// 8*(i&1)+g of the stripe and input row 64c+16t+4j+2*((i>>1)&1)+(i>>2).
+func packStripe(dst []byte, cols []awqCol, chunks int) {
+	for c := 0; c < chunks; c++ {
+		for lane := 0; lane < 32; lane++ {
+			g, t := lane/4, lane%4
+			for j := 0; j < 4; j++ {
+				var word uint32
+				for i := 0; i < 8; i++ {
+					col := cols[8*(i&1)+g]
+					if col.l == nil {
+						continue
+					}
+					k := 64*c + 16*t + 4*j + 2*((i>>1)&1) + (i >> 2)
+					word |= nibble(col.l.QWeight[k*(col.l.Out/8)+col.n/8], col.n%8) << (4 * i)
+				}
+				binary.LittleEndian.PutUint32(dst[((c*32+lane)*4+j)*4:], word)
+			}
+		}
+	}
+}
+
+// checkAWQ validates one file-layout linear's shapes.
+func checkAWQ(l inference.AWQLinear) error {
+	ok := false
+	for _, g := range awqGroups {
+		ok = ok || l.GroupSize == g
+	}
+	switch {
+	case !ok:
+		return fmt.Errorf("group size %d not supported (want 32, 64 or 128)", l.GroupSize)
+	case l.In <= 0 || l.Out <= 0 || l.In%l.GroupSize != 0 || l.Out%8 != 0:
+		return fmt.Errorf("shape in=%d out=%d group=%d: in must be a multiple of the group, out of 8", l.In, l.Out, l.GroupSize)
+	case len(l.QWeight) != l.In*l.Out/8:
+		return fmt.Errorf("qweight has %d words, want in*out/8 = %d", len(l.QWeight), l.In*l.Out/8)
+	case len(l.QZeros) != l.In/l.GroupSize*l.Out/8:
+		return fmt.Errorf("qzeros has %d words, want in/group*out/8 = %d", len(l.QZeros), l.In/l.GroupSize*l.Out/8)
+	case len(l.Scales) != l.In/l.GroupSize*l.Out:
+		return fmt.Errorf("scales has %d values, want in/group*out = %d", len(l.Scales), l.In/l.GroupSize*l.Out)
+	}
+	return nil
+}
+
+// Launch shapes. The kernels' constants live in awq_gemv.cu / awq_gemm.cu;
+// these must match them (the lab and the GPU tests check the results).
+const (
+	awqGemvMaxTokens = 16    // tokens <= this run the mat-vec
+	awqGemvMaxWarps  = 8     // warps splitting one stripe's input rows
+	awqGemvUnroll    = 4     // chunks per warp in flight (AWQ_GEMV_U1)
+	awqGemmStripes   = 8     // stripes per GEMM block (128 outputs)
+	awqGemmTokens    = 64    // tokens per GEMM block
+	awqGemmThreads   = 256   // threads per GEMM block
+	awqGemmShared    = 43008 // kGemmShared: 3 stages of weights, x and scales
+)
+
+// awqPlan says how to run y = x W for tokens rows of x. Tokens 1..16 run
+// the mat-vec (weights read once for all tokens), more the tensor-core GEMM.
+// tokens < 1 gives the zero awqLaunch (nothing to run).
+func awqPlan(p *awqPacked, tokens, cc int) awqLaunch {
+	if p == nil || tokens < 1 || p.In < awqChunk {
+		return awqLaunch{}
+	}
+	stripes := uint32(awqOutPad(p.Out) / awqStripe)
+	if tokens <= awqGemvMaxTokens {
+		nt := 1
+		if tokens > 8 {
+			nt = 2
+		}
+		warps := min(max(p.In/awqChunk/awqGemvUnroll, 1), awqGemvMaxWarps)
+		return awqLaunch{
+			Kernel: fmt.Sprintf("awq_gemv_g%d_n%d", p.Group, nt),
+			Grid:   [3]uint32{stripes, 1, 1},
+			Block:  [3]uint32{uint32(32 * warps), 1, 1},
+		}
+	}
+	return awqLaunch{
+		Kernel: fmt.Sprintf("awq_gemm_g%d", p.Group),
+		Grid:   [3]uint32{(stripes + awqGemmStripes - 1) / awqGemmStripes, uint32((tokens + awqGemmTokens - 1) / awqGemmTokens), 1},
+		Block:  [3]uint32{awqGemmThreads, 1, 1},
+		Shared: awqGemmShared,
+	}
+}
