@@ -1,9 +1,16 @@
 // Attention over the KV cache for a step's tokens: grouped-query, causal,
 // sliding window (query at position i sees keys i-W < j <= i), split over
-// the key range (flash-decoding) with a separate reduce. The same kernel
+// the key range (flash-decoding); the last block of each split group to
+// finish combines the splits, so one launch does it all. The same kernel
 // serves decode/verify (1..16 tokens; the split over keys gives the
 // parallelism) and prefill chunks (many row tiles; online softmax keeps a
 // tile's scores out of memory). fp32 scores and accumulators.
+//
+// Batch invariance: with block_keys > 0 the splits are absolute key blocks
+// [k*B, (k+1)*B) and key tiles start at multiples of 32, so a query's result
+// is bit-for-bit the same whatever other tokens share its step. Prompt
+// lookup relies on it: verifying k drafted tokens must choose exactly what
+// k single steps would.
 //
 // A block takes one KV head, one tile of "rows" (query token x query head of
 // that KV group, ROWS = 4 warps x RW rows each) and one share of the keys the
@@ -15,21 +22,26 @@
 constexpr int kAttnWarps = 4;
 constexpr int kKeyTile = 32;
 
-// Dynamic shared memory of attn_partial<D, RW>; the Go side computes the same.
+// Dynamic shared memory of attn_body<D, RW>; the Go side computes the same.
 __host__ __device__ constexpr int attn_smem(int D, int RW) {
   return kAttnWarps * RW * D * 4 + kAttnWarps * RW * kKeyTile * 4 + 2 * kKeyTile * (D + 2) * 2;
 }
 
+// grid (row tiles, kv_heads, splits), block 128, dynamic shared attn_smem.
 // qkv (tokens, (heads + 2*kv_heads) * D) fp16, q already rotated;
 // kc, vc (kv_heads, cap, D) fp16, this layer's cache ring (slot = pos % cap);
-// ws_acc (nsplit, tokens*heads, D) fp32 unnormalized outputs;
-// ws_ml (nsplit, tokens*heads, 2) fp32 running max and sum of each split.
+// block_keys: B > 0 for absolute key blocks (split z = block lo/B + z), 0 to
+// share the tile's keys evenly among the splits;
+// ws_acc (splits, tokens*heads, D) fp32 unnormalized outputs;
+// ws_ml (splits, tokens*heads, 2) fp32 running max and sum of each split;
+// counters (row tiles * kv_heads) int, zero between launches;
+// out (tokens, heads*D) fp16.
 template <int D, int RW>
-__device__ void attn_partial_body(const __half* __restrict__ qkv, const __half* __restrict__ kc,
-                                  const __half* __restrict__ vc, const int* __restrict__ params,
-                                  int tokens, int heads, int kv_heads, int cap, int window,
-                                  float scale, float* __restrict__ ws_acc,
-                                  float* __restrict__ ws_ml) {
+__device__ void attn_body(const __half* __restrict__ qkv, const __half* __restrict__ kc,
+                          const __half* __restrict__ vc, const int* __restrict__ params,
+                          int tokens, int heads, int kv_heads, int cap, int window, float scale,
+                          int block_keys, float* __restrict__ ws_acc, float* __restrict__ ws_ml,
+                          int* __restrict__ counters, __half* __restrict__ out) {
   constexpr int ROWS = kAttnWarps * RW;
   constexpr int DL = (D + 31) / 32;  // head dimensions per lane in the p*v phase
   constexpr int KS = D + 2;          // K/V row stride in halves: an odd word count, no bank conflicts
@@ -50,11 +62,17 @@ __device__ void attn_partial_body(const __half* __restrict__ qkv, const __half* 
   const int p_first = pos0 + row0 / G;
   const int p_last = pos0 + (min(row0 + ROWS, nrows) - 1) / G;
   const int lo = window > 0 ? max(0, p_first - window + 1) : 0;
-  const int n = p_last - lo + 1;
-  int per = (n + nsplit - 1) / nsplit;
-  per = (per + kKeyTile - 1) / kKeyTile * kKeyTile;
-  const int k_begin = lo + z * per;
-  const int k_end = min(p_last + 1, k_begin + per);  // exclusive
+  int k_begin, k_end;  // [k_begin, k_end): this block's keys
+  if (block_keys > 0) {
+    k_begin = (lo / block_keys + z) * block_keys;
+    k_end = min(p_last + 1, k_begin + block_keys);
+  } else {
+    const int n = p_last - lo + 1;
+    int per = (n + nsplit - 1) / nsplit;
+    per = (per + kKeyTile - 1) / kKeyTile * kKeyTile;
+    k_begin = lo + z * per;
+    k_end = min(p_last + 1, k_begin + per);
+  }
 
   for (int idx = threadIdx.x; idx < ROWS * D; idx += blockDim.x) {
     const int r = idx / D, d = idx % D, gr = row0 + r;
@@ -79,12 +97,13 @@ __device__ void attn_partial_body(const __half* __restrict__ qkv, const __half* 
   const size_t head_base = (size_t)kv * cap * D;
   for (int k0 = k_begin; k0 < k_end; k0 += kKeyTile) {
     __syncthreads();  // Q loaded / previous tile consumed
-    // 16-byte loads of K and V rows (D % 8 == 0), zero past the share's end.
+    // 16-byte loads of K and V rows (D % 8 == 0); zeros outside the keys the
+    // tile may see, so masked keys never bring NaN from stale slots.
     for (int idx = threadIdx.x; idx < kKeyTile * (D / 8); idx += blockDim.x) {
       const int j = idx / (D / 8), c = idx % (D / 8);
       const int kp = k0 + j;
       uint4 kq = make_uint4(0, 0, 0, 0), vq = make_uint4(0, 0, 0, 0);
-      if (kp < k_end) {
+      if (kp >= lo && kp < k_end) {
         const size_t off = head_base + (size_t)(kp % cap) * D + c * 8;
         kq = *reinterpret_cast<const uint4*>(kc + off);
         vq = *reinterpret_cast<const uint4*>(vc + off);
@@ -164,16 +183,49 @@ __device__ void attn_partial_body(const __half* __restrict__ qkv, const __half* 
       ws_ml[o * 2 + 1] = l[i];
     }
   }
+
+  // The last block of this (tile, kv head) to finish combines all splits,
+  // in split order: out = sum_z e^(m_z - M) acc_z / sum_z e^(m_z - M) l_z.
+  __shared__ int last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int* c = counters + blockIdx.x * gridDim.y + kv;
+    last = atomicAdd(c, 1) == nsplit - 1;
+    if (last) *c = 0;  // every other block has counted: ready for the next launch
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const size_t rows_all = (size_t)tokens * heads;
+  for (int idx = threadIdx.x; idx < ROWS * D; idx += blockDim.x) {
+    const int r = idx / D, d = idx % D, gr = row0 + r;
+    if (gr >= nrows) continue;
+    const size_t orow = (size_t)(gr / G) * heads + kv * G + gr % G;
+    float M = -INFINITY;
+    for (int zz = 0; zz < nsplit; zz++) M = fmaxf(M, __ldcg(ws_ml + (zz * rows_all + orow) * 2));
+    float num = 0.f, den = 0.f;
+    for (int zz = 0; zz < nsplit; zz++) {
+      const size_t o = zz * rows_all + orow;
+      const float mz = __ldcg(ws_ml + o * 2);
+      if (mz == -INFINITY) continue;
+      const float w = expf(mz - M);
+      den += w * __ldcg(ws_ml + o * 2 + 1);
+      num += w * __ldcg(ws_acc + o * D + d);
+    }
+    out[orow * D + d] = __float2half_rn(den > 0.f ? num / den : 0.f);
+  }
 }
 
 #define ATTN_PARTIAL(D, RW)                                                                  \
-  extern "C" __global__ void __launch_bounds__(kAttnWarps * 32) attn_partial_d##D##_r##RW(   \
+  extern "C" __global__ void __launch_bounds__(kAttnWarps * 32) attn_d##D##_r##RW(           \
       const __half* __restrict__ qkv, const __half* __restrict__ kc,                         \
       const __half* __restrict__ vc, const int* __restrict__ params, int tokens, int heads,  \
-      int kv_heads, int cap, int window, float scale, float* __restrict__ ws_acc,            \
-      float* __restrict__ ws_ml) {                                                           \
-    attn_partial_body<D, RW>(qkv, kc, vc, params, tokens, heads, kv_heads, cap, window,      \
-                             scale, ws_acc, ws_ml);                                          \
+      int kv_heads, int cap, int window, float scale, int block_keys,                        \
+      float* __restrict__ ws_acc, float* __restrict__ ws_ml, int* __restrict__ counters,     \
+      __half* __restrict__ out) {                                                            \
+    attn_body<D, RW>(qkv, kc, vc, params, tokens, heads, kv_heads, cap, window, scale,       \
+                     block_keys, ws_acc, ws_ml, counters, out);                              \
   }
 #define ATTN_ALL_RW(D) \
   ATTN_PARTIAL(D, 1)   \
@@ -186,25 +238,3 @@ ATTN_ALL_RW(16)
 ATTN_ALL_RW(32)
 ATTN_ALL_RW(64)
 ATTN_ALL_RW(128)
-
-// Combine the splits: out = sum_z e^(m_z - M) acc_z / sum_z e^(m_z - M) l_z.
-// grid (tokens*heads), block head_dim. out (tokens, heads*D) fp16.
-extern "C" __global__ void attn_reduce(const float* __restrict__ ws_acc,
-                                       const float* __restrict__ ws_ml, __half* __restrict__ out,
-                                       int rows, int nsplit, int head_dim) {
-  const int r = blockIdx.x;
-  float M = -INFINITY;
-  for (int z = 0; z < nsplit; z++) M = fmaxf(M, ws_ml[((size_t)z * rows + r) * 2]);
-  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    float num = 0.f, den = 0.f;
-    for (int z = 0; z < nsplit; z++) {
-      const size_t o = (size_t)z * rows + r;
-      const float mz = ws_ml[o * 2];
-      if (mz == -INFINITY) continue;
-      const float w = expf(mz - M);
-      den += w * ws_ml[o * 2 + 1];
-      num += w * ws_acc[o * head_dim + d];
-    }
-    out[(size_t)r * head_dim + d] = __float2half_rn(den > 0.f ? num / den : 0.f);
-  }
-}

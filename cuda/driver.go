@@ -91,6 +91,10 @@ type device struct {
 	syncEach bool
 	capture  bool // inside a graph capture: no synchronization allowed
 
+	// prof, when set, brackets every launch with events (profiling only).
+	prof *profiler
+	tag  string // what the next launches compute, for the profile ("q|k|v")
+
 	mem     memAccount
 	allocs  map[devPtr]int64
 	argBuf  [8 * 32]byte
@@ -242,6 +246,11 @@ func (d *device) function(name string) (unsafe.Pointer, error) {
 	return nil, fmt.Errorf("kernel %s not found in the embedded fatbins (run make -C cuda)", name)
 }
 
+// makeCurrent binds the context to the calling (locked) thread.
+func (d *device) makeCurrent() error {
+	return check(C.bcu_ctx_set_current(d.ctx), "cuCtxSetCurrent")
+}
+
 // freeMemory reports the device's free and total bytes.
 func (d *device) freeMemory() (free, total int64, err error) {
 	var f, t C.size_t
@@ -387,10 +396,20 @@ func (d *device) launch(name string, ls launchShape, shapes string, args ...any)
 			bl[i] = 1
 		}
 	}
+	if d.prof != nil && !d.capture {
+		if err := d.prof.before(d, name); err != nil {
+			return err
+		}
+	}
 	code := C.bcu_launch(f, C.uint(g[0]), C.uint(g[1]), C.uint(g[2]), C.uint(bl[0]), C.uint(bl[1]), C.uint(bl[2]),
 		C.uint(ls.Shared), d.stream, unsafe.Pointer(&d.argBuf[0]), C.int(len(args)))
 	if err := check(code, "launch %s grid %v block %v shared %d (%s)", name, g, bl, ls.Shared, shapes); err != nil {
 		return err
+	}
+	if d.prof != nil && !d.capture {
+		if err := d.prof.after(d); err != nil {
+			return err
+		}
 	}
 	if d.syncEach && !d.capture {
 		if err := check(C.bcu_stream_sync(d.stream), "kernel %s (%s) grid %v block %v", name, shapes, g, bl); err != nil {
@@ -398,6 +417,66 @@ func (d *device) launch(name string, ls launchShape, shapes string, args ...any)
 		}
 	}
 	return nil
+}
+
+// profiler records an event before and after each launch; collect sums the
+// device time per kernel (and tag).
+type profiler struct {
+	events []unsafe.Pointer
+	names  []string
+	used   int
+}
+
+func (p *profiler) event(d *device) (unsafe.Pointer, error) {
+	if p.used == len(p.events) {
+		var ev unsafe.Pointer
+		if err := check(C.bcu_event_create(&ev), "cuEventCreate"); err != nil {
+			return nil, err
+		}
+		p.events = append(p.events, ev)
+	}
+	ev := p.events[p.used]
+	p.used++
+	return ev, check(C.bcu_event_record(ev, d.stream), "cuEventRecord")
+}
+
+func (p *profiler) before(d *device, name string) error {
+	if d.tag != "" {
+		name += " " + d.tag
+	}
+	p.names = append(p.names, name)
+	_, err := p.event(d)
+	return err
+}
+
+func (p *profiler) after(d *device) error {
+	_, err := p.event(d)
+	return err
+}
+
+// collect waits for the recorded work and adds each launch's milliseconds
+// to sums by name, then starts over.
+func (p *profiler) collect(sums map[string]float64) error {
+	for i, name := range p.names {
+		a, b := p.events[2*i], p.events[2*i+1]
+		if err := check(C.bcu_event_sync(b), "cuEventSynchronize"); err != nil {
+			return err
+		}
+		var ms C.float
+		if err := check(C.bcu_event_elapsed(&ms, a, b), "cuEventElapsedTime"); err != nil {
+			return err
+		}
+		sums[name] += float64(ms)
+	}
+	p.names, p.used = p.names[:0], 0
+	return nil
+}
+
+func (p *profiler) destroy() {
+	for _, ev := range p.events {
+		C.bcu_event_destroy(ev)
+	}
+	p.events = nil
 }
 
 func putU64(b []byte, v uint64) {
