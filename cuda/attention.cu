@@ -27,6 +27,45 @@ __host__ __device__ constexpr int attn_smem(int D, int RW) {
   return kAttnWarps * RW * D * 4 + kAttnWarps * RW * kKeyTile * 4 + 2 * kKeyTile * (D + 2) * 2;
 }
 
+// combine_splits: the last block of a (row tile, kv head) to finish
+// combines all splits in split order: out = sum_z e^(m_z - M) acc_z /
+// sum_z e^(m_z - M) l_z. Every block calls it after writing its partials.
+template <int D, int ROWS>
+__device__ void combine_splits(int tokens, int heads, int G, int kv, int row0, int nrows,
+                               const float* __restrict__ ws_acc, const float* __restrict__ ws_ml,
+                               int* __restrict__ counters, __half* __restrict__ out) {
+  const int nsplit = gridDim.z;
+  __shared__ int last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int* c = counters + blockIdx.x * gridDim.y + kv;
+    last = atomicAdd(c, 1) == nsplit - 1;
+    if (last) *c = 0;  // every other block has counted: ready for the next launch
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const size_t rows_all = (size_t)tokens * heads;
+  for (int idx = threadIdx.x; idx < ROWS * D; idx += blockDim.x) {
+    const int r = idx / D, d = idx % D, gr = row0 + r;
+    if (gr >= nrows) continue;
+    const size_t orow = (size_t)(gr / G) * heads + kv * G + gr % G;
+    float M = -INFINITY;
+    for (int zz = 0; zz < nsplit; zz++) M = fmaxf(M, __ldcg(ws_ml + (zz * rows_all + orow) * 2));
+    float num = 0.f, den = 0.f;
+    for (int zz = 0; zz < nsplit; zz++) {
+      const size_t o = zz * rows_all + orow;
+      const float mz = __ldcg(ws_ml + o * 2);
+      if (mz == -INFINITY) continue;
+      const float w = expf(mz - M);
+      den += w * __ldcg(ws_ml + o * 2 + 1);
+      num += w * __ldcg(ws_acc + o * D + d);
+    }
+    out[orow * D + d] = __float2half_rn(den > 0.f ? num / den : 0.f);
+  }
+}
+
 // grid (row tiles, kv_heads, splits), block 128, dynamic shared attn_smem.
 // qkv (tokens, (heads + 2*kv_heads) * D) fp16, q already rotated;
 // kc, vc (kv_heads, cap, D) fp16, this layer's cache ring (slot = pos % cap);
@@ -184,37 +223,7 @@ __device__ void attn_body(const __half* __restrict__ qkv, const __half* __restri
     }
   }
 
-  // The last block of this (tile, kv head) to finish combines all splits,
-  // in split order: out = sum_z e^(m_z - M) acc_z / sum_z e^(m_z - M) l_z.
-  __shared__ int last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int* c = counters + blockIdx.x * gridDim.y + kv;
-    last = atomicAdd(c, 1) == nsplit - 1;
-    if (last) *c = 0;  // every other block has counted: ready for the next launch
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  const size_t rows_all = (size_t)tokens * heads;
-  for (int idx = threadIdx.x; idx < ROWS * D; idx += blockDim.x) {
-    const int r = idx / D, d = idx % D, gr = row0 + r;
-    if (gr >= nrows) continue;
-    const size_t orow = (size_t)(gr / G) * heads + kv * G + gr % G;
-    float M = -INFINITY;
-    for (int zz = 0; zz < nsplit; zz++) M = fmaxf(M, __ldcg(ws_ml + (zz * rows_all + orow) * 2));
-    float num = 0.f, den = 0.f;
-    for (int zz = 0; zz < nsplit; zz++) {
-      const size_t o = zz * rows_all + orow;
-      const float mz = __ldcg(ws_ml + o * 2);
-      if (mz == -INFINITY) continue;
-      const float w = expf(mz - M);
-      den += w * __ldcg(ws_ml + o * 2 + 1);
-      num += w * __ldcg(ws_acc + o * D + d);
-    }
-    out[orow * D + d] = __float2half_rn(den > 0.f ? num / den : 0.f);
-  }
+  combine_splits<D, ROWS>(tokens, heads, G, kv, row0, nrows, ws_acc, ws_ml, counters, out);
 }
 
 #define ATTN_PARTIAL(D, RW)                                                                  \
@@ -238,3 +247,201 @@ ATTN_ALL_RW(16)
 ATTN_ALL_RW(32)
 ATTN_ALL_RW(64)
 ATTN_ALL_RW(128)
+
+// ---------------------------------------------------------------------------
+// Prefill chunks on the tensor cores (head_dim 64 or 128): the same rows,
+// splits and partials as attn_body, but each warp owns 16 rows and computes
+// S = Q K^T and O += P V with mma.sync.m16n8k16 (fp16 operands, fp32
+// accumulators), FlashAttention-2 style: the S accumulators become the P
+// operand in registers. Keys come 64 at a time; V is stored transposed in
+// shared memory so both B operands are single 32-bit loads. Row padding of
+// 8 halves keeps the loads free of bank conflicts.
+
+constexpr int kPrefillKeys = 64;
+
+__device__ __forceinline__ void mma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
+  __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+
+template <int D>
+__device__ void attn_prefill_body(const __half* __restrict__ qkv, const __half* __restrict__ kc,
+                                  const __half* __restrict__ vc, const int* __restrict__ params,
+                                  int tokens, int heads, int kv_heads, int cap, int window,
+                                  float scale, float* __restrict__ ws_acc,
+                                  float* __restrict__ ws_ml, int* __restrict__ counters,
+                                  __half* __restrict__ out) {
+  constexpr int ROWS = kAttnWarps * 16;
+  constexpr int KS = D + 8;              // K row stride (halves)
+  constexpr int VS = kPrefillKeys + 8;   // transposed V row stride (halves)
+  __shared__ __align__(16) __half Ks[kPrefillKeys * KS];
+  __shared__ __align__(16) __half Vt[D * VS];
+
+  const int G = heads / kv_heads;
+  const int kv = blockIdx.y, z = blockIdx.z, nsplit = gridDim.z;
+  const int nrows = tokens * G;
+  const int row0 = blockIdx.x * ROWS;
+  const int qstride = (heads + 2 * kv_heads) * D;
+  const int pos0 = params[kParamPos];
+  const int p_first = pos0 + row0 / G;
+  const int p_last = pos0 + (min(row0 + ROWS, nrows) - 1) / G;
+  const int lo = window > 0 ? max(0, p_first - window + 1) : 0;
+  const int n = p_last - lo + 1;
+  int per = (n + nsplit - 1) / nsplit;
+  per = (per + kPrefillKeys - 1) / kPrefillKeys * kPrefillKeys;
+  const int k_begin = lo + z * per;
+  const int k_end = min(p_last + 1, k_begin + per);
+
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t4 = lane & 3;
+  // This thread's two rows: g and g + 8 of the warp's 16.
+  int rpos[2];
+  bool rok[2];
+  const __half* qrow[2];
+#pragma unroll
+  for (int h2 = 0; h2 < 2; h2++) {
+    const int gr = row0 + warp * 16 + g + 8 * h2;
+    rok[h2] = gr < nrows;
+    const int gg = rok[h2] ? gr : 0;
+    rpos[h2] = pos0 + gg / G;
+    qrow[h2] = qkv + (size_t)(gg / G) * qstride + (size_t)(kv * G + gg % G) * D;
+  }
+  // Q as A fragments, one per 16 head dimensions.
+  uint32_t qa[D / 16][4];
+#pragma unroll
+  for (int ks = 0; ks < D / 16; ks++) {
+    const int c = ks * 16 + t4 * 2;
+    qa[ks][0] = *reinterpret_cast<const uint32_t*>(qrow[0] + c);
+    qa[ks][1] = *reinterpret_cast<const uint32_t*>(qrow[1] + c);
+    qa[ks][2] = *reinterpret_cast<const uint32_t*>(qrow[0] + c + 8);
+    qa[ks][3] = *reinterpret_cast<const uint32_t*>(qrow[1] + c + 8);
+  }
+  const float sl2 = scale * 1.4426950408889634f;  // scores in log2 units
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};
+  float o[D / 8][4];
+#pragma unroll
+  for (int dt = 0; dt < D / 8; dt++) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
+
+  const size_t head_base = (size_t)kv * cap * D;
+  for (int k0 = k_begin; k0 < k_end; k0 += kPrefillKeys) {
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < kPrefillKeys * (D / 8); idx += blockDim.x) {
+      const int j = idx % kPrefillKeys, c = idx / kPrefillKeys;
+      const int kp = k0 + j;
+      uint4 kq = make_uint4(0, 0, 0, 0), vq = make_uint4(0, 0, 0, 0);
+      if (kp >= lo && kp < k_end) {
+        const size_t off = head_base + (size_t)(kp % cap) * D + c * 8;
+        kq = *reinterpret_cast<const uint4*>(kc + off);
+        vq = *reinterpret_cast<const uint4*>(vc + off);
+      }
+      *reinterpret_cast<uint4*>(Ks + j * KS + c * 8) = kq;
+      const __half* vh = reinterpret_cast<const __half*>(&vq);
+#pragma unroll
+      for (int i = 0; i < 8; i++) Vt[(c * 8 + i) * VS + j] = vh[i];
+    }
+    __syncthreads();
+
+    float s[kPrefillKeys / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < kPrefillKeys / 8; nt++) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+#pragma unroll
+    for (int ks = 0; ks < D / 16; ks++) {
+#pragma unroll
+      for (int nt = 0; nt < kPrefillKeys / 8; nt++) {
+        const __half* kr = Ks + (nt * 8 + g) * KS + ks * 16 + t4 * 2;
+        mma16816(s[nt], qa[ks], *reinterpret_cast<const uint32_t*>(kr),
+                 *reinterpret_cast<const uint32_t*>(kr + 8));
+      }
+    }
+    // Mask, online softmax (log2 units), rescale O.
+    float mt[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < kPrefillKeys / 8; nt++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int h2 = e >> 1;
+        const int kp = k0 + nt * 8 + t4 * 2 + (e & 1);
+        const int p = rpos[h2];
+        const bool ok = rok[h2] && kp >= lo && kp < k_end && kp <= p && (window <= 0 || kp > p - window);
+        s[nt][e] = ok ? s[nt][e] * sl2 : -INFINITY;
+        mt[h2] = fmaxf(mt[h2], s[nt][e]);
+      }
+    }
+    float alpha[2], mu[2];
+#pragma unroll
+    for (int h2 = 0; h2 < 2; h2++) {
+      mt[h2] = fmaxf(mt[h2], __shfl_xor_sync(0xffffffffu, mt[h2], 1));
+      mt[h2] = fmaxf(mt[h2], __shfl_xor_sync(0xffffffffu, mt[h2], 2));
+      const float mn = fmaxf(m[h2], mt[h2]);
+      mu[h2] = mn == -INFINITY ? 0.f : mn;
+      alpha[h2] = exp2f(m[h2] - mu[h2]);
+      m[h2] = mn;
+      l[h2] *= alpha[h2];
+    }
+#pragma unroll
+    for (int nt = 0; nt < kPrefillKeys / 8; nt++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        s[nt][e] = exp2f(s[nt][e] - mu[e >> 1]);
+        l[e >> 1] += s[nt][e];
+      }
+    }
+#pragma unroll
+    for (int dt = 0; dt < D / 8; dt++) {
+      o[dt][0] *= alpha[0], o[dt][1] *= alpha[0];
+      o[dt][2] *= alpha[1], o[dt][3] *= alpha[1];
+    }
+    // O += P V: the S accumulators of n-tiles 2kk, 2kk+1 are P's A fragment.
+#pragma unroll
+    for (int kk = 0; kk < kPrefillKeys / 16; kk++) {
+      uint32_t pa[4] = {pack_half2(s[2 * kk][0], s[2 * kk][1]), pack_half2(s[2 * kk][2], s[2 * kk][3]),
+                        pack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                        pack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+      for (int dt = 0; dt < D / 8; dt++) {
+        const __half* vr = Vt + (dt * 8 + g) * VS + kk * 16 + t4 * 2;
+        mma16816(o[dt], pa, *reinterpret_cast<const uint32_t*>(vr), *reinterpret_cast<const uint32_t*>(vr + 8));
+      }
+    }
+  }
+
+  // Partials: m back to natural-log units; l summed over the quad.
+#pragma unroll
+  for (int h2 = 0; h2 < 2; h2++) {
+    l[h2] += __shfl_xor_sync(0xffffffffu, l[h2], 1);
+    l[h2] += __shfl_xor_sync(0xffffffffu, l[h2], 2);
+    const int gr = row0 + warp * 16 + g + 8 * h2;
+    if (gr >= nrows) continue;
+    const size_t orow = (size_t)(gr / G) * heads + kv * G + gr % G;
+    const size_t oo = (size_t)z * tokens * heads + orow;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; dt++)
+      *reinterpret_cast<float2*>(ws_acc + oo * D + dt * 8 + t4 * 2) = make_float2(o[dt][2 * h2], o[dt][2 * h2 + 1]);
+    if (t4 == 0) {
+      ws_ml[oo * 2] = m[h2] == -INFINITY ? -INFINITY : m[h2] * 0.6931471805599453f;
+      ws_ml[oo * 2 + 1] = l[h2];
+    }
+  }
+  combine_splits<D, ROWS>(tokens, heads, G, kv, row0, nrows, ws_acc, ws_ml, counters, out);
+}
+
+#define ATTN_PREFILL(D)                                                                      \
+  extern "C" __global__ void __launch_bounds__(kAttnWarps * 32) attn_prefill_d##D(          \
+      const __half* __restrict__ qkv, const __half* __restrict__ kc,                         \
+      const __half* __restrict__ vc, const int* __restrict__ params, int tokens, int heads,  \
+      int kv_heads, int cap, int window, float scale, int block_keys,                        \
+      float* __restrict__ ws_acc, float* __restrict__ ws_ml, int* __restrict__ counters,     \
+      __half* __restrict__ out) {                                                            \
+    attn_prefill_body<D>(qkv, kc, vc, params, tokens, heads, kv_heads, cap, window, scale,   \
+                         ws_acc, ws_ml, counters, out);                                      \
+  }
+ATTN_PREFILL(64)
+ATTN_PREFILL(128)

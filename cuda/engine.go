@@ -377,6 +377,9 @@ func (e *Engine) keyRange() int {
 }
 
 // planAttention picks the kernel instance and grid for a step of tokens.
+// Both kernels take 64 rows (token x query head of one KV group) per block
+// once a step has more than 16 rows; prefill chunks with head_dim 64 or 128
+// run on the tensor cores (attn_prefill), the rest on the CUDA cores.
 // Verify steps (tokens <= MaxVerify) split the keys into absolute blocks,
 // which makes each token's result independent of the step's size (see
 // attention.cu); enough blocks cover keyRange keys at any alignment. Prefill
@@ -389,6 +392,11 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 	}
 	tiles := (rows + attnWarps*rw - 1) / (attnWarps * rw)
 	p := attnPlan{rw: rw, tiles: tiles, kernel: fmt.Sprintf("attn_d%d_r%d", headDim, rw)}
+	shared := attnSmem(headDim, rw)
+	if tokens > inference.MaxVerify && (headDim == 64 || headDim == 128) {
+		// Prefill on the tensor cores: 64 rows per block, static shared memory.
+		p.kernel, shared = fmt.Sprintf("attn_prefill_d%d", headDim), 0
+	}
 	if tokens <= inference.MaxVerify {
 		p.blockKeys = 128
 		for (keyRange+p.blockKeys-1)/p.blockKeys+1 > 128 {
@@ -402,7 +410,7 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 	p.shape = launchShape{
 		Grid:   [3]uint32{uint32(tiles), uint32(kvHeads), uint32(p.splits)},
 		Block:  [3]uint32{attnWarps * 32, 1, 1},
-		Shared: uint32(attnSmem(headDim, rw)),
+		Shared: uint32(shared),
 	}
 	return p
 }

@@ -175,15 +175,18 @@ func TestAttention(t *testing.T) {
 	d := testDevice(t)
 	rng := rand.New(rand.NewPCG(5, 6))
 	cases := []struct{ H, KV, D, T, pos0, cap, window int }{
-		{8, 2, 8, 1, 100, 40, 16},       // decode, ring wrapped, window
-		{8, 2, 8, 16, 100, 40, 16},      // verify
-		{32, 8, 128, 1, 700, 600, 512},  // 7B-like decode
-		{32, 8, 128, 11, 700, 600, 512}, // 7B-like verify
-		{32, 8, 128, 16, 3, 600, 512},   // verify at the start
-		{8, 2, 64, 48, 10, 80, 32},      // prefill chunk, window inside the chunk
-		{4, 4, 32, 20, 200, 300, 0},     // no window (Llama), G = 1
-		{32, 8, 128, 100, 0, 128, 0},    // prefill from empty
-		{6, 2, 16, 7, 33, 64, 0},        // G = 3
+		{8, 2, 8, 1, 100, 40, 16},          // decode, ring wrapped, window
+		{8, 2, 8, 16, 100, 40, 16},         // verify
+		{32, 8, 128, 1, 700, 600, 512},     // 7B-like decode
+		{32, 8, 128, 11, 700, 600, 512},    // 7B-like verify
+		{32, 8, 128, 16, 3, 600, 512},      // verify at the start
+		{8, 2, 64, 48, 10, 80, 32},         // prefill chunk, window inside the chunk
+		{4, 4, 32, 20, 200, 300, 0},        // no window (Llama), G = 1
+		{32, 8, 128, 100, 0, 128, 0},       // prefill from empty
+		{6, 2, 16, 7, 33, 64, 0},           // G = 3
+		{6, 2, 64, 40, 50, 128, 0},         // tensor-core prefill, G = 3, ragged tile
+		{32, 8, 128, 64, 600, 700, 512},    // tensor-core prefill, window, ring
+		{8, 2, 128, 512, 4000, 4700, 4096}, // a full 7B-like chunk
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%+v", c), func(t *testing.T) {
