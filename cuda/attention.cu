@@ -1,16 +1,16 @@
 // Attention over the KV cache for a step's tokens: grouped-query, causal,
 // sliding window (query at position i sees keys i-W < j <= i), split over
-// the key range (flash-decoding); the last block of each split group to
-// finish combines the splits, so one launch does it all. The same kernel
+// the key range (flash-decoding) and combined by attn_reduce. The same kernel
 // serves decode/verify (1..16 tokens; the split over keys gives the
 // parallelism) and prefill chunks (many row tiles; online softmax keeps a
 // tile's scores out of memory). fp32 scores and accumulators.
 //
 // Batch invariance: with block_keys > 0 the splits are absolute key blocks
 // [k*B, (k+1)*B) and key tiles start at multiples of 32, so a query's result
-// is bit-for-bit the same whatever other tokens share its step. Prompt
-// lookup relies on it: verifying k drafted tokens must choose exactly what
-// k single steps would.
+// is bit-for-bit the same whatever other tokens share its step (the float
+// operations that could be contracted differently per instance are spelled
+// with explicit rounding intrinsics). Prompt lookup relies on it: verifying
+// k drafted tokens must choose exactly what k single steps would.
 //
 // A block takes one KV head, one tile of "rows" (query token x query head of
 // that KV group, ROWS = 4 warps x RW rows each) and one share of the keys the
@@ -27,60 +27,18 @@ __host__ __device__ constexpr int attn_smem(int D, int RW) {
   return kAttnWarps * RW * D * 4 + kAttnWarps * RW * kKeyTile * 4 + 2 * kKeyTile * (D + 2) * 2;
 }
 
-// combine_splits: the last block of a (row tile, kv head) to finish
-// combines all splits in split order: out = sum_z e^(m_z - M) acc_z /
-// sum_z e^(m_z - M) l_z. Every block calls it after writing its partials.
-template <int D, int ROWS>
-__device__ void combine_splits(int tokens, int heads, int G, int kv, int row0, int nrows,
-                               const float* __restrict__ ws_acc, const float* __restrict__ ws_ml,
-                               int* __restrict__ counters, __half* __restrict__ out) {
-  const int nsplit = gridDim.z;
-  __shared__ int last;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int* c = counters + blockIdx.x * gridDim.y + kv;
-    last = atomicAdd(c, 1) == nsplit - 1;
-    if (last) *c = 0;  // every other block has counted: ready for the next launch
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  const size_t rows_all = (size_t)tokens * heads;
-  for (int idx = threadIdx.x; idx < ROWS * D; idx += blockDim.x) {
-    const int r = idx / D, d = idx % D, gr = row0 + r;
-    if (gr >= nrows) continue;
-    const size_t orow = (size_t)(gr / G) * heads + kv * G + gr % G;
-    float M = -INFINITY;
-    for (int zz = 0; zz < nsplit; zz++) M = fmaxf(M, __ldcg(ws_ml + (zz * rows_all + orow) * 2));
-    float num = 0.f, den = 0.f;
-    for (int zz = 0; zz < nsplit; zz++) {
-      const size_t o = zz * rows_all + orow;
-      const float mz = __ldcg(ws_ml + o * 2);
-      if (mz == -INFINITY) continue;
-      const float w = expf(mz - M);
-      den += w * __ldcg(ws_ml + o * 2 + 1);
-      num += w * __ldcg(ws_acc + o * D + d);
-    }
-    out[orow * D + d] = __float2half_rn(den > 0.f ? num / den : 0.f);
-  }
-}
-
 // grid (row tiles, kv_heads, splits), block 128, dynamic shared attn_smem.
 // qkv (tokens, (heads + 2*kv_heads) * D) fp16, q already rotated;
 // kc, vc (kv_heads, cap, D) fp16, this layer's cache ring (slot = pos % cap);
 // block_keys: B > 0 for absolute key blocks (split z = block lo/B + z), 0 to
 // share the tile's keys evenly among the splits;
 // ws_acc (splits, tokens*heads, D) fp32 unnormalized outputs;
-// ws_ml (splits, tokens*heads, 2) fp32 running max and sum of each split;
-// counters (row tiles * kv_heads) int, zero between launches;
-// out (tokens, heads*D) fp16.
+// ws_ml (splits, tokens*heads, 2) fp32 running max and sum of each split.
 template <int D, int RW>
 __device__ void attn_body(const __half* __restrict__ qkv, const __half* __restrict__ kc,
                           const __half* __restrict__ vc, const int* __restrict__ params,
                           int tokens, int heads, int kv_heads, int cap, int window, float scale,
-                          int block_keys, float* __restrict__ ws_acc, float* __restrict__ ws_ml,
-                          int* __restrict__ counters, __half* __restrict__ out) {
+                          int block_keys, float* __restrict__ ws_acc, float* __restrict__ ws_ml) {
   constexpr int ROWS = kAttnWarps * RW;
   constexpr int DL = (D + 31) / 32;  // head dimensions per lane in the p*v phase
   constexpr int KS = D + 2;          // K/V row stride in halves: an odd word count, no bank conflicts
@@ -133,26 +91,42 @@ __device__ void attn_body(const __half* __restrict__ qkv, const __half* __restri
     for (int dd = 0; dd < DL; dd++) acc[i][dd] = 0.f;
   }
 
+  // 16-byte loads of K and V rows (D % 8 == 0), zeros outside the keys the
+  // tile may see, so masked keys never bring NaN from stale slots. The next
+  // tile's loads are issued before the current tile is computed.
+  constexpr int CH = kKeyTile * (D / 8);  // 16-byte chunks of a K (or V) tile
+  constexpr int CPT = (CH + kAttnWarps * 32 - 1) / (kAttnWarps * 32);
   const size_t head_base = (size_t)kv * cap * D;
+  uint4 pk[CPT], pv[CPT];
+  auto fetch = [&](int k0) {
+#pragma unroll
+    for (int c = 0; c < CPT; c++) {
+      const int idx = threadIdx.x + c * kAttnWarps * 32;
+      const int j = idx / (D / 8), cc = idx % (D / 8), kp = k0 + j;
+      pk[c] = pv[c] = make_uint4(0, 0, 0, 0);
+      if (idx < CH && kp >= lo && kp < k_end) {
+        const size_t off = head_base + (size_t)(kp % cap) * D + cc * 8;
+        pk[c] = *reinterpret_cast<const uint4*>(kc + off);
+        pv[c] = *reinterpret_cast<const uint4*>(vc + off);
+      }
+    }
+  };
+  if (k_begin < k_end) fetch(k_begin);
   for (int k0 = k_begin; k0 < k_end; k0 += kKeyTile) {
     __syncthreads();  // Q loaded / previous tile consumed
-    // 16-byte loads of K and V rows (D % 8 == 0); zeros outside the keys the
-    // tile may see, so masked keys never bring NaN from stale slots.
-    for (int idx = threadIdx.x; idx < kKeyTile * (D / 8); idx += blockDim.x) {
-      const int j = idx / (D / 8), c = idx % (D / 8);
-      const int kp = k0 + j;
-      uint4 kq = make_uint4(0, 0, 0, 0), vq = make_uint4(0, 0, 0, 0);
-      if (kp >= lo && kp < k_end) {
-        const size_t off = head_base + (size_t)(kp % cap) * D + c * 8;
-        kq = *reinterpret_cast<const uint4*>(kc + off);
-        vq = *reinterpret_cast<const uint4*>(vc + off);
+#pragma unroll
+    for (int c = 0; c < CPT; c++) {
+      const int idx = threadIdx.x + c * kAttnWarps * 32;
+      if (idx < CH) {
+        const int j = idx / (D / 8), cc = idx % (D / 8);
+        uint32_t* kd = reinterpret_cast<uint32_t*>(Ks + j * KS + cc * 8);
+        uint32_t* vd = reinterpret_cast<uint32_t*>(Vs + j * KS + cc * 8);
+        kd[0] = pk[c].x, kd[1] = pk[c].y, kd[2] = pk[c].z, kd[3] = pk[c].w;
+        vd[0] = pv[c].x, vd[1] = pv[c].y, vd[2] = pv[c].z, vd[3] = pv[c].w;
       }
-      uint32_t* kd = reinterpret_cast<uint32_t*>(Ks + j * KS + c * 8);
-      uint32_t* vd = reinterpret_cast<uint32_t*>(Vs + j * KS + c * 8);
-      kd[0] = kq.x, kd[1] = kq.y, kd[2] = kq.z, kd[3] = kq.w;
-      vd[0] = vq.x, vd[1] = vq.y, vd[2] = vq.z, vd[3] = vq.w;
     }
     __syncthreads();
+    if (k0 + kKeyTile < k_end) fetch(k0 + kKeyTile);
 
     // Scores: lane j takes key k0 + j.
     const int kp = k0 + lane;
@@ -166,7 +140,7 @@ __device__ void attn_body(const __half* __restrict__ qkv, const __half* __restri
 #pragma unroll
       for (int i = 0; i < RW; i++) {
         const float2 q = *reinterpret_cast<const float2*>(Qs + (warp * RW + i) * D + d);
-        s[i] = fmaf(q.x, kf.x, fmaf(q.y, kf.y, s[i]));
+        s[i] = __fmaf_rn(q.x, kf.x, __fmaf_rn(q.y, kf.y, s[i]));
       }
     }
 
@@ -180,11 +154,11 @@ __device__ void attn_body(const __half* __restrict__ qkv, const __half* __restri
       const float mn = fmaxf(m[i], warp_max(sv));
       const float pe = ok ? expf(sv - mn) : 0.f;
       const float alpha = mn == -INFINITY ? 1.f : expf(m[i] - mn);
-      l[i] = l[i] * alpha + warp_sum(pe);
+      l[i] = __fadd_rn(__fmul_rn(l[i], alpha), warp_sum(pe));
       m[i] = mn;
       Ps[(warp * RW + i) * kKeyTile + lane] = pe;
 #pragma unroll
-      for (int dd = 0; dd < DL; dd++) acc[i][dd] *= alpha;
+      for (int dd = 0; dd < DL; dd++) acc[i][dd] = __fmul_rn(acc[i][dd], alpha);
     }
     __syncwarp();
 
@@ -201,7 +175,7 @@ __device__ void attn_body(const __half* __restrict__ qkv, const __half* __restri
       for (int i = 0; i < RW; i++) {
         const float pj = Ps[(warp * RW + i) * kKeyTile + j];
 #pragma unroll
-        for (int dd = 0; dd < DL; dd++) acc[i][dd] = fmaf(pj, v[dd], acc[i][dd]);
+        for (int dd = 0; dd < DL; dd++) acc[i][dd] = __fmaf_rn(pj, v[dd], acc[i][dd]);
       }
     }
   }
@@ -223,7 +197,6 @@ __device__ void attn_body(const __half* __restrict__ qkv, const __half* __restri
     }
   }
 
-  combine_splits<D, ROWS>(tokens, heads, G, kv, row0, nrows, ws_acc, ws_ml, counters, out);
 }
 
 #define ATTN_PARTIAL(D, RW)                                                                  \
@@ -231,10 +204,9 @@ __device__ void attn_body(const __half* __restrict__ qkv, const __half* __restri
       const __half* __restrict__ qkv, const __half* __restrict__ kc,                         \
       const __half* __restrict__ vc, const int* __restrict__ params, int tokens, int heads,  \
       int kv_heads, int cap, int window, float scale, int block_keys,                        \
-      float* __restrict__ ws_acc, float* __restrict__ ws_ml, int* __restrict__ counters,     \
-      __half* __restrict__ out) {                                                            \
+      float* __restrict__ ws_acc, float* __restrict__ ws_ml) {                               \
     attn_body<D, RW>(qkv, kc, vc, params, tokens, heads, kv_heads, cap, window, scale,       \
-                     block_keys, ws_acc, ws_ml, counters, out);                              \
+                     block_keys, ws_acc, ws_ml);                                             \
   }
 #define ATTN_ALL_RW(D) \
   ATTN_PARTIAL(D, 1)   \
@@ -247,6 +219,44 @@ ATTN_ALL_RW(16)
 ATTN_ALL_RW(32)
 ATTN_ALL_RW(64)
 ATTN_ALL_RW(128)
+
+// Combine the splits of each row: out = sum_z w_z acc_z / sum_z w_z l_z with
+// w_z = e^(m_z - M). The weights are computed once per row by the first
+// warp (a fixed reduction tree for a given split count, so verify steps stay
+// batch-invariant), then every thread sums its head dimension with
+// independent loads. grid (tokens*heads), block head_dim (<= 256 splits).
+// out (tokens, heads*D) fp16.
+constexpr int kMaxSplits = 256;
+
+extern "C" __global__ void attn_reduce(const float* __restrict__ ws_acc,
+                                       const float* __restrict__ ws_ml, __half* __restrict__ out,
+                                       int rows, int nsplit, int head_dim) {
+  __shared__ float wz[kMaxSplits];
+  __shared__ float inv_den;
+  const int r = blockIdx.x, lane = threadIdx.x & 31;
+  if (threadIdx.x < 32) {
+    float M = -INFINITY;
+    for (int z = lane; z < nsplit; z += 32) M = fmaxf(M, ws_ml[((size_t)z * rows + r) * 2]);
+    M = warp_max(M);
+    float den = 0.f;
+    for (int z = lane; z < nsplit; z += 32) {
+      const size_t o = (size_t)z * rows + r;
+      const float mz = ws_ml[o * 2];
+      const float w = mz == -INFINITY ? 0.f : expf(mz - M);
+      wz[z] = w;
+      den = __fmaf_rn(w, ws_ml[o * 2 + 1], den);
+    }
+    den = warp_sum(den);
+    if (lane == 0) inv_den = den > 0.f ? __fdiv_rn(1.f, den) : 0.f;
+  }
+  __syncthreads();
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float num = 0.f;
+#pragma unroll 4
+    for (int z = 0; z < nsplit; z++) num = __fmaf_rn(wz[z], ws_acc[((size_t)z * rows + r) * head_dim + d], num);
+    out[(size_t)r * head_dim + d] = __float2half_rn(__fmul_rn(num, inv_den));
+  }
+}
 
 // ---------------------------------------------------------------------------
 // Prefill chunks on the tensor cores (head_dim 64 or 128): the same rows,
@@ -272,13 +282,12 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&h);
 }
 
-template <int D>
+template <int D, bool PREFETCH>
 __device__ void attn_prefill_body(const __half* __restrict__ qkv, const __half* __restrict__ kc,
                                   const __half* __restrict__ vc, const int* __restrict__ params,
                                   int tokens, int heads, int kv_heads, int cap, int window,
                                   float scale, float* __restrict__ ws_acc,
-                                  float* __restrict__ ws_ml, int* __restrict__ counters,
-                                  __half* __restrict__ out) {
+                                  float* __restrict__ ws_ml) {
   constexpr int ROWS = kAttnWarps * 16;
   constexpr int KS = D + 8;              // K row stride (halves)
   constexpr int VS = kPrefillKeys + 8;   // transposed V row stride (halves)
@@ -330,24 +339,39 @@ __device__ void attn_prefill_body(const __half* __restrict__ qkv, const __half* 
 #pragma unroll
   for (int dt = 0; dt < D / 8; dt++) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.f;
 
+  // The next tile's loads are issued before the current tile is computed.
+  constexpr int CH = kPrefillKeys * (D / 8);
+  constexpr int CPT = CH / (kAttnWarps * 32);
   const size_t head_base = (size_t)kv * cap * D;
+  uint4 pk[CPT], pv[CPT];
+  auto fetch = [&](int k0) {
+#pragma unroll
+    for (int c = 0; c < CPT; c++) {
+      const int idx = threadIdx.x + c * kAttnWarps * 32;
+      const int j = idx % kPrefillKeys, cc = idx / kPrefillKeys, kp = k0 + j;
+      pk[c] = pv[c] = make_uint4(0, 0, 0, 0);
+      if (kp >= lo && kp < k_end) {
+        const size_t off = head_base + (size_t)(kp % cap) * D + cc * 8;
+        pk[c] = *reinterpret_cast<const uint4*>(kc + off);
+        pv[c] = *reinterpret_cast<const uint4*>(vc + off);
+      }
+    }
+  };
+  if (PREFETCH && k_begin < k_end) fetch(k_begin);
   for (int k0 = k_begin; k0 < k_end; k0 += kPrefillKeys) {
     __syncthreads();
-    for (int idx = threadIdx.x; idx < kPrefillKeys * (D / 8); idx += blockDim.x) {
-      const int j = idx % kPrefillKeys, c = idx / kPrefillKeys;
-      const int kp = k0 + j;
-      uint4 kq = make_uint4(0, 0, 0, 0), vq = make_uint4(0, 0, 0, 0);
-      if (kp >= lo && kp < k_end) {
-        const size_t off = head_base + (size_t)(kp % cap) * D + c * 8;
-        kq = *reinterpret_cast<const uint4*>(kc + off);
-        vq = *reinterpret_cast<const uint4*>(vc + off);
-      }
-      *reinterpret_cast<uint4*>(Ks + j * KS + c * 8) = kq;
-      const __half* vh = reinterpret_cast<const __half*>(&vq);
+    if (!PREFETCH) fetch(k0);
 #pragma unroll
-      for (int i = 0; i < 8; i++) Vt[(c * 8 + i) * VS + j] = vh[i];
+    for (int c = 0; c < CPT; c++) {
+      const int idx = threadIdx.x + c * kAttnWarps * 32;
+      const int j = idx % kPrefillKeys, cc = idx / kPrefillKeys;
+      *reinterpret_cast<uint4*>(Ks + j * KS + cc * 8) = pk[c];
+      const __half* vh = reinterpret_cast<const __half*>(&pv[c]);
+#pragma unroll
+      for (int i = 0; i < 8; i++) Vt[(cc * 8 + i) * VS + j] = vh[i];
     }
     __syncthreads();
+    if (PREFETCH && k0 + kPrefillKeys < k_end) fetch(k0 + kPrefillKeys);
 
     float s[kPrefillKeys / 8][4];
 #pragma unroll
@@ -430,18 +454,21 @@ __device__ void attn_prefill_body(const __half* __restrict__ qkv, const __half* 
       ws_ml[oo * 2 + 1] = l[h2];
     }
   }
-  combine_splits<D, ROWS>(tokens, heads, G, kv, row0, nrows, ws_acc, ws_ml, counters, out);
 }
 
-#define ATTN_PREFILL(D)                                                                      \
-  extern "C" __global__ void __launch_bounds__(kAttnWarps * 32) attn_prefill_d##D(          \
+// attn_prefill_d* issue the next key tile's loads before computing the
+// current one (255 registers: two blocks per SM); attn_prefill_sync_d* load
+// each tile when it is needed (168 registers: three blocks per SM).
+#define ATTN_PREFILL(NAME, D, PF)                                                            \
+  extern "C" __global__ void __launch_bounds__(kAttnWarps * 32) NAME(                        \
       const __half* __restrict__ qkv, const __half* __restrict__ kc,                         \
       const __half* __restrict__ vc, const int* __restrict__ params, int tokens, int heads,  \
       int kv_heads, int cap, int window, float scale, int block_keys,                        \
-      float* __restrict__ ws_acc, float* __restrict__ ws_ml, int* __restrict__ counters,     \
-      __half* __restrict__ out) {                                                            \
-    attn_prefill_body<D>(qkv, kc, vc, params, tokens, heads, kv_heads, cap, window, scale,   \
-                         ws_acc, ws_ml, counters, out);                                      \
+      float* __restrict__ ws_acc, float* __restrict__ ws_ml) {                               \
+    attn_prefill_body<D, PF>(qkv, kc, vc, params, tokens, heads, kv_heads, cap, window,      \
+                             scale, ws_acc, ws_ml);                                          \
   }
-ATTN_PREFILL(64)
-ATTN_PREFILL(128)
+ATTN_PREFILL(attn_prefill_d64, 64, true)
+ATTN_PREFILL(attn_prefill_d128, 128, true)
+ATTN_PREFILL(attn_prefill_sync_d64, 64, false)
+ATTN_PREFILL(attn_prefill_sync_d128, 128, false)

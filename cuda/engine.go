@@ -73,7 +73,6 @@ type Engine struct {
 	next    devPtr // (MaxVerify) int32 greedy ids
 	wsAcc   devPtr // attention split partials, (splits, rows, head_dim) fp32
 	wsML    devPtr // (splits, rows, 2) fp32
-	wsCount devPtr // (row tiles, kv_heads) int32 splits finished, zero between launches
 	awqWS   devPtr // AWQ kernels' scratch (0 when none needs it)
 
 	graphs   [inference.MaxVerify + 1]*graph
@@ -142,8 +141,8 @@ func checkConfig(c *inference.Config, w *inference.Weights) error {
 		return fmt.Errorf("cuda engine: %d query heads do not group over %d KV heads", c.Heads, c.KVHeads)
 	case !attnHeadDims[c.HeadDim]:
 		return fmt.Errorf("cuda engine: head_dim %d is not supported (8, 16, 32, 64 or 128)", c.HeadDim)
-	case c.Hidden%8 != 0:
-		return fmt.Errorf("cuda engine: hidden size %d is not a multiple of 8", c.Hidden)
+	case c.Hidden%8 != 0 || c.Hidden > 16384:
+		return fmt.Errorf("cuda engine: hidden size %d is not a multiple of 8 up to 16384", c.Hidden)
 	case w == nil || len(w.Layers) != c.Layers:
 		return fmt.Errorf("cuda engine: weights hold %d layers, the config says %d", lenLayers(w), c.Layers)
 	case c.Vocab <= 0 || len(w.Embed.Data) != c.Vocab*c.Hidden || len(w.LMHead.Data) != c.Vocab*c.Hidden:
@@ -217,8 +216,8 @@ func (e *Engine) setup(w *inference.Weights) error {
 	ch := int64(e.chunk)
 	acts := ch*int64(hid)*(4+2+2) + ch*int64(qkvW)*2 + ch*int64(H*D)*2 + ch*int64(3*I)*2 +
 		int64(inference.MaxVerify)*int64(c.Vocab)*4
-	wsAcc, wsML, wsCount := e.attnWorkspace()
-	need += acts + wsAcc + wsML + wsCount
+	wsAcc, wsML := e.attnWorkspace()
+	need += acts + wsAcc + wsML
 	free, _, err := d.freeMemory()
 	if err != nil {
 		return err
@@ -271,12 +270,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 	e.next = alloc(4*inference.MaxVerify, "greedy ids")
 	e.wsAcc = alloc(wsAcc, "attention workspace")
 	e.wsML = alloc(wsML, "attention workspace")
-	e.wsCount = alloc(wsCount, "attention split counters")
 	if err != nil {
-		return err
-	}
-	// The counters start at zero; the kernel returns them to zero.
-	if err := d.memset(e.wsCount, 0, wsCount); err != nil {
 		return err
 	}
 	ws := 0
@@ -376,6 +370,10 @@ func (e *Engine) keyRange() int {
 	return e.cap
 }
 
+// prefillVariant selects attn_prefill_d* ("", next tile prefetched) or
+// attn_prefill_sync_d* ("_sync"); benchmarks compare the two.
+var prefillVariant = ""
+
 // planAttention picks the kernel instance and grid for a step of tokens.
 // Both kernels take 64 rows (token x query head of one KV group) per block
 // once a step has more than 16 rows; prefill chunks with head_dim 64 or 128
@@ -395,7 +393,7 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 	shared := attnSmem(headDim, rw)
 	if tokens > inference.MaxVerify && (headDim == 64 || headDim == 128) {
 		// Prefill on the tensor cores: 64 rows per block, static shared memory.
-		p.kernel, shared = fmt.Sprintf("attn_prefill_d%d", headDim), 0
+		p.kernel, shared = fmt.Sprintf("attn_prefill%s_d%d", prefillVariant, headDim), 0
 	}
 	if tokens <= inference.MaxVerify {
 		p.blockKeys = 128
@@ -415,9 +413,8 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 	return p
 }
 
-// attnWorkspace is the largest split workspace any step needs, and the
-// number of split counters (row tiles x KV heads).
-func (e *Engine) attnWorkspace() (acc, ml, counters int64) {
+// attnWorkspace is the largest split workspace any step needs.
+func (e *Engine) attnWorkspace() (acc, ml int64) {
 	c := &e.cfg
 	for t := 1; t <= e.chunk; t++ {
 		if t > inference.MaxVerify && t != e.chunk && t%64 != 0 {
@@ -427,9 +424,8 @@ func (e *Engine) attnWorkspace() (acc, ml, counters int64) {
 		rows := int64(p.splits) * int64(t) * int64(c.Heads)
 		acc = max(acc, rows*int64(c.HeadDim)*4)
 		ml = max(ml, rows*2*4)
-		counters = max(counters, int64(p.tiles)*int64(c.KVHeads)*4)
 	}
-	return acc, ml, counters
+	return acc, ml
 }
 
 // Name is "CUDA: <GPU name>".
@@ -665,7 +661,7 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 	d := e.d
 	hid, H, KV, D, I := c.Hidden, c.Heads, c.KVHeads, c.HeadDim, c.Intermediate
 	eps := float32(c.RMSNormEps)
-	rows := launchShape{Grid: [3]uint32{uint32(T)}, Block: [3]uint32{256}}
+	rows := launchShape{Grid: [3]uint32{uint32(T)}, Block: [3]uint32{normThreads(hid)}}
 	sh := func(f string, a ...any) string { return fmt.Sprintf(f, a...) }
 
 	if err := d.launch("embed_gather", rows, sh("tokens %d hidden %d", T, hid), e.embed, e.params, e.h, hid); err != nil {
@@ -688,7 +684,12 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 		}
 		if err := d.launch(ap.kernel, ap.shape, sh("layer %d tokens %d heads %d/%d head_dim %d window %d cache %d splits %d", li, T, H, KV, D, c.SlidingWindow, e.cap, ap.splits),
 			e.qkv, L.k, L.v, e.params, T, H, KV, e.cap, c.SlidingWindow, float32(1/math.Sqrt(float64(D))), ap.blockKeys,
-			e.wsAcc, e.wsML, e.wsCount, e.attnOut); err != nil {
+			e.wsAcc, e.wsML); err != nil {
+			return err
+		}
+		if err := d.launch("attn_reduce", launchShape{Grid: [3]uint32{uint32(T * H)}, Block: [3]uint32{uint32(D)}},
+			sh("layer %d rows %d splits %d head_dim %d", li, T*H, ap.splits, D),
+			e.wsAcc, e.wsML, e.attnOut, T*H, ap.splits, D); err != nil {
 			return err
 		}
 		if err := e.awq(&L.o, e.attnOut, e.proj, T, li, "o_proj"); err != nil {
@@ -724,7 +725,7 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 	if mode == logitsLast {
 		n, first = 1, T-1
 	}
-	if err := d.launch("add_rmsnorm", launchShape{Grid: [3]uint32{uint32(n)}, Block: [3]uint32{256}}, sh("final norm tokens %d hidden %d", n, hid),
+	if err := d.launch("add_rmsnorm", launchShape{Grid: [3]uint32{uint32(n)}, Block: [3]uint32{normThreads(hid)}}, sh("final norm tokens %d hidden %d", n, hid),
 		e.h.at(first*hid*4), e.proj.at(first*hid*2), e.finalNorm, e.xn, hid, eps); err != nil {
 		return err
 	}
@@ -779,6 +780,12 @@ func (e *Engine) Profile(T, steps int) (map[string]float64, error) {
 		sums[k] /= float64(steps)
 	}
 	return sums, err
+}
+
+// normThreads is add_rmsnorm's block: a float4 per thread, up to 1024.
+func normThreads(hidden int) uint32 {
+	n := (hidden/4 + 31) / 32 * 32
+	return uint32(min(max(n, 32), 1024))
 }
 
 // awq queues y = x W for T tokens through the kernels helper's launch plan.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -14,7 +15,7 @@ import (
 func TestEmbedAndNorm(t *testing.T) {
 	d := testDevice(t)
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, hidden := range []int{64, 4096} {
+	for _, hidden := range []int{64, 4096, 14336} {
 		t.Run(fmt.Sprint(hidden), func(t *testing.T) {
 			d.bind(t)
 			const vocab, T = 97, 5
@@ -46,7 +47,7 @@ func TestEmbedAndNorm(t *testing.T) {
 					arg = yp
 				}
 				before := d.downF32(t, h, T*hidden)
-				if err := d.launch("add_rmsnorm", launchShape{Grid: [3]uint32{T}, Block: [3]uint32{256}}, "test", h, arg, wp, out, hidden, float32(eps)); err != nil {
+				if err := d.launch("add_rmsnorm", launchShape{Grid: [3]uint32{T}, Block: [3]uint32{normThreads(hidden)}}, "test", h, arg, wp, out, hidden, float32(eps)); err != nil {
 					t.Fatal(err)
 				}
 				wantH := make([]float64, T*hidden)
@@ -204,6 +205,19 @@ func TestAttention(t *testing.T) {
 			p := planAttention(c.T, c.H, c.KV, c.D, d.sms, keyRange)
 			rows := c.T * c.H
 			out := runAttention(t, d, p, qp, kp, vp, pp, c.T, c.H, c.KV, c.D, c.cap, c.window)
+			if strings.HasPrefix(p.kernel, "attn_prefill_d") {
+				// The variant without prefetch must agree too.
+				prefillVariant = "_sync"
+				ps := planAttention(c.T, c.H, c.KV, c.D, d.sms, keyRange)
+				prefillVariant = ""
+				got := d.downHalf(t, runAttention(t, d, ps, qp, kp, vp, pp, c.T, c.H, c.KV, c.D, c.cap, c.window), rows*c.D)
+				want := d.downHalf(t, out, rows*c.D)
+				for i := range got {
+					if math.Abs(float64(got[i]-want[i])) > 2e-3 {
+						t.Fatalf("%s and %s differ at %d: %v, %v", ps.kernel, p.kernel, i, got[i], want[i])
+					}
+				}
+			}
 			got := d.downHalf(t, out, rows*c.D)
 			var want []float64
 			G := c.H / c.KV
@@ -218,26 +232,21 @@ func TestAttention(t *testing.T) {
 	}
 }
 
-// runAttention launches attention with fresh workspace and returns out.
+// runAttention launches attention and its reduce with fresh workspace and
+// returns out.
 func runAttention(t *testing.T, d *device, p attnPlan, qp, kp, vp, pp devPtr, T, H, KV, D, cap, window int) devPtr {
 	t.Helper()
 	rows := T * H
 	wsAcc := d.mustAlloc(t, 4*p.splits*rows*D)
 	wsML := d.mustAlloc(t, 4*p.splits*rows*2)
-	counters := d.mustAlloc(t, 4*p.tiles*KV)
-	if err := d.memset(counters, 0, int64(4*p.tiles*KV)); err != nil {
-		t.Fatal(err)
-	}
 	out := d.mustAlloc(t, 2*rows*D)
 	if err := d.launch(p.kernel, p.shape, "test", qp, kp, vp, pp, T, H, KV, cap, window,
-		float32(1/math.Sqrt(float64(D))), p.blockKeys, wsAcc, wsML, counters, out); err != nil {
+		float32(1/math.Sqrt(float64(D))), p.blockKeys, wsAcc, wsML); err != nil {
 		t.Fatal(err)
 	}
-	// The counters must be back at zero for the next launch (graph replays).
-	for i, c := range d.downI32(t, counters, p.tiles*KV) {
-		if c != 0 {
-			t.Fatalf("split counter %d left at %d", i, c)
-		}
+	if err := d.launch("attn_reduce", launchShape{Grid: [3]uint32{uint32(rows)}, Block: [3]uint32{uint32(D)}}, "test",
+		wsAcc, wsML, out, rows, p.splits, D); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
