@@ -151,6 +151,62 @@ func TestVerifyEqualsSteps(t *testing.T) {
 	}
 }
 
+// TestVerifyBatchInvariant: on a model with 7B-like head shapes (synth
+// "small": head_dim 128, group 128, a 256-token window under a 300-token
+// prompt), the logits after verifying k tokens equal, bit for bit, those
+// after the k-th of k single steps. Prompt lookup's output equals greedy
+// decoding's only because of this.
+func TestVerifyBatchInvariant(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := synth.Write(dir, synth.Shapes["small"], synth.Options{Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := inference.OpenModel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	e := testEngine(t, m, Options{})
+	rng := rand.New(rand.NewPCG(5, 6))
+	prompt := make([]int, 300)
+	for i := range prompt {
+		prompt[i] = rng.IntN(m.Config.Vocab)
+	}
+	if _, err := e.Prefill(context.Background(), prompt); err != nil {
+		t.Fatal(err)
+	}
+	toks := make([]int, inference.MaxVerify)
+	for i := range toks {
+		toks[i] = rng.IntN(m.Config.Vocab)
+	}
+	single := make([][]float32, len(toks))
+	for i, tok := range toks {
+		if _, err := e.Verify([]int{tok}); err != nil {
+			t.Fatal(err)
+		}
+		if single[i], err = e.LastLogits(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []int{2, 5, 8, 9, 11, 16} {
+		if err := e.Rollback(len(prompt)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Verify(toks[:k]); err != nil {
+			t.Fatal(err)
+		}
+		got, err := e.LastLogits()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range got {
+			if math.Float32bits(got[j]) != math.Float32bits(single[k-1][j]) {
+				t.Fatalf("verify of %d: logit %d is %v, %v after single steps", k, j, got[j], single[k-1][j])
+			}
+		}
+	}
+}
+
 // TestLookupMatchesGreedy: prompt lookup through the generation loop gives
 // greedy decoding's ids on the GPU, with drafts accepted.
 func TestLookupMatchesGreedy(t *testing.T) {

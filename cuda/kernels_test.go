@@ -205,11 +205,12 @@ func TestAttention(t *testing.T) {
 			p := planAttention(c.T, c.H, c.KV, c.D, d.sms, keyRange)
 			rows := c.T * c.H
 			out := runAttention(t, d, p, qp, kp, vp, pp, c.T, c.H, c.KV, c.D, c.cap, c.window)
-			if strings.HasPrefix(p.kernel, "attn_prefill_d") {
-				// The variant without prefetch must agree too.
-				prefillVariant = "_sync"
+			if strings.HasPrefix(p.kernel, "attn_prefill_") {
+				// The other variant must agree too.
+				old := prefillVariant
+				prefillVariant = map[string]string{"": "_sync", "_sync": ""}[old]
 				ps := planAttention(c.T, c.H, c.KV, c.D, d.sms, keyRange)
-				prefillVariant = ""
+				prefillVariant = old
 				got := d.downHalf(t, runAttention(t, d, ps, qp, kp, vp, pp, c.T, c.H, c.KV, c.D, c.cap, c.window), rows*c.D)
 				want := d.downHalf(t, out, rows*c.D)
 				for i := range got {
