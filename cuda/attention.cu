@@ -259,8 +259,12 @@ extern "C" __global__ void attn_reduce(const float* __restrict__ ws_acc,
 }
 
 // ---------------------------------------------------------------------------
-// Prefill chunks on the tensor cores (head_dim 64 or 128): the same rows,
-// splits and partials as attn_body, but each warp owns 16 rows and computes
+// Tensor-core attention (head_dim 64 or 128), for prefill chunks and, with
+// absolute key blocks, verify steps: a row's arithmetic does not depend on
+// the other rows of its block (each mma output is its own dot product, the
+// softmax reductions stay within the row's quad), so it is batch-invariant
+// as attn_body is. The same rows, splits and partials as attn_body, but
+// each warp owns 16 rows and computes
 // S = Q K^T and O += P V with mma.sync.m16n8k16 (fp16 operands, fp32
 // accumulators), FlashAttention-2 style: the S accumulators become the P
 // operand in registers. Keys come 64 at a time; V is stored transposed in
@@ -286,7 +290,7 @@ template <int D, bool PREFETCH>
 __device__ void attn_prefill_body(const __half* __restrict__ qkv, const __half* __restrict__ kc,
                                   const __half* __restrict__ vc, const int* __restrict__ params,
                                   int tokens, int heads, int kv_heads, int cap, int window,
-                                  float scale, float* __restrict__ ws_acc,
+                                  float scale, int block_keys, float* __restrict__ ws_acc,
                                   float* __restrict__ ws_ml) {
   constexpr int ROWS = kAttnWarps * 16;
   constexpr int KS = D + 8;              // K row stride (halves)
@@ -303,11 +307,17 @@ __device__ void attn_prefill_body(const __half* __restrict__ qkv, const __half* 
   const int p_first = pos0 + row0 / G;
   const int p_last = pos0 + (min(row0 + ROWS, nrows) - 1) / G;
   const int lo = window > 0 ? max(0, p_first - window + 1) : 0;
-  const int n = p_last - lo + 1;
-  int per = (n + nsplit - 1) / nsplit;
-  per = (per + kPrefillKeys - 1) / kPrefillKeys * kPrefillKeys;
-  const int k_begin = lo + z * per;
-  const int k_end = min(p_last + 1, k_begin + per);
+  int k_begin, k_end;  // as in attn_body; block_keys a multiple of 64
+  if (block_keys > 0) {
+    k_begin = (lo / block_keys + z) * block_keys;
+    k_end = min(p_last + 1, k_begin + block_keys);
+  } else {
+    const int n = p_last - lo + 1;
+    int per = (n + nsplit - 1) / nsplit;
+    per = (per + kPrefillKeys - 1) / kPrefillKeys * kPrefillKeys;
+    k_begin = lo + z * per;
+    k_end = min(p_last + 1, k_begin + per);
+  }
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t4 = lane & 3;
@@ -466,7 +476,7 @@ __device__ void attn_prefill_body(const __half* __restrict__ qkv, const __half* 
       int kv_heads, int cap, int window, float scale, int block_keys,                        \
       float* __restrict__ ws_acc, float* __restrict__ ws_ml) {                               \
     attn_prefill_body<D, PF>(qkv, kc, vc, params, tokens, heads, kv_heads, cap, window,      \
-                             scale, ws_acc, ws_ml);                                          \
+                             scale, block_keys, ws_acc, ws_ml);                              \
   }
 ATTN_PREFILL(attn_prefill_d64, 64, true)
 ATTN_PREFILL(attn_prefill_d128, 128, true)

@@ -377,9 +377,9 @@ func (e *Engine) keyRange() int {
 var prefillVariant = "_sync"
 
 // planAttention picks the kernel instance and grid for a step of tokens.
-// Both kernels take 64 rows (token x query head of one KV group) per block
-// once a step has more than 16 rows; prefill chunks with head_dim 64 or 128
-// run on the tensor cores (attn_prefill), the rest on the CUDA cores.
+// Head dims 64 and 128 (the 7B's) run on the tensor cores (attn_prefill*,
+// 64 rows of token x query head per block) for every step size; other head
+// dims on the CUDA cores (attn_d*_r*, 4 to 64 rows per block).
 // Verify steps (tokens <= MaxVerify) split the keys into absolute blocks,
 // which makes each token's result independent of the step's size (see
 // attention.cu); enough blocks cover keyRange keys at any alignment. Prefill
@@ -393,8 +393,9 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 	tiles := (rows + attnWarps*rw - 1) / (attnWarps * rw)
 	p := attnPlan{rw: rw, tiles: tiles, kernel: fmt.Sprintf("attn_d%d_r%d", headDim, rw)}
 	shared := attnSmem(headDim, rw)
-	if tokens > inference.MaxVerify && (headDim == 64 || headDim == 128) {
-		// Prefill on the tensor cores: 64 rows per block, static shared memory.
+	if headDim == 64 || headDim == 128 {
+		// Tensor cores: 64 rows per block, static shared memory.
+		p.tiles = (rows + 63) / 64
 		p.kernel, shared = fmt.Sprintf("attn_prefill%s_d%d", prefillVariant, headDim), 0
 	}
 	if tokens <= inference.MaxVerify {
@@ -405,10 +406,10 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 		p.splits = (keyRange+p.blockKeys-1)/p.blockKeys + 1
 	} else {
 		// Two blocks per multiprocessor; splits past the visible keys exit at once.
-		p.splits = min(max((2*sms+tiles*kvHeads-1)/(tiles*kvHeads), 1), 64)
+		p.splits = min(max((2*sms+p.tiles*kvHeads-1)/(p.tiles*kvHeads), 1), 64)
 	}
 	p.shape = launchShape{
-		Grid:   [3]uint32{uint32(tiles), uint32(kvHeads), uint32(p.splits)},
+		Grid:   [3]uint32{uint32(p.tiles), uint32(kvHeads), uint32(p.splits)},
 		Block:  [3]uint32{attnWarps * 32, 1, 1},
 		Shared: uint32(shared),
 	}
