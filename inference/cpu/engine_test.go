@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/briefapp/brief/inference"
+	"github.com/briefapp/brief/inference/f16"
 )
 
 // tinyConfig is a small Llama/Mistral shape for tests on random weights.
@@ -399,7 +400,7 @@ func TestDequantize(t *testing.T) {
 	}
 	for i := range in {
 		for o := range out {
-			want := float32(q[i][o]-z[i/group][o]) * halfToFloat32(s[i/group][o])
+			want := float32(q[i][o]-z[i/group][o]) * f16.HalfToFloat32(s[i/group][o])
 			if dst[o*in+i] != want {
 				t.Fatalf("W[%d][%d] = %v, want %v", i, o, dst[o*in+i], want)
 			}

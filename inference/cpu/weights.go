@@ -2,7 +2,6 @@ package cpu
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/briefapp/brief/inference"
 )
@@ -80,11 +79,7 @@ func dense(d inference.Dense, n int, name string) ([]float32, error) {
 	if len(d.Data) != n {
 		return nil, fmt.Errorf("%s: %d values, want %d", name, len(d.Data), n)
 	}
-	out := make([]float32, n)
-	for i, b := range d.Data {
-		out[i] = halfToFloat32(b)
-	}
-	return out, nil
+	return inference.DequantizeDense(d), nil
 }
 
 type awq struct {
@@ -111,7 +106,8 @@ func stack(prefix string, in int, ls []awq) ([]float32, error) {
 	return m, nil
 }
 
-// dequantize writes W^T, W[i][o] = (q - z) * s, into dst as (out, in).
+// dequantize writes W^T, W = (q - z) * s as inference.DequantizeAWQ
+// computes it, into dst as (out, in).
 func dequantize(l inference.AWQLinear, in, out int, dst []float32) error {
 	g := l.GroupSize
 	switch {
@@ -123,37 +119,11 @@ func dequantize(l inference.AWQLinear, in, out int, dst []float32) error {
 		return fmt.Errorf("qweight/qzeros/scales hold %d/%d/%d values, want %d/%d/%d",
 			len(l.QWeight), len(l.QZeros), len(l.Scales), in*out/8, in/g*out/8, in/g*out)
 	}
-	pc := out / 8
+	w := inference.DequantizeAWQ(l) // (in, out)
 	for i := 0; i < in; i++ {
-		grp := i / g
-		for c := 0; c < pc; c++ {
-			qw := uint32(l.QWeight[i*pc+c])
-			qz := uint32(l.QZeros[grp*pc+c])
-			for n, col := range inference.AWQOrder {
-				o := 8*c + col
-				q := float32(qw >> (4 * n) & 15)
-				z := float32(qz >> (4 * n) & 15)
-				dst[o*in+i] = (q - z) * halfToFloat32(l.Scales[grp*out+o])
-			}
+		for o, v := range w[i*out : (i+1)*out] {
+			dst[o*in+i] = v
 		}
 	}
 	return nil
-}
-
-// halfToFloat32 converts IEEE half-precision bits.
-func halfToFloat32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch exp {
-	case 0x1f:
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
-	case 0:
-		f := float32(mant) * (1.0 / (1 << 24))
-		if sign != 0 {
-			f = -f
-		}
-		return f
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
 }
