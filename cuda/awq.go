@@ -199,40 +199,65 @@ func checkAWQ(l inference.AWQLinear) error {
 }
 
 // Launch shapes. The kernels' constants live in awq_gemv.cu / awq_gemm.cu;
-// these must match them (the lab and the GPU tests check the results).
+// these must match them (the lab checks results at every shape it times,
+// and awq_test.go checks the names).
 const (
-	awqGemvMaxTokens = 16    // tokens <= this run the mat-vec
-	awqGemvMaxWarps  = 8     // warps splitting one stripe's input rows
-	awqGemvUnroll    = 4     // chunks per warp in flight (AWQ_GEMV_U1)
-	awqGemmStripes   = 8     // stripes per GEMM block (128 outputs)
-	awqGemmTokens    = 64    // tokens per GEMM block
-	awqGemmThreads   = 256   // threads per GEMM block
-	awqGemmShared    = 43008 // kGemmShared: 3 stages of weights, x and scales
+	awqGemvMaxTokens = 16 // tokens <= this run the mat-vec
+	// Warps per block: ~4096 warps in the grid was fastest on an H200 for
+	// every 7B shape (NOTES-awq.md, run 5: gate|up 4, qkv 8, o and down 16),
+	// at most 16 for one n-tile and 8 for two (register budget).
+	awqGemvTargetWarps = 4096
+	awqGemvMinWarps    = 4
+	awqGemmStripes     = 8     // kGemmMS: stripes per GEMM block (128 outputs)
+	awqGemmTokens      = 64    // kGemmNTok: tokens per GEMM block
+	awqGemmThreads     = 256   // kGemmThreads
+	awqGemmShared      = 43008 // kGemmShared: 3 stages of weights, x and scales
 )
+
+// awqGemvWarps picks the warps per block (one block per stripe) for a
+// mat-vec over `stripes` stripes and `chunks` 64-row chunks with nt n-tiles.
+func awqGemvWarps(stripes, chunks, nt int) int {
+	maxW := 16
+	if nt == 2 {
+		maxW = 8
+	}
+	w := awqGemvMinWarps
+	for w*2 <= maxW && stripes*w*2 <= awqGemvTargetWarps {
+		w *= 2
+	}
+	// Every warp needs a chunk; smaller linears (tests, tiny models) get fewer warps.
+	for w > 1 && w > chunks {
+		w /= 2
+	}
+	return w
+}
 
 // awqPlan says how to run y = x W for tokens rows of x. Tokens 1..16 run
 // the mat-vec (weights read once for all tokens), more the tensor-core GEMM.
-// tokens < 1 gives the zero awqLaunch (nothing to run).
+// tokens < 1 gives the zero awqLaunch (nothing to run). The plan is the same
+// for every compute capability so far (sm_80..sm_90 run the same kernels;
+// only an H200 has been measured).
 func awqPlan(p *awqPacked, tokens, cc int) awqLaunch {
 	if p == nil || tokens < 1 || p.In < awqChunk {
 		return awqLaunch{}
 	}
-	stripes := uint32(awqOutPad(p.Out) / awqStripe)
+	stripes := awqOutPad(p.Out) / awqStripe
 	if tokens <= awqGemvMaxTokens {
 		nt := 1
 		if tokens > 8 {
 			nt = 2
 		}
-		warps := min(max(p.In/awqChunk/awqGemvUnroll, 1), awqGemvMaxWarps)
+		warps := awqGemvWarps(stripes, p.In/awqChunk, nt)
 		return awqLaunch{
 			Kernel: fmt.Sprintf("awq_gemv_g%d_n%d", p.Group, nt),
-			Grid:   [3]uint32{stripes, 1, 1},
+			Grid:   [3]uint32{uint32(stripes), 1, 1},
 			Block:  [3]uint32{uint32(32 * warps), 1, 1},
+			Shared: uint32(warps * nt * 4 * 32 * 4), // gemv_shared: the warps' partial sums
 		}
 	}
 	return awqLaunch{
 		Kernel: fmt.Sprintf("awq_gemm_g%d", p.Group),
-		Grid:   [3]uint32{(stripes + awqGemmStripes - 1) / awqGemmStripes, uint32((tokens + awqGemmTokens - 1) / awqGemmTokens), 1},
+		Grid:   [3]uint32{uint32((stripes + awqGemmStripes - 1) / awqGemmStripes), uint32((tokens + awqGemmTokens - 1) / awqGemmTokens), 1},
 		Block:  [3]uint32{awqGemmThreads, 1, 1},
 		Shared: awqGemmShared,
 	}

@@ -313,10 +313,10 @@ func TestAWQPlan(t *testing.T) {
 		shared  uint32
 	}{
 		{0, "", 0, 0, 0, 0},
-		{1, "awq_gemv_g128_n1", 384, 1, 256, 0},
-		{8, "awq_gemv_g128_n1", 384, 1, 256, 0},
-		{9, "awq_gemv_g128_n2", 384, 1, 256, 0},
-		{16, "awq_gemv_g128_n2", 384, 1, 256, 0},
+		{1, "awq_gemv_g128_n1", 384, 1, 256, 8 * 512},
+		{8, "awq_gemv_g128_n1", 384, 1, 256, 8 * 512},
+		{9, "awq_gemv_g128_n2", 384, 1, 256, 8 * 1024},
+		{16, "awq_gemv_g128_n2", 384, 1, 256, 8 * 1024},
 		{17, "awq_gemm_g128", 48, 1, 256, awqGemmShared},
 		{512, "awq_gemm_g128", 48, 8, 256, awqGemmShared},
 		{513, "awq_gemm_g128", 48, 9, 256, awqGemmShared},
@@ -324,6 +324,16 @@ func TestAWQPlan(t *testing.T) {
 		l := awqPlan(p, tc.tokens, 90)
 		if l.Kernel != tc.kernel || l.Grid[0] != tc.gridX || l.Grid[1] != tc.gridY || l.Block[0] != tc.threads || l.Shared != tc.shared {
 			t.Errorf("tokens %d: plan %+v, want kernel %q grid (%d,%d) block %d shared %d", tc.tokens, l, tc.kernel, tc.gridX, tc.gridY, tc.threads, tc.shared)
+		}
+	}
+	// Warps per stripe by shape (NOTES-awq.md, run 5).
+	for _, tc := range []struct{ in, out, tokens, warps int }{
+		{4096, 6144, 1, 8}, {4096, 4096, 1, 16}, {4096, 28672, 1, 4}, {14336, 4096, 1, 16},
+		{4096, 4096, 11, 8}, {4096, 28672, 11, 4}, {64, 16, 1, 1}, {128, 16, 11, 2},
+	} {
+		l := awqPlan(&awqPacked{In: tc.in, Out: tc.out, Group: 128}, tc.tokens, 90)
+		if l.Block[0] != uint32(32*tc.warps) {
+			t.Errorf("in=%d out=%d tokens=%d: block %d, want %d warps", tc.in, tc.out, tc.tokens, l.Block[0], tc.warps)
 		}
 	}
 	// Every plan for every group names a kernel that awq_*.cu defines.
@@ -344,7 +354,7 @@ func TestAWQPlan(t *testing.T) {
 func kernelDefined(t *testing.T, name string) bool {
 	t.Helper()
 	for file, re := range map[string]*regexp.Regexp{
-		"awq_gemv.cu": regexp.MustCompile(`(?m)^AWQ_GEMV\((\d+), (\d+),`),
+		"awq_gemv.cu": regexp.MustCompile(`(?m)^AWQ_GEMV\((\d+), (\d+)\)`),
 		"awq_gemm.cu": regexp.MustCompile(`(?m)^AWQ_GEMM\((\d+)\)`),
 	} {
 		src, err := os.ReadFile(file)
