@@ -203,30 +203,46 @@ func checkAWQ(l inference.AWQLinear) error {
 // and awq_test.go checks the names).
 const (
 	awqGemvMaxTokens = 16 // tokens <= this run the mat-vec
-	// Warps per block: ~4096 warps in the grid was fastest on an H200 for
-	// every 7B shape (NOTES-awq.md, run 5: gate|up 4, qkv 8, o and down 16),
-	// at most 16 for one n-tile and 8 for two (register budget).
-	awqGemvTargetWarps = 4096
-	awqGemvMinWarps    = 4
-	awqGemmStripes     = 8     // kGemmMS: stripes per GEMM block (128 outputs)
-	awqGemmTokens      = 64    // kGemmNTok: tokens per GEMM block
-	awqGemmThreads     = 256   // kGemmThreads
-	awqGemmShared      = 43008 // kGemmShared: 3 stages of weights, x and scales
+	// Warps per block, measured on an H200 (NOTES-awq.md, runs 5-6): group
+	// 128 (kernel v5, whole groups per warp) was fastest with ~2048 warps in
+	// the grid (qkv 4, o 8, gate|up 4, down 8), groups 32/64 (kernel v4) with
+	// ~4096; at least 4, at most 16 for one n-tile and 8 for two (registers;
+	// 8 for v5).
+	awqGemvTargetWarps    = 4096
+	awqGemvTargetWarps128 = 2048
+	awqGemvMinWarps       = 4
+	awqGemmTokens         = 64 // kGemmNTok: tokens per GEMM block
+	// Large GEMM tile: 8 stripes (128 outputs) per block, 8 warps, 3 stages.
+	awqGemmStripes = 8
+	awqGemmThreads = 256
+	awqGemmShared  = 43008 // kGemmShared
+	// Small GEMM tile: 4 stripes, 4 warps, 4 stages (kGemmSmall*), for grids
+	// of fewer large-tile blocks than awqGemmFill at under awqGemmBigTokens
+	// tokens (NOTES-awq.md, run 7: o/down/qkv at 128 tokens 1.1-1.5x).
+	awqGemmSmallStripes = 4
+	awqGemmSmallThreads = 128
+	awqGemmSmallShared  = 47104
+	awqGemmFill         = 264 // two large-tile blocks per SM of a 132-SM H100/H200
+	awqGemmBigTokens    = 384
 )
 
 // awqGemvWarps picks the warps per block (one block per stripe) for a
-// mat-vec over `stripes` stripes and `chunks` 64-row chunks with nt n-tiles.
-func awqGemvWarps(stripes, chunks, nt int) int {
-	maxW := 16
+// mat-vec of p with nt n-tiles.
+func awqGemvWarps(p *awqPacked, nt int) int {
+	stripes := awqOutPad(p.Out) / awqStripe
+	maxW, target, units := 16, awqGemvTargetWarps, p.In/awqChunk // v4: warps share chunks
 	if nt == 2 {
 		maxW = 8
 	}
+	if p.Group == 128 {
+		maxW, target, units = 8, awqGemvTargetWarps128, p.In/128 // v5: warps share whole groups
+	}
 	w := awqGemvMinWarps
-	for w*2 <= maxW && stripes*w*2 <= awqGemvTargetWarps {
+	for w*2 <= maxW && stripes*w*2 <= target {
 		w *= 2
 	}
-	// Every warp needs a chunk; smaller linears (tests, tiny models) get fewer warps.
-	for w > 1 && w > chunks {
+	// Every warp needs work; small linears (tests, tiny models) get fewer warps.
+	for w > 1 && w > units {
 		w /= 2
 	}
 	return w
@@ -247,7 +263,7 @@ func awqPlan(p *awqPacked, tokens, cc int) awqLaunch {
 		if tokens > 8 {
 			nt = 2
 		}
-		warps := awqGemvWarps(stripes, p.In/awqChunk, nt)
+		warps := awqGemvWarps(p, nt)
 		return awqLaunch{
 			Kernel: fmt.Sprintf("awq_gemv_g%d_n%d", p.Group, nt),
 			Grid:   [3]uint32{uint32(stripes), 1, 1},
@@ -255,9 +271,19 @@ func awqPlan(p *awqPacked, tokens, cc int) awqLaunch {
 			Shared: uint32(warps * nt * 4 * 32 * 4), // gemv_shared: the warps' partial sums
 		}
 	}
+	tb := (tokens + awqGemmTokens - 1) / awqGemmTokens
+	big := (stripes + awqGemmStripes - 1) / awqGemmStripes
+	if tokens < awqGemmBigTokens && big*tb < awqGemmFill {
+		return awqLaunch{
+			Kernel: fmt.Sprintf("awq_gemm_small_g%d", p.Group),
+			Grid:   [3]uint32{uint32((stripes + awqGemmSmallStripes - 1) / awqGemmSmallStripes), uint32(tb), 1},
+			Block:  [3]uint32{awqGemmSmallThreads, 1, 1},
+			Shared: awqGemmSmallShared,
+		}
+	}
 	return awqLaunch{
 		Kernel: fmt.Sprintf("awq_gemm_g%d", p.Group),
-		Grid:   [3]uint32{uint32((stripes + awqGemmStripes - 1) / awqGemmStripes), uint32((tokens + awqGemmTokens - 1) / awqGemmTokens), 1},
+		Grid:   [3]uint32{uint32(big), uint32(tb), 1},
 		Block:  [3]uint32{awqGemmThreads, 1, 1},
 		Shared: awqGemmShared,
 	}

@@ -15,7 +15,14 @@
 //   three times the instructions on per-chunk addressing and lost 20-50%).
 // - Warps are WM x WN; each dequantizes its MS/WM stripes once per k-step
 //   (awq::dequant16, one shift per word) and reuses them across its
-//   NTOK/WN/8 n-tiles.
+//   NTOK/WN/8 n-tiles. The production tiles use WN = 1 (one stripe per warp,
+//   all 64 tokens), so no stripe is dequantized by two warps.
+// - The kernel runs at ~40% of this GPU's measured mma.sync peak (641
+//   TFLOP/s on an H200); every tile shape tried lands at 250-275 TFLOP/s at
+//   512 tokens: per HMMA the warps still issue ~3 other instructions
+//   (dequantization, shared loads, copies) and stall on the per-chunk
+//   barrier. What would pay next: a producer warp that dequantizes each
+//   stripe once into fp16 shared memory for ldmatrix, or wgmma (sm_90a).
 #include "awq_common.cuh"
 
 namespace awq {
@@ -162,23 +169,38 @@ __device__ __forceinline__ void gemm(const uint8_t* __restrict__ w, const __half
   }
 }
 
-// The production tile (awq.go: awqGemm*): 128 outputs x 64 tokens, warps
-// 4 x 2 of 32 outputs x 32 tokens, 3 stages (39 KB, under the 48 KB default).
-constexpr int kGemmMS = 8, kGemmNTok = 64, kGemmWM = 4, kGemmWN = 2, kGemmStages = 3;
+// The production tiles (awq.go: awqGemm*), H200 (NOTES-awq.md, run 7):
+// - large: 128 outputs x 64 tokens, 8 warps of one stripe x 64 tokens (no
+//   stripe dequantized twice), 3 stages, 43 KB: 253-272 TFLOP/s at 512 tokens;
+// - small: 64 outputs x 64 tokens, 4 warps, 4 stages, 47 KB: twice the blocks,
+//   for grids that would not fill the GPU (o, down, qkv at <= 256 tokens:
+//   160-176 TFLOP/s at 128 tokens where the large tile gets 110-163).
+constexpr int kGemmMS = 8, kGemmNTok = 64, kGemmWM = 8, kGemmWN = 1, kGemmStages = 3;
 constexpr int kGemmThreads = kGemmWM * kGemmWN * 32;
 constexpr int kGemmShared = kGemmStages * gemm_stage_bytes(kGemmMS, kGemmNTok);
-static_assert(kGemmShared <= 48 * 1024, "over the default dynamic shared memory limit");
+constexpr int kGemmSmallMS = 4, kGemmSmallWM = 4, kGemmSmallStages = 4;
+constexpr int kGemmSmallThreads = kGemmSmallWM * 32;
+constexpr int kGemmSmallShared = kGemmSmallStages * gemm_stage_bytes(kGemmSmallMS, kGemmNTok);
+static_assert(kGemmShared <= 48 * 1024 && kGemmSmallShared <= 48 * 1024,
+              "over the default dynamic shared memory limit");
 
 }  // namespace awq
 
-// Kernels: awq_gemm_g<GROUP>. Launch: grid (ceil(OutP/16/kGemmMS),
-// ceil(tokens/kGemmNTok)), block kGemmThreads, dynamic shared memory kGemmShared.
-#define AWQ_GEMM(G)                                                                            \
-  extern "C" __global__ void __launch_bounds__(awq::kGemmThreads)                             \
-      awq_gemm_g##G(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in, \
-                    int out) {                                                                 \
-    awq::gemm<awq::kGemmMS, awq::kGemmNTok, awq::kGemmWM, awq::kGemmWN, awq::kGemmStages, G>(   \
-        w, x, y, tokens, in, out);                                                             \
+// Kernels: awq_gemm_g<GROUP> (large tile) and awq_gemm_small_g<GROUP>.
+// Launch: grid (ceil(OutP/16/MS), ceil(tokens/64)), block kGemm[Small]Threads,
+// dynamic shared memory kGemm[Small]Shared.
+#define AWQ_GEMM(G)                                                                               \
+  extern "C" __global__ void __launch_bounds__(awq::kGemmThreads)                                \
+      awq_gemm_g##G(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in,    \
+                    int out) {                                                                    \
+    awq::gemm<awq::kGemmMS, awq::kGemmNTok, awq::kGemmWM, awq::kGemmWN, awq::kGemmStages, G>(      \
+        w, x, y, tokens, in, out);                                                                \
+  }                                                                                               \
+  extern "C" __global__ void __launch_bounds__(awq::kGemmSmallThreads)                           \
+      awq_gemm_small_g##G(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens,      \
+                          int in, int out) {                                                      \
+    awq::gemm<awq::kGemmSmallMS, awq::kGemmNTok, awq::kGemmSmallWM, 1, awq::kGemmSmallStages, G>( \
+        w, x, y, tokens, in, out);                                                                \
   }
 
 AWQ_GEMM(32)

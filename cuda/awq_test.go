@@ -313,11 +313,13 @@ func TestAWQPlan(t *testing.T) {
 		shared  uint32
 	}{
 		{0, "", 0, 0, 0, 0},
-		{1, "awq_gemv_g128_n1", 384, 1, 256, 8 * 512},
-		{8, "awq_gemv_g128_n1", 384, 1, 256, 8 * 512},
-		{9, "awq_gemv_g128_n2", 384, 1, 256, 8 * 1024},
-		{16, "awq_gemv_g128_n2", 384, 1, 256, 8 * 1024},
-		{17, "awq_gemm_g128", 48, 1, 256, awqGemmShared},
+		{1, "awq_gemv_g128_n1", 384, 1, 128, 4 * 512},
+		{8, "awq_gemv_g128_n1", 384, 1, 128, 4 * 512},
+		{9, "awq_gemv_g128_n2", 384, 1, 128, 4 * 1024},
+		{16, "awq_gemv_g128_n2", 384, 1, 128, 4 * 1024},
+		{17, "awq_gemm_small_g128", 96, 1, 128, awqGemmSmallShared},
+		{256, "awq_gemm_small_g128", 96, 4, 128, awqGemmSmallShared},
+		{384, "awq_gemm_g128", 48, 6, 256, awqGemmShared},
 		{512, "awq_gemm_g128", 48, 8, 256, awqGemmShared},
 		{513, "awq_gemm_g128", 48, 9, 256, awqGemmShared},
 	} {
@@ -326,19 +328,24 @@ func TestAWQPlan(t *testing.T) {
 			t.Errorf("tokens %d: plan %+v, want kernel %q grid (%d,%d) block %d shared %d", tc.tokens, l, tc.kernel, tc.gridX, tc.gridY, tc.threads, tc.shared)
 		}
 	}
-	// Warps per stripe by shape (NOTES-awq.md, run 5).
-	for _, tc := range []struct{ in, out, tokens, warps int }{
-		{4096, 6144, 1, 8}, {4096, 4096, 1, 16}, {4096, 28672, 1, 4}, {14336, 4096, 1, 16},
-		{4096, 4096, 11, 8}, {4096, 28672, 11, 4}, {64, 16, 1, 1}, {128, 16, 11, 2},
+	// Warps per stripe by shape (NOTES-awq.md, runs 5-6).
+	for _, tc := range []struct{ in, out, group, tokens, warps int }{
+		{4096, 6144, 128, 1, 4}, {4096, 4096, 128, 1, 8}, {4096, 28672, 128, 1, 4}, {14336, 4096, 128, 1, 8},
+		{4096, 4096, 128, 11, 8}, {4096, 28672, 128, 11, 4}, {128, 16, 128, 1, 1}, {256, 16, 128, 11, 2},
+		{4096, 6144, 64, 1, 8}, {4096, 4096, 64, 1, 16}, {4096, 4096, 32, 11, 8}, {64, 16, 64, 1, 1},
 	} {
-		l := awqPlan(&awqPacked{In: tc.in, Out: tc.out, Group: 128}, tc.tokens, 90)
+		l := awqPlan(&awqPacked{In: tc.in, Out: tc.out, Group: tc.group}, tc.tokens, 90)
 		if l.Block[0] != uint32(32*tc.warps) {
-			t.Errorf("in=%d out=%d tokens=%d: block %d, want %d warps", tc.in, tc.out, tc.tokens, l.Block[0], tc.warps)
+			t.Errorf("in=%d out=%d group=%d tokens=%d: block %d, want %d warps", tc.in, tc.out, tc.group, tc.tokens, l.Block[0], tc.warps)
 		}
+	}
+	// gate|up fills the GPU with large tiles even at 128 tokens.
+	if l := awqPlan(&awqPacked{In: 4096, Out: 28672, Group: 128}, 128, 90); l.Kernel != "awq_gemm_g128" {
+		t.Errorf("gate|up at 128 tokens: kernel %q, want the large tile", l.Kernel)
 	}
 	// Every plan for every group names a kernel that awq_*.cu defines.
 	for _, g := range awqGroups {
-		for _, tok := range []int{1, 9, 100} {
+		for _, tok := range []int{1, 9, 100, 512} {
 			l := awqPlan(&awqPacked{In: 64, Out: 8, Group: g}, tok, 80)
 			if !kernelDefined(t, l.Kernel) {
 				t.Errorf("group %d tokens %d: kernel %q is not defined in cuda/awq_*.cu", g, tok, l.Kernel)
@@ -362,14 +369,16 @@ func kernelDefined(t *testing.T, name string) bool {
 			t.Fatal(err)
 		}
 		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
-			var n string
+			var names []string
 			if len(m) == 3 {
-				n = fmt.Sprintf("awq_gemv_g%s_n%s", m[1], m[2])
+				names = []string{fmt.Sprintf("awq_gemv_g%s_n%s", m[1], m[2])}
 			} else {
-				n = fmt.Sprintf("awq_gemm_g%s", m[1])
+				names = []string{fmt.Sprintf("awq_gemm_g%s", m[1]), fmt.Sprintf("awq_gemm_small_g%s", m[1])}
 			}
-			if n == name {
-				return true
+			for _, n := range names {
+				if n == name {
+					return true
+				}
 			}
 		}
 	}

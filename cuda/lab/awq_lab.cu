@@ -17,6 +17,7 @@
 #include "gemv_v1.cuh"
 #include "gemv_v2.cuh"
 #include "gemv_v3.cuh"
+#include "peak.cuh"
 #include "probe.cuh"
 
 #include <algorithm>
@@ -187,6 +188,11 @@ __global__ void __launch_bounds__(512) lab_gemv3(const uint8_t* w, const __half*
                                                  int in, int out) {
   awq_v3::gemv<G, NT, U>(w, x, y, tokens, in, out);
 }
+template <int NT>
+__global__ void __launch_bounds__(32 * awq::gemv_max_warps(NT)) lab_gemv5(const uint8_t* w, const __half* x, __half* y,
+                                                                         void* ws, int tokens, int in, int out) {
+  awq::gemv_g128<NT>(w, x, y, tokens, in, out);
+}
 template <int G, int NT>
 __global__ void __launch_bounds__(32 * awq::gemv_max_warps(NT)) lab_gemv4(const uint8_t* w, const __half* x, __half* y,
                                                                          void* ws, int tokens, int in, int out) {
@@ -220,6 +226,9 @@ static AwqKernel prod_gemv(int G, int nt) {
   return nt == 1 ? awq_gemv_g128_n1 : awq_gemv_g128_n2;
 }
 static AwqKernel prod_gemm(int G) { return G == 32 ? awq_gemm_g32 : G == 64 ? awq_gemm_g64 : awq_gemm_g128; }
+static AwqKernel prod_gemm_small(int G) {
+  return G == 32 ? awq_gemm_small_g32 : G == 64 ? awq_gemm_small_g64 : awq_gemm_small_g128;
+}
 
 // plan mirrors awq.go's awqPlan.
 static Launch plan(int in, int out, int G, int tokens) {
@@ -227,14 +236,19 @@ static Launch plan(int in, int out, int G, int tokens) {
   if (tokens <= 16) {
     const int nt = tokens > 8 ? 2 : 1;
     // awq.go: awqGemvWarps.
-    const int maxW = awq::gemv_max_warps(nt);
+    const int maxW = G == 128 ? 8 : awq::gemv_max_warps(nt), target = G == 128 ? 2048 : 4096;
+    const int units = G == 128 ? in / 128 : in / 64;
     int warps = 4;
-    while (warps * 2 <= maxW && stripes * warps * 2 <= 4096) warps *= 2;
-    while (warps > 1 && warps > in / 64) warps /= 2;
+    while (warps * 2 <= maxW && stripes * warps * 2 <= target) warps *= 2;
+    while (warps > 1 && warps > units) warps /= 2;
     return {"gemv plan", prod_gemv(G, nt), dim3(stripes), dim3(32 * warps), awq::gemv_shared(warps, nt)};
   }
-  return {"gemm plan", prod_gemm(G), dim3((stripes + awq::kGemmMS - 1) / awq::kGemmMS, (tokens + awq::kGemmNTok - 1) / awq::kGemmNTok),
-          dim3(awq::kGemmThreads), awq::kGemmShared};
+  // awq.go: awqPlan's GEMM tile choice.
+  const int tb = (tokens + 63) / 64, big = (stripes + awq::kGemmMS - 1) / awq::kGemmMS;
+  if (tokens < 384 && big * tb < 264)
+    return {"gemm small plan", prod_gemm_small(G), dim3((stripes + awq::kGemmSmallMS - 1) / awq::kGemmSmallMS, tb),
+            dim3(awq::kGemmSmallThreads), awq::kGemmSmallShared};
+  return {"gemm plan", prod_gemm(G), dim3(big, tb), dim3(awq::kGemmThreads), awq::kGemmShared};
 }
 
 static void run(const Launch& L, const uint8_t* w, const __half* x, __half* y, int tokens, int in, int out) {
@@ -480,7 +494,11 @@ static std::vector<Launch> gemv_variants(int in, int out, int tokens) {
     if (warps <= awq::gemv_max_warps(nt))
       v.push_back({"v4 w=" + std::to_string(warps), nt == 1 ? lab_gemv4<128, 1> : lab_gemv4<128, 2>, grid,
                    dim3(32 * warps), awq::gemv_shared(warps, nt)});
-  for (int warps : {8, 16}) {
+  for (int warps : {2, 4, 8, 16})
+    if (warps <= awq::gemv_max_warps(nt))
+      v.push_back({"v5 w=" + std::to_string(warps), nt == 1 ? lab_gemv5<1> : lab_gemv5<2>, grid, dim3(32 * warps),
+                   awq::gemv_shared(warps, nt)});
+  for (int warps : {8}) {
     v.push_back({"v3 U=1 w=" + std::to_string(warps), nt == 1 ? lab_gemv3<128, 1, 1> : lab_gemv3<128, 2, 1>, grid,
                  dim3(32 * warps), awq::gemv_shared(warps, nt)});
     v.push_back({"v3 U=2 w=" + std::to_string(warps), nt == 1 ? lab_gemv3<128, 1, 2> : lab_gemv3<128, 2, 2>, grid,
@@ -505,14 +523,16 @@ static std::vector<Launch> gemm_variants(int in, int out, int tokens) {
   GM3(8, 128, 2, 4, 3)
   GM3(16, 64, 4, 2, 3)
   GM3(4, 64, 2, 2, 4)
+  GM3(8, 64, 8, 1, 3)
+  GM3(16, 64, 16, 1, 2)
+  GM3(4, 64, 4, 1, 4)
+  GM3(8, 64, 8, 1, 4)
 #undef GM3
 #define GM3B(MS, NTOK, WM, WN, ST, MINB)                                                                   \
   v.push_back({"v3 " #MS "x" #NTOK " " #WM "x" #WN " " #ST "st minb" #MINB, lab_gemm3<MS, NTOK, WM, WN, ST, MINB>, \
                dim3((stripes + MS - 1) / MS, (tokens + NTOK - 1) / NTOK), dim3(WM * WN * 32),                 \
                ST * awq::gemm_stage_bytes(MS, NTOK)});
-  GM3B(8, 64, 4, 2, 3, 3)
-  GM3B(4, 64, 2, 2, 3, 6)
-  GM3B(4, 32, 4, 1, 4, 6)
+  GM3B(8, 64, 8, 1, 3, 2)
 #undef GM3B
   return v;
 }
@@ -568,6 +588,22 @@ static void bench_gemv(std::mt19937_64& rng) {
 }
 
 static void bench_gemm(std::mt19937_64& rng) {
+  {
+    float* sink;
+    CK(cudaMalloc(&sink, 4));
+    cudaDeviceProp p;
+    CK(cudaGetDeviceProperties(&p, 0));
+    for (int warps : {4, 8, 16}) {
+      const int blocks = p.multiProcessorCount * 2, iters = 4096;
+      double us = time_fn([&](int) {
+        peak_hmma<<<blocks, 32 * warps>>>(iters, sink);
+        CKLAUNCH();
+      });
+      printf("peak mma.sync m16n8k16 f16->f32, %d warps/SM: %.1f TFLOP/s\n", 2 * warps,
+             (double)blocks * warps * iters * 8 * 4096 / (us * 1e-6) / 1e12);
+    }
+    CK(cudaFree(sink));
+  }
   printf("\n== GEMM (prefill), group 128: TFLOP/s = 2*tokens*in*out / time\n");
   double layer[4] = {0, 0, 0, 0};  // per token-count: sum over shapes
   const int toks[] = {64, 128, 256, 512};
