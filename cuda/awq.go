@@ -118,17 +118,24 @@ func packAWQ(ls ...inference.AWQLinear) (awqPacked, error) {
 		}
 	}
 
-	// Weights: each stripe is an independent run of bytes, so stripes are
-	// packed in parallel (a 7B model has about 3.5e9 weights to move).
-	stripes, chunks := outP/awqStripe, in/awqChunk
+	// Weights: chunk c (64 input rows) of every stripe is written only from
+	// rows 64c..64c+63, so chunks are packed in parallel, each reading its
+	// rows in file order (a 7B model has about 3.5e9 weights to move).
+	src := make([]awqSrc, outP)
+	for n, c := range cols {
+		if c.l != nil {
+			src[n] = awqSrc{qw: c.l.QWeight, stride: c.l.Out / 8, idx: c.n / 8, shift: uint(4 * nibbleOf[c.n%8])}
+		}
+	}
+	chunks := in / awqChunk
 	var wg sync.WaitGroup
 	workers := runtime.GOMAXPROCS(0)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for s := w; s < stripes; s += workers {
-				packStripe(buf[s*chunks*512:(s+1)*chunks*512], cols[s*awqStripe:(s+1)*awqStripe], chunks)
+			for c := w; c < chunks; c += workers {
+				packChunk(buf, src, c, chunks)
 			}
 		}(w)
 	}
@@ -154,25 +161,36 @@ type awqCol struct {
 	n int                  // column within l
 }
 
-// packStripe writes one stripe's (chunks, 32 lanes, 4 words) into dst.
-// Nibble i of word j of lane 4g+t in chunk c is output column
-// 8*(i&1)+g of the stripe and input row 64c+16t+4j+2*((i>>1)&1)+(i>>2).
-func packStripe(dst []byte, cols []awqCol, chunks int) {
-	for c := 0; c < chunks; c++ {
-		for lane := 0; lane < 32; lane++ {
-			g, t := lane/4, lane%4
-			for j := 0; j < 4; j++ {
-				var word uint32
-				for i := 0; i < 8; i++ {
-					col := cols[8*(i&1)+g]
-					if col.l == nil {
-						continue
-					}
-					k := 64*c + 16*t + 4*j + 2*((i>>1)&1) + (i >> 2)
-					word |= nibble(col.l.QWeight[k*(col.l.Out/8)+col.n/8], col.n%8) << (4 * i)
-				}
-				binary.LittleEndian.PutUint32(dst[((c*32+lane)*4+j)*4:], word)
+// awqSrc says where one output column's nibbles are in the file layout:
+// row k's nibble is qw[k*stride+idx] >> shift & 15 (qw nil: padding).
+type awqSrc struct {
+	qw          []int32
+	stride, idx int
+	shift       uint
+}
+
+// packChunk writes chunk c of every stripe. Input row 64c+16t+4j+p of
+// stripe column 8h+g goes to lane 4g+t, word j, nibble h | (p>>1)<<1 | (p&1)<<2:
+// the inverse of "nibble i is column 8*(i&1)+g, row 16t+4j+2*((i>>1)&1)+(i>>2)".
+// A stripe's 64 rows are 64 cache lines that the next stripes reuse.
+func packChunk(buf []byte, src []awqSrc, c, chunks int) {
+	var words [32 * 4]uint32 // (lane, word) of one stripe's chunk
+	for s := 0; s < len(src)/awqStripe; s++ {
+		words = [32 * 4]uint32{}
+		for r, cs := range src[s*awqStripe : (s+1)*awqStripe] {
+			if cs.qw == nil {
+				continue
 			}
+			g, h := r%8, r/8
+			for kc := 0; kc < awqChunk; kc++ {
+				q := uint32(cs.qw[(c*awqChunk+kc)*cs.stride+cs.idx]) >> cs.shift & 15
+				t, j, p := kc/16, kc%16/4, kc%4
+				words[(4*g+t)*4+j] |= q << (4 * (h | (p>>1)<<1 | (p&1)<<2))
+			}
+		}
+		out := buf[(s*chunks+c)*512:]
+		for i, w := range words {
+			binary.LittleEndian.PutUint32(out[4*i:], w)
 		}
 	}
 }

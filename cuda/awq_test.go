@@ -234,6 +234,59 @@ func emulateGemv(p awqPacked, x [][]float64) [][]float64 {
 	return y
 }
 
+// packStripeRef is the first, straightforward packer (one stripe at a time,
+// word by word, straight from the layout's definition), kept to check that
+// the faster row-order packer writes the same bytes.
+func packStripeRef(dst []byte, cols []awqCol, chunks int) {
+	for c := 0; c < chunks; c++ {
+		for lane := 0; lane < 32; lane++ {
+			g, t := lane/4, lane%4
+			for j := 0; j < 4; j++ {
+				var word uint32
+				for i := 0; i < 8; i++ {
+					col := cols[8*(i&1)+g]
+					if col.l == nil {
+						continue
+					}
+					k := 64*c + 16*t + 4*j + 2*((i>>1)&1) + (i >> 2)
+					word |= nibble(col.l.QWeight[k*(col.l.Out/8)+col.n/8], col.n%8) << (4 * i)
+				}
+				binary.LittleEndian.PutUint32(dst[((c*32+lane)*4+j)*4:], word)
+			}
+		}
+	}
+}
+
+func TestPackMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, outs := range [][]int{{48}, {64, 16, 24}, {40, 40}, {8}} {
+		var ls []inference.AWQLinear
+		var cols []awqCol
+		for _, o := range outs {
+			ls = append(ls, randomAWQ(r, 256, o, 64))
+		}
+		for li := range ls {
+			for n := 0; n < ls[li].Out; n++ {
+				cols = append(cols, awqCol{l: &ls[li], n: n})
+			}
+		}
+		p, err := packAWQ(ls...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outP := awqOutPad(p.Out)
+		cols = append(cols, make([]awqCol, outP-len(cols))...)
+		chunks := p.In / awqChunk
+		for s := 0; s < outP/awqStripe; s++ {
+			want := make([]byte, chunks*512)
+			packStripeRef(want, cols[s*awqStripe:(s+1)*awqStripe], chunks)
+			if got := p.Bytes[s*chunks*512 : (s+1)*chunks*512]; string(got) != string(want) {
+				t.Fatalf("outs %v: stripe %d differs from the reference packing", outs, s)
+			}
+		}
+	}
+}
+
 func TestEmulatedGemvMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range []struct{ in, out, group, tokens int }{
@@ -447,6 +500,19 @@ func TestLabVector(t *testing.T) {
 		b = append(b, fused.Bytes...)
 		if err := os.WriteFile(fmt.Sprintf("%s/awq_g%d.bin", dir, g), b, 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPackAWQ packs the 7B model's gate|up (4096 -> 2 x 14336, group
+// 128): 117M weights, the largest linear the engine uploads.
+func BenchmarkPackAWQ(b *testing.B) {
+	r := rand.New(rand.NewPCG(9, 9))
+	gate, up := randomAWQ(r, 4096, 14336, 128), randomAWQ(r, 4096, 14336, 128)
+	b.SetBytes(int64(len(gate.QWeight)+len(up.QWeight)) * 4)
+	for b.Loop() {
+		if _, err := packAWQ(gate, up); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
