@@ -516,3 +516,33 @@ func BenchmarkPackAWQ(b *testing.B) {
 		}
 	}
 }
+
+// FuzzPackAWQ: any shapes and slice lengths give an error or a buffer of
+// the documented size, never a panic.
+func FuzzPackAWQ(f *testing.F) {
+	f.Add(128, 16, 64, 0, 0, 0, 8)
+	f.Add(64, 8, 32, 1, -1, 0, 24)
+	f.Add(4096, 48, 128, 0, 0, 0, 16)
+	f.Fuzz(func(t *testing.T, in, out, group, dq, dz, ds, out2 int) {
+		if in > 1<<14 || out > 1<<12 || out2 > 1<<12 || in < -1 || out < -1 || out2 < -1 {
+			return // keep allocations small; sizes beyond are the same code path
+		}
+		mk := func(o int) inference.AWQLinear {
+			n := func(v, d int) int { return max(0, v+d) }
+			l := inference.AWQLinear{In: in, Out: o, GroupSize: group}
+			if group > 0 {
+				l.QZeros = make([]int32, n(in/group*o/8, dz))
+				l.Scales = make([]uint16, n(in/group*o, ds))
+			}
+			l.QWeight = make([]int32, n(in*o/8, dq))
+			return l
+		}
+		p, err := packAWQ(mk(out), mk(out2))
+		if err != nil {
+			return
+		}
+		if len(p.Bytes) != awqSZOffset(in, p.Out)+in/group*awqOutPad(p.Out)*4 || p.Out != out+out2 {
+			t.Fatalf("in=%d out=%d+%d group=%d: %d bytes, out %d", in, out, out2, group, len(p.Bytes), p.Out)
+		}
+	})
+}
