@@ -4,7 +4,7 @@
 // weights rotated over more than L2 so the figures are HBM figures.
 //
 //   make -C cuda/lab            (nvcc here; the binary runs on the GPU machine)
-//   ./awq_lab [check|gemv|gemm|all] [--vector FILE]...
+//   ./awq_lab [check|gemv|gemm|all|prof] [--vector FILE]...
 //
 // --vector FILE: a packed linear written by the Go test
 // (BRIEF_AWQ_LAB_VECTOR=DIR go test ./cuda -run LabVector writes DIR/awq_g*.bin): the lab checks
@@ -674,6 +674,19 @@ int main(int argc, char** argv) {
   if (mode == "check" || mode == "all") checks(rng), check_variants(rng);
   if (mode == "gemv" || mode == "all") bench_gemv(rng);
   if (mode == "gemm" || mode == "all") bench_gemm(rng);
+  if (mode == "prof") {
+    // One launch of each production kernel at the shapes that dominate, for
+    // a profiler (ncu -k regex:awq_): gate|up and down at tokens 1, 11, 512.
+    for (auto sh : {kShapes[2], kShapes[3]}) {
+      Set s = make_set(rng, sh.in, sh.out, 128, 512);
+      for (int tokens : {1, 11, 512}) {
+        Launch L = plan(sh.in, sh.out, 128, tokens);
+        for (int i = 0; i < 3; i++) run(L, s.w[i % s.n], s.x, s.y, tokens, s.in, s.out);
+      }
+      CK(cudaDeviceSynchronize());
+      free_set(s);
+    }
+  }
   printf("\n%s: %d check failures\n", failures ? "FAIL" : "PASS", failures);
   return failures ? 1 : 0;
 }
