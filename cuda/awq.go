@@ -118,17 +118,24 @@ func packAWQ(ls ...inference.AWQLinear) (awqPacked, error) {
 		}
 	}
 
-	// Weights: each stripe is an independent run of bytes, so stripes are
-	// packed in parallel (a 7B model has about 3.5e9 weights to move).
-	stripes, chunks := outP/awqStripe, in/awqChunk
+	// Weights: chunk c (64 input rows) of every stripe is written only from
+	// rows 64c..64c+63, so chunks are packed in parallel, each reading its
+	// rows in file order (a 7B model has about 3.5e9 weights to move).
+	src := make([]awqSrc, outP)
+	for n, c := range cols {
+		if c.l != nil {
+			src[n] = awqSrc{qw: c.l.QWeight, stride: c.l.Out / 8, idx: c.n / 8, shift: uint(4 * nibbleOf[c.n%8])}
+		}
+	}
+	chunks := in / awqChunk
 	var wg sync.WaitGroup
 	workers := runtime.GOMAXPROCS(0)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for s := w; s < stripes; s += workers {
-				packStripe(buf[s*chunks*512:(s+1)*chunks*512], cols[s*awqStripe:(s+1)*awqStripe], chunks)
+			for c := w; c < chunks; c += workers {
+				packChunk(buf, src, c, chunks)
 			}
 		}(w)
 	}
@@ -154,25 +161,36 @@ type awqCol struct {
 	n int                  // column within l
 }
 
-// packStripe writes one stripe's (chunks, 32 lanes, 4 words) into dst.
-// Nibble i of word j of lane 4g+t in chunk c is output column
-// 8*(i&1)+g of the stripe and input row 64c+16t+4j+2*((i>>1)&1)+(i>>2).
-func packStripe(dst []byte, cols []awqCol, chunks int) {
-	for c := 0; c < chunks; c++ {
-		for lane := 0; lane < 32; lane++ {
-			g, t := lane/4, lane%4
-			for j := 0; j < 4; j++ {
-				var word uint32
-				for i := 0; i < 8; i++ {
-					col := cols[8*(i&1)+g]
-					if col.l == nil {
-						continue
-					}
-					k := 64*c + 16*t + 4*j + 2*((i>>1)&1) + (i >> 2)
-					word |= nibble(col.l.QWeight[k*(col.l.Out/8)+col.n/8], col.n%8) << (4 * i)
-				}
-				binary.LittleEndian.PutUint32(dst[((c*32+lane)*4+j)*4:], word)
+// awqSrc says where one output column's nibbles are in the file layout:
+// row k's nibble is qw[k*stride+idx] >> shift & 15 (qw nil: padding).
+type awqSrc struct {
+	qw          []int32
+	stride, idx int
+	shift       uint
+}
+
+// packChunk writes chunk c of every stripe. Input row 64c+16t+4j+p of
+// stripe column 8h+g goes to lane 4g+t, word j, nibble h | (p>>1)<<1 | (p&1)<<2:
+// the inverse of "nibble i is column 8*(i&1)+g, row 16t+4j+2*((i>>1)&1)+(i>>2)".
+// A stripe's 64 rows are 64 cache lines that the next stripes reuse.
+func packChunk(buf []byte, src []awqSrc, c, chunks int) {
+	var words [32 * 4]uint32 // (lane, word) of one stripe's chunk
+	for s := 0; s < len(src)/awqStripe; s++ {
+		words = [32 * 4]uint32{}
+		for r, cs := range src[s*awqStripe : (s+1)*awqStripe] {
+			if cs.qw == nil {
+				continue
 			}
+			g, h := r%8, r/8
+			for kc := 0; kc < awqChunk; kc++ {
+				q := uint32(cs.qw[(c*awqChunk+kc)*cs.stride+cs.idx]) >> cs.shift & 15
+				t, j, p := kc/16, kc%16/4, kc%4
+				words[(4*g+t)*4+j] |= q << (4 * (h | (p>>1)<<1 | (p&1)<<2))
+			}
+		}
+		out := buf[(s*chunks+c)*512:]
+		for i, w := range words {
+			binary.LittleEndian.PutUint32(out[4*i:], w)
 		}
 	}
 }
@@ -199,40 +217,91 @@ func checkAWQ(l inference.AWQLinear) error {
 }
 
 // Launch shapes. The kernels' constants live in awq_gemv.cu / awq_gemm.cu;
-// these must match them (the lab and the GPU tests check the results).
+// these must match them (the lab checks results at every shape it times,
+// and awq_test.go checks the names).
 const (
-	awqGemvMaxTokens = 16    // tokens <= this run the mat-vec
-	awqGemvMaxWarps  = 8     // warps splitting one stripe's input rows
-	awqGemvUnroll    = 4     // chunks per warp in flight (AWQ_GEMV_U1)
-	awqGemmStripes   = 8     // stripes per GEMM block (128 outputs)
-	awqGemmTokens    = 64    // tokens per GEMM block
-	awqGemmThreads   = 256   // threads per GEMM block
-	awqGemmShared    = 43008 // kGemmShared: 3 stages of weights, x and scales
+	awqGemvMaxTokens = 16 // tokens <= this run the mat-vec
+	// Warps per block, measured on an H200 (NOTES-awq.md, runs 5-6): group
+	// 128 (kernel v5, whole groups per warp) was fastest with ~2048 warps in
+	// the grid (qkv 4, o 8, gate|up 4, down 8), groups 32/64 (kernel v4) with
+	// ~4096; at least 4, at most 16 for one n-tile and 8 for two (registers;
+	// 8 for v5).
+	awqGemvTargetWarps    = 4096
+	awqGemvTargetWarps128 = 2048
+	awqGemvMinWarps       = 4
+	awqGemmTokens         = 64 // kGemmNTok: tokens per GEMM block
+	// Large GEMM tile: 8 stripes (128 outputs) per block, 8 warps, 3 stages.
+	awqGemmStripes = 8
+	awqGemmThreads = 256
+	awqGemmShared  = 43008 // kGemmShared
+	// Small GEMM tile: 4 stripes, 4 warps, 4 stages (kGemmSmall*), for grids
+	// of fewer large-tile blocks than awqGemmFill at under awqGemmBigTokens
+	// tokens (NOTES-awq.md, run 7: o/down/qkv at 128 tokens 1.1-1.5x).
+	awqGemmSmallStripes = 4
+	awqGemmSmallThreads = 128
+	awqGemmSmallShared  = 47104
+	awqGemmFill         = 264 // two large-tile blocks per SM of a 132-SM H100/H200
+	awqGemmBigTokens    = 384
 )
+
+// awqGemvWarps picks the warps per block (one block per stripe) for a
+// mat-vec of p with nt n-tiles.
+func awqGemvWarps(p *awqPacked, nt int) int {
+	stripes := awqOutPad(p.Out) / awqStripe
+	maxW, target, units := 16, awqGemvTargetWarps, p.In/awqChunk // v4: warps share chunks
+	if nt == 2 {
+		maxW = 8
+	}
+	if p.Group == 128 {
+		maxW, target, units = 8, awqGemvTargetWarps128, p.In/128 // v5: warps share whole groups
+	}
+	w := awqGemvMinWarps
+	for w*2 <= maxW && stripes*w*2 <= target {
+		w *= 2
+	}
+	// Every warp needs work; small linears (tests, tiny models) get fewer warps.
+	for w > 1 && w > units {
+		w /= 2
+	}
+	return w
+}
 
 // awqPlan says how to run y = x W for tokens rows of x. Tokens 1..16 run
 // the mat-vec (weights read once for all tokens), more the tensor-core GEMM.
-// tokens < 1 gives the zero awqLaunch (nothing to run).
+// tokens < 1 gives the zero awqLaunch (nothing to run). The plan is the same
+// for every compute capability so far (sm_80..sm_90 run the same kernels;
+// only an H200 has been measured).
 func awqPlan(p *awqPacked, tokens, cc int) awqLaunch {
 	if p == nil || tokens < 1 || p.In < awqChunk {
 		return awqLaunch{}
 	}
-	stripes := uint32(awqOutPad(p.Out) / awqStripe)
+	stripes := awqOutPad(p.Out) / awqStripe
 	if tokens <= awqGemvMaxTokens {
 		nt := 1
 		if tokens > 8 {
 			nt = 2
 		}
-		warps := min(max(p.In/awqChunk/awqGemvUnroll, 1), awqGemvMaxWarps)
+		warps := awqGemvWarps(p, nt)
 		return awqLaunch{
 			Kernel: fmt.Sprintf("awq_gemv_g%d_n%d", p.Group, nt),
-			Grid:   [3]uint32{stripes, 1, 1},
+			Grid:   [3]uint32{uint32(stripes), 1, 1},
 			Block:  [3]uint32{uint32(32 * warps), 1, 1},
+			Shared: uint32(warps * nt * 4 * 32 * 4), // gemv_shared: the warps' partial sums
+		}
+	}
+	tb := (tokens + awqGemmTokens - 1) / awqGemmTokens
+	big := (stripes + awqGemmStripes - 1) / awqGemmStripes
+	if tokens < awqGemmBigTokens && big*tb < awqGemmFill {
+		return awqLaunch{
+			Kernel: fmt.Sprintf("awq_gemm_small_g%d", p.Group),
+			Grid:   [3]uint32{uint32((stripes + awqGemmSmallStripes - 1) / awqGemmSmallStripes), uint32(tb), 1},
+			Block:  [3]uint32{awqGemmSmallThreads, 1, 1},
+			Shared: awqGemmSmallShared,
 		}
 	}
 	return awqLaunch{
 		Kernel: fmt.Sprintf("awq_gemm_g%d", p.Group),
-		Grid:   [3]uint32{(stripes + awqGemmStripes - 1) / awqGemmStripes, uint32((tokens + awqGemmTokens - 1) / awqGemmTokens), 1},
+		Grid:   [3]uint32{uint32(big), uint32(tb), 1},
 		Block:  [3]uint32{awqGemmThreads, 1, 1},
 		Shared: awqGemmShared,
 	}

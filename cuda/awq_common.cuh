@@ -48,6 +48,22 @@ __device__ __forceinline__ void dequant(uint32_t q, uint32_t szg, uint32_t szg8,
   a[3] = as_u32(__hmul2(__hsub2(as_h2(lop3<0xea>(q >> 12, kMask, kMagic)), z1), s1));
 }
 
+// dequant16 is dequant with one shift per word: rows g+8 come from the
+// 0x00f000f0 mask as fp16 1024+16q, and (1024+16q)/16 - (64+z) = q-z is
+// one exact fma. szg/szg8 as for dequant.
+__device__ __forceinline__ void dequant16(uint32_t q, uint32_t szg, uint32_t szg8, uint32_t a[4]) {
+  const uint32_t kMask = 0x000f000f, kMask16 = 0x00f000f0, kMagic = 0x64006400;
+  const __half2 s0 = __low2half2(as_h2(szg)), z0 = __high2half2(as_h2(szg));
+  const __half2 s1 = __low2half2(as_h2(szg8));
+  const __half2 nz1 = __hsub2(__float2half2_rn(960.f), __high2half2(as_h2(szg8)));  // -(64+z)
+  const __half2 r16 = __float2half2_rn(1.f / 16.f);
+  const uint32_t q8 = q >> 8;
+  a[0] = as_u32(__hmul2(__hsub2(as_h2(lop3<0xea>(q, kMask, kMagic)), z0), s0));
+  a[1] = as_u32(__hmul2(__hfma2(as_h2(lop3<0xea>(q, kMask16, kMagic)), r16, nz1), s1));
+  a[2] = as_u32(__hmul2(__hsub2(as_h2(lop3<0xea>(q8, kMask, kMagic)), z0), s0));
+  a[3] = as_u32(__hmul2(__hfma2(as_h2(lop3<0xea>(q8, kMask16, kMagic)), r16, nz1), s1));
+}
+
 // mma: c += A (16x16, fp16) * B (16x8, fp16), fp32 accumulators.
 __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
   asm volatile(
@@ -75,6 +91,11 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                "r"(valid ? 16 : 0));
+}
+// cp_async4 copies 4 bytes global -> shared through L1 (scales: each is
+// read by the 4 lanes of a quad and by two chunks).
+__device__ __forceinline__ void cp_async4(void* dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(dst)), "l"(src));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>

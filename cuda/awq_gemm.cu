@@ -1,164 +1,206 @@
 // AWQ 4-bit matrix-matrix for prefill chunks (tokens > 16): y = x W on the
 // tensor cores.
 //
-// Design: y^T = W^T x^T with the dequantized weights as the A operand of
-// mma.sync.m16n8k16 (fp16 in, fp32 accumulate). A block computes 128 output
-// columns (8 stripes) x 64 tokens; per 64-row chunk it copies the packed
-// weights (4 KB), the x tile (64 x 64 fp16) and the chunk's scale/zero rows
-// into shared memory with cp.async, kStages deep, so the copies of later
-// chunks overlap the MMAs of this one. Eight warps as 4 (columns) x 2
-// (tokens): each dequantizes its 2 stripes once per k-step in registers and
-// reuses them across 4 n-tiles of 8 tokens.
+// Design (version 3; versions 1 and 2 are in cuda/lab, figures in
+// NOTES-awq.md):
+// - y^T = W^T x^T with the dequantized weights as the A operand of
+//   mma.sync.m16n8k16 (fp16 in, fp32 accumulate), so the packed layout of
+//   the mat-vec serves here too: per 64-row chunk a stripe of 16 outputs is
+//   one 512-byte piece, one 16-byte word per lane.
+// - A block computes MS stripes x NTOK tokens. Per chunk it copies the
+//   packed weights, the x tile (NTOK x 64 fp16, rows padded by 16 bytes so
+//   the lanes' 16-byte reads are bank-conflict-free) and the chunk's
+//   scale/zero rows into shared memory with cp.async, STAGES deep. Source
+//   pointers are computed once and advance by constants (version 2 spent
+//   three times the instructions on per-chunk addressing and lost 20-50%).
+// - Warps are WM x WN; each dequantizes its MS/WM stripes once per k-step
+//   (awq::dequant16, one shift per word) and reuses them across its
+//   NTOK/WN/8 n-tiles. The production tiles use WN = 1 (one stripe per warp,
+//   all 64 tokens), so no stripe is dequantized by two warps.
+// - The kernel runs at ~40% of this GPU's measured mma.sync peak (641
+//   TFLOP/s on an H200); every tile shape tried lands at 250-275 TFLOP/s at
+//   512 tokens: per HMMA the warps still issue ~3 other instructions
+//   (dequantization, shared loads, copies) and stall on the per-chunk
+//   barrier. What would pay next: a producer warp that dequantizes each
+//   stripe once into fp16 shared memory for ldmatrix, or wgmma (sm_90a).
 #include "awq_common.cuh"
 
 namespace awq {
 
-constexpr int kGemmStripes = 8;   // stripes per block (128 output columns)
-constexpr int kGemmTokens = 64;   // tokens per block
-constexpr int kGemmStages = 3;    // cp.async pipeline depth
-constexpr int kGemmXStride = 72;  // halves per x row in shared memory: +16 B keeps LDS.128 conflict-free
-constexpr int kGemmThreads = 256;
+constexpr int kGemmXStride = 72;  // halves per x row in shared memory (64 + 8 pad)
 
-constexpr int kGemmWBytes = kGemmStripes * 512;
-constexpr int kGemmXBytes = kGemmTokens * kGemmXStride * 2;
-constexpr int kGemmSZBytes = 2 * kGemmStripes * kStripe * 4;  // up to 2 groups per chunk (group 32)
-constexpr int kGemmStageBytes = kGemmWBytes + kGemmXBytes + kGemmSZBytes;
-constexpr int kGemmShared = kGemmStages * kGemmStageBytes;
-static_assert(kGemmShared == 43008, "awq.go: awqGemmShared");
-static_assert(kGemmShared <= 48 * 1024, "over the default dynamic shared memory limit");
-
-template <int GROUP>
-__device__ __forceinline__ void gemm_load(uint8_t* st, const uint8_t* __restrict__ w,
-                                          const __half* __restrict__ x, int c, int s0, int n0,
-                                          int tokens, int in, int out) {
-  const int tid = threadIdx.x;
-  const int stripes = out_pad(out) / kStripe, chunks = in / kChunk, outP = out_pad(out);
-  // Weights: one 16-byte piece per thread.
-  {
-    const int sl = tid / 32, lane = tid % 32;
-    const int s = s0 + sl;
-    const bool ok = s < stripes;
-    const uint8_t* src = w + (((size_t)(ok ? s : 0) * chunks + c) * 32 + lane) * 16;
-    cp_async16(st + tid * 16, src, ok);
-  }
-  // x: 64 rows x 8 pieces.
-  __half* xs = reinterpret_cast<__half*>(st + kGemmWBytes);
-#pragma unroll
-  for (int r = 0; r < 2; r++) {
-    const int idx = tid + r * kGemmThreads;
-    const int row = idx / 8, piece = idx % 8;
-    const bool ok = n0 + row < tokens;
-    const __half* src = x + (size_t)(ok ? n0 + row : 0) * in + c * kChunk + piece * 8;
-    cp_async16(xs + row * kGemmXStride + piece * 8, src, ok);
-  }
-  // Scale/zero rows of the groups this chunk touches: 128 columns x 4 B each.
-  constexpr int kGroups = GROUP >= kChunk ? 1 : kChunk / GROUP;
-  if (tid < kGroups * 32) {
-    const int gl = tid / 32, piece = tid % 32;
-    const int gi = c * kChunk / GROUP + gl;
-    const int col = s0 * kStripe + piece * 4;
-    const bool ok = col < outP;
-    const uint8_t* src = w + sz_offset(in, out) + ((size_t)gi * outP + (ok ? col : 0)) * 4;
-    cp_async16(st + kGemmWBytes + kGemmXBytes + tid * 16, src, ok);
-  }
+__host__ __device__ constexpr int gemm_stage_bytes(int ms, int ntok) {
+  return ms * 512 + ntok * kGemmXStride * 2 + 2 * ms * kStripe * 4;
 }
 
-template <int GROUP>
+template <int MS, int NTOK, int WM, int WN, int STAGES, int GROUP>
 __device__ __forceinline__ void gemm(const uint8_t* __restrict__ w, const __half* __restrict__ x,
                                      __half* __restrict__ y, int tokens, int in, int out) {
+  constexpr int THREADS = WM * WN * 32;
+  constexpr int WS = MS / WM;        // stripes per warp
+  constexpr int WT = NTOK / WN / 8;  // n-tiles per warp
+  constexpr int SB = gemm_stage_bytes(MS, NTOK);
+  constexpr int XOFF = MS * 512, ZOFF = XOFF + NTOK * kGemmXStride * 2;
+  constexpr int NW = MS * 32 / THREADS;          // weight pieces per thread
+  constexpr int NX = NTOK * 8 / THREADS;         // x pieces per thread
+  constexpr int NG = GROUP >= kChunk ? 1 : kChunk / GROUP;  // groups per chunk
+  constexpr int NZ = NG * MS * kStripe * 4 / 16;            // scale pieces per block
+  static_assert(MS % WM == 0 && NTOK % (WN * 8) == 0, "tile shape");
+  static_assert(MS * 32 % THREADS == 0 && NTOK * 8 % THREADS == 0 && NZ <= THREADS, "load split");
   extern __shared__ __align__(16) uint8_t smem[];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
-  const int wm = warp % 4, wn = warp / 4;  // stripes 2wm, 2wm+1; tokens 32wn..
-  const int chunks = in / kChunk;
-  const int s0 = blockIdx.x * kGemmStripes, n0 = blockIdx.y * kGemmTokens;
+  const int wm = warp % WM, wn = warp / WM;
+  const int chunks = in / kChunk, outP = out_pad(out), stripes = outP / kStripe;
+  const int s0 = blockIdx.x * MS, n0 = blockIdx.y * NTOK;
+
+  // Copy descriptors: source of chunk 0 (advanced per chunk), stage offset.
+  const uint8_t* wsrc[NW];
+  bool wok[NW];
+#pragma unroll
+  for (int r = 0; r < NW; r++) {
+    const int idx = tid + r * THREADS, s = s0 + idx / 32;
+    wok[r] = s < stripes;
+    wsrc[r] = w + ((size_t)(wok[r] ? s : 0) * chunks * 32 + idx % 32) * 16;
+  }
+  const __half* xsrc[NX];
+  bool xok[NX];
+  int xdst[NX];
+#pragma unroll
+  for (int r = 0; r < NX; r++) {
+    const int idx = tid + r * THREADS, row = idx / 8, piece = idx % 8;
+    xok[r] = n0 + row < tokens;
+    xsrc[r] = x + (size_t)(xok[r] ? n0 + row : 0) * in + piece * 8;
+    xdst[r] = XOFF + (row * kGemmXStride + piece * 8) * 2;
+  }
+  const int zgl = tid / (MS * kStripe / 4), zcol = s0 * kStripe + (tid % (MS * kStripe / 4)) * 4;
+  const bool zok = tid < NZ && zcol < outP;
+  const uint8_t* zsrc = w + sz_offset(in, out) + ((size_t)zgl * outP + (zok ? zcol : 0)) * 4;
+  const size_t zstep = (size_t)NG * outP * 4;  // one chunk's worth of groups, for GROUP <= 64
+
+  auto load = [&](int c, int st) {
+    uint8_t* sp = smem + st * SB;
+#pragma unroll
+    for (int r = 0; r < NW; r++) cp_async16(sp + (tid + r * THREADS) * 16, wsrc[r] + (size_t)c * 512, wok[r]);
+#pragma unroll
+    for (int r = 0; r < NX; r++) cp_async16(sp + xdst[r], xsrc[r] + c * kChunk, xok[r]);
+    if (tid < NZ) {
+      const size_t zo = GROUP >= kChunk ? (size_t)(c / (GROUP / kChunk)) * outP * 4 : c * zstep;
+      cp_async16(sp + ZOFF + tid * 16, zsrc + zo, zok);
+    }
+  };
+
   // A lane's 16 rows of a chunk lie in group slot gl of the stage's table.
   const int gl = GROUP >= kChunk ? 0 : 16 * t / GROUP;
 
-  float acc[2][4][4];
+  float acc[WS][WT][4];
 #pragma unroll
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < WS; i++)
 #pragma unroll
-    for (int nt = 0; nt < 4; nt++)
+    for (int nt = 0; nt < WT; nt++)
 #pragma unroll
       for (int v = 0; v < 4; v++) acc[i][nt][v] = 0.f;
 
 #pragma unroll
-  for (int st = 0; st < kGemmStages - 1; st++) {
-    if (st < chunks) gemm_load<GROUP>(smem + st * kGemmStageBytes, w, x, st, s0, n0, tokens, in, out);
+  for (int st = 0; st < STAGES - 1; st++) {
+    if (st < chunks) load(st, st);
     cp_async_commit();
   }
+  int st = 0;
   for (int c = 0; c < chunks; c++) {
-    cp_async_wait<kGemmStages - 2>();
-    __syncthreads();  // chunk c landed for all; stage (c-1)%S is free again
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();  // chunk c landed for all; the stage of chunk c-1 is free again
     {
-      const int cn = c + kGemmStages - 1;
-      if (cn < chunks)
-        gemm_load<GROUP>(smem + (cn % kGemmStages) * kGemmStageBytes, w, x, cn, s0, n0, tokens, in, out);
+      const int cn = c + STAGES - 1;
+      if (cn < chunks) load(cn, st == 0 ? STAGES - 1 : st - 1);
       cp_async_commit();
     }
-    const uint8_t* st = smem + (c % kGemmStages) * kGemmStageBytes;
-    const uint4* ws = reinterpret_cast<const uint4*>(st);
-    const __half* xs = reinterpret_cast<const __half*>(st + kGemmWBytes);
-    const uint32_t* szs = reinterpret_cast<const uint32_t*>(st + kGemmWBytes + kGemmXBytes);
+    const uint8_t* sp = smem + st * SB;
+    const uint4* ws = reinterpret_cast<const uint4*>(sp);
+    const __half* xs = reinterpret_cast<const __half*>(sp + XOFF);
+    const uint32_t* zs = reinterpret_cast<const uint32_t*>(sp + ZOFF);
 
-    uint4 qa[2];
-    uint32_t sz0[2], sz1[2];
+    uint4 qa[WS];
+    uint32_t z0[WS], z1[WS];
 #pragma unroll
-    for (int i = 0; i < 2; i++) {
-      const int sl = 2 * wm + i;
+    for (int i = 0; i < WS; i++) {
+      const int sl = wm * WS + i;
       qa[i] = ws[sl * 32 + lane];
-      sz0[i] = szs[gl * 128 + sl * kStripe + g];
-      sz1[i] = szs[gl * 128 + sl * kStripe + g + 8];
+      z0[i] = zs[gl * MS * kStripe + sl * kStripe + g];
+      z1[i] = zs[gl * MS * kStripe + sl * kStripe + g + 8];
     }
-    uint4 xb[4][2];
+    uint4 xb[WT][2];
 #pragma unroll
-    for (int nt = 0; nt < 4; nt++) {
-      const __half* row = xs + (wn * 32 + nt * 8 + g) * kGemmXStride + 16 * t;
+    for (int nt = 0; nt < WT; nt++) {
+      const __half* row = xs + ((wn * WT + nt) * 8 + g) * kGemmXStride + 16 * t;
       xb[nt][0] = *reinterpret_cast<const uint4*>(row);
       xb[nt][1] = *reinterpret_cast<const uint4*>(row + 8);
     }
 #pragma unroll
     for (int j = 0; j < 4; j++) {
-      uint32_t a[2][4];
+      uint32_t a[WS][4];
 #pragma unroll
-      for (int i = 0; i < 2; i++) {
+      for (int i = 0; i < WS; i++) {
         const uint32_t qw[4] = {qa[i].x, qa[i].y, qa[i].z, qa[i].w};
-        dequant(qw[j], sz0[i], sz1[i], a[i]);
+        dequant16(qw[j], z0[i], z1[i], a[i]);
       }
 #pragma unroll
-      for (int nt = 0; nt < 4; nt++) {
+      for (int nt = 0; nt < WT; nt++) {
         const uint32_t* b = reinterpret_cast<const uint32_t*>(&xb[nt][0]);
 #pragma unroll
-        for (int i = 0; i < 2; i++) mma(acc[i][nt], a[i], b[2 * j], b[2 * j + 1]);
+        for (int i = 0; i < WS; i++) mma(acc[i][nt], a[i], b[2 * j], b[2 * j + 1]);
       }
     }
+    st = st == STAGES - 1 ? 0 : st + 1;
   }
   cp_async_wait<0>();
 
 #pragma unroll
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < WS; i++) {
 #pragma unroll
-    for (int nt = 0; nt < 4; nt++) {
+    for (int nt = 0; nt < WT; nt++) {
 #pragma unroll
       for (int v = 0; v < 4; v++) {
-        const int col = (s0 + 2 * wm + i) * kStripe + g + (v >= 2 ? 8 : 0);
-        const int tok = n0 + wn * 32 + nt * 8 + 2 * t + (v & 1);
+        const int col = (s0 + wm * WS + i) * kStripe + g + (v >= 2 ? 8 : 0);
+        const int tok = n0 + (wn * WT + nt) * 8 + 2 * t + (v & 1);
         if (col < out && tok < tokens) y[(size_t)tok * out + col] = __float2half_rn(acc[i][nt][v]);
       }
     }
   }
 }
 
+// The production tiles (awq.go: awqGemm*), H200 (NOTES-awq.md, run 7):
+// - large: 128 outputs x 64 tokens, 8 warps of one stripe x 64 tokens (no
+//   stripe dequantized twice), 3 stages, 43 KB: 253-272 TFLOP/s at 512 tokens;
+// - small: 64 outputs x 64 tokens, 4 warps, 4 stages, 47 KB: twice the blocks,
+//   for grids that would not fill the GPU (o, down, qkv at <= 256 tokens:
+//   160-176 TFLOP/s at 128 tokens where the large tile gets 110-163).
+constexpr int kGemmMS = 8, kGemmNTok = 64, kGemmWM = 8, kGemmWN = 1, kGemmStages = 3;
+constexpr int kGemmThreads = kGemmWM * kGemmWN * 32;
+constexpr int kGemmShared = kGemmStages * gemm_stage_bytes(kGemmMS, kGemmNTok);
+constexpr int kGemmSmallMS = 4, kGemmSmallWM = 4, kGemmSmallStages = 4;
+constexpr int kGemmSmallThreads = kGemmSmallWM * 32;
+constexpr int kGemmSmallShared = kGemmSmallStages * gemm_stage_bytes(kGemmSmallMS, kGemmNTok);
+static_assert(kGemmShared <= 48 * 1024 && kGemmSmallShared <= 48 * 1024,
+              "over the default dynamic shared memory limit");
+
 }  // namespace awq
 
-// Kernels: awq_gemm_g<GROUP>. Launch: grid (ceil(OutP/128), ceil(tokens/64)),
-// block 256, dynamic shared memory awq::kGemmShared (43008 B).
-#define AWQ_GEMM(G)                                                                            \
-  extern "C" __global__ void __launch_bounds__(awq::kGemmThreads)                             \
-      awq_gemm_g##G(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in, \
-                    int out) {                                                                 \
-    awq::gemm<G>(w, x, y, tokens, in, out);                                                    \
+// Kernels: awq_gemm_g<GROUP> (large tile) and awq_gemm_small_g<GROUP>.
+// Launch: grid (ceil(OutP/16/MS), ceil(tokens/64)), block kGemm[Small]Threads,
+// dynamic shared memory kGemm[Small]Shared.
+#define AWQ_GEMM(G)                                                                               \
+  extern "C" __global__ void __launch_bounds__(awq::kGemmThreads)                                \
+      awq_gemm_g##G(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in,    \
+                    int out) {                                                                    \
+    awq::gemm<awq::kGemmMS, awq::kGemmNTok, awq::kGemmWM, awq::kGemmWN, awq::kGemmStages, G>(      \
+        w, x, y, tokens, in, out);                                                                \
+  }                                                                                               \
+  extern "C" __global__ void __launch_bounds__(awq::kGemmSmallThreads)                           \
+      awq_gemm_small_g##G(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens,      \
+                          int in, int out) {                                                      \
+    awq::gemm<awq::kGemmSmallMS, awq::kGemmNTok, awq::kGemmSmallWM, 1, awq::kGemmSmallStages, G>( \
+        w, x, y, tokens, in, out);                                                                \
   }
 
 AWQ_GEMM(32)

@@ -234,6 +234,59 @@ func emulateGemv(p awqPacked, x [][]float64) [][]float64 {
 	return y
 }
 
+// packStripeRef is the first, straightforward packer (one stripe at a time,
+// word by word, straight from the layout's definition), kept to check that
+// the faster row-order packer writes the same bytes.
+func packStripeRef(dst []byte, cols []awqCol, chunks int) {
+	for c := 0; c < chunks; c++ {
+		for lane := 0; lane < 32; lane++ {
+			g, t := lane/4, lane%4
+			for j := 0; j < 4; j++ {
+				var word uint32
+				for i := 0; i < 8; i++ {
+					col := cols[8*(i&1)+g]
+					if col.l == nil {
+						continue
+					}
+					k := 64*c + 16*t + 4*j + 2*((i>>1)&1) + (i >> 2)
+					word |= nibble(col.l.QWeight[k*(col.l.Out/8)+col.n/8], col.n%8) << (4 * i)
+				}
+				binary.LittleEndian.PutUint32(dst[((c*32+lane)*4+j)*4:], word)
+			}
+		}
+	}
+}
+
+func TestPackMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, outs := range [][]int{{48}, {64, 16, 24}, {40, 40}, {8}} {
+		var ls []inference.AWQLinear
+		var cols []awqCol
+		for _, o := range outs {
+			ls = append(ls, randomAWQ(r, 256, o, 64))
+		}
+		for li := range ls {
+			for n := 0; n < ls[li].Out; n++ {
+				cols = append(cols, awqCol{l: &ls[li], n: n})
+			}
+		}
+		p, err := packAWQ(ls...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outP := awqOutPad(p.Out)
+		cols = append(cols, make([]awqCol, outP-len(cols))...)
+		chunks := p.In / awqChunk
+		for s := 0; s < outP/awqStripe; s++ {
+			want := make([]byte, chunks*512)
+			packStripeRef(want, cols[s*awqStripe:(s+1)*awqStripe], chunks)
+			if got := p.Bytes[s*chunks*512 : (s+1)*chunks*512]; string(got) != string(want) {
+				t.Fatalf("outs %v: stripe %d differs from the reference packing", outs, s)
+			}
+		}
+	}
+}
+
 func TestEmulatedGemvMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range []struct{ in, out, group, tokens int }{
@@ -313,11 +366,13 @@ func TestAWQPlan(t *testing.T) {
 		shared  uint32
 	}{
 		{0, "", 0, 0, 0, 0},
-		{1, "awq_gemv_g128_n1", 384, 1, 256, 0},
-		{8, "awq_gemv_g128_n1", 384, 1, 256, 0},
-		{9, "awq_gemv_g128_n2", 384, 1, 256, 0},
-		{16, "awq_gemv_g128_n2", 384, 1, 256, 0},
-		{17, "awq_gemm_g128", 48, 1, 256, awqGemmShared},
+		{1, "awq_gemv_g128_n1", 384, 1, 128, 4 * 512},
+		{8, "awq_gemv_g128_n1", 384, 1, 128, 4 * 512},
+		{9, "awq_gemv_g128_n2", 384, 1, 128, 4 * 1024},
+		{16, "awq_gemv_g128_n2", 384, 1, 128, 4 * 1024},
+		{17, "awq_gemm_small_g128", 96, 1, 128, awqGemmSmallShared},
+		{256, "awq_gemm_small_g128", 96, 4, 128, awqGemmSmallShared},
+		{384, "awq_gemm_g128", 48, 6, 256, awqGemmShared},
 		{512, "awq_gemm_g128", 48, 8, 256, awqGemmShared},
 		{513, "awq_gemm_g128", 48, 9, 256, awqGemmShared},
 	} {
@@ -326,9 +381,24 @@ func TestAWQPlan(t *testing.T) {
 			t.Errorf("tokens %d: plan %+v, want kernel %q grid (%d,%d) block %d shared %d", tc.tokens, l, tc.kernel, tc.gridX, tc.gridY, tc.threads, tc.shared)
 		}
 	}
+	// Warps per stripe by shape (NOTES-awq.md, runs 5-6).
+	for _, tc := range []struct{ in, out, group, tokens, warps int }{
+		{4096, 6144, 128, 1, 4}, {4096, 4096, 128, 1, 8}, {4096, 28672, 128, 1, 4}, {14336, 4096, 128, 1, 8},
+		{4096, 4096, 128, 11, 8}, {4096, 28672, 128, 11, 4}, {128, 16, 128, 1, 1}, {256, 16, 128, 11, 2},
+		{4096, 6144, 64, 1, 8}, {4096, 4096, 64, 1, 16}, {4096, 4096, 32, 11, 8}, {64, 16, 64, 1, 1},
+	} {
+		l := awqPlan(&awqPacked{In: tc.in, Out: tc.out, Group: tc.group}, tc.tokens, 90)
+		if l.Block[0] != uint32(32*tc.warps) {
+			t.Errorf("in=%d out=%d group=%d tokens=%d: block %d, want %d warps", tc.in, tc.out, tc.group, tc.tokens, l.Block[0], tc.warps)
+		}
+	}
+	// gate|up fills the GPU with large tiles even at 128 tokens.
+	if l := awqPlan(&awqPacked{In: 4096, Out: 28672, Group: 128}, 128, 90); l.Kernel != "awq_gemm_g128" {
+		t.Errorf("gate|up at 128 tokens: kernel %q, want the large tile", l.Kernel)
+	}
 	// Every plan for every group names a kernel that awq_*.cu defines.
 	for _, g := range awqGroups {
-		for _, tok := range []int{1, 9, 100} {
+		for _, tok := range []int{1, 9, 100, 512} {
 			l := awqPlan(&awqPacked{In: 64, Out: 8, Group: g}, tok, 80)
 			if !kernelDefined(t, l.Kernel) {
 				t.Errorf("group %d tokens %d: kernel %q is not defined in cuda/awq_*.cu", g, tok, l.Kernel)
@@ -344,7 +414,7 @@ func TestAWQPlan(t *testing.T) {
 func kernelDefined(t *testing.T, name string) bool {
 	t.Helper()
 	for file, re := range map[string]*regexp.Regexp{
-		"awq_gemv.cu": regexp.MustCompile(`(?m)^AWQ_GEMV\((\d+), (\d+),`),
+		"awq_gemv.cu": regexp.MustCompile(`(?m)^AWQ_GEMV\((\d+), (\d+)\)`),
 		"awq_gemm.cu": regexp.MustCompile(`(?m)^AWQ_GEMM\((\d+)\)`),
 	} {
 		src, err := os.ReadFile(file)
@@ -352,14 +422,16 @@ func kernelDefined(t *testing.T, name string) bool {
 			t.Fatal(err)
 		}
 		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
-			var n string
+			var names []string
 			if len(m) == 3 {
-				n = fmt.Sprintf("awq_gemv_g%s_n%s", m[1], m[2])
+				names = []string{fmt.Sprintf("awq_gemv_g%s_n%s", m[1], m[2])}
 			} else {
-				n = fmt.Sprintf("awq_gemm_g%s", m[1])
+				names = []string{fmt.Sprintf("awq_gemm_g%s", m[1]), fmt.Sprintf("awq_gemm_small_g%s", m[1])}
 			}
-			if n == name {
-				return true
+			for _, n := range names {
+				if n == name {
+					return true
+				}
 			}
 		}
 	}
@@ -430,4 +502,47 @@ func TestLabVector(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkPackAWQ packs the 7B model's gate|up (4096 -> 2 x 14336, group
+// 128): 117M weights, the largest linear the engine uploads.
+func BenchmarkPackAWQ(b *testing.B) {
+	r := rand.New(rand.NewPCG(9, 9))
+	gate, up := randomAWQ(r, 4096, 14336, 128), randomAWQ(r, 4096, 14336, 128)
+	b.SetBytes(int64(len(gate.QWeight)+len(up.QWeight)) * 4)
+	for b.Loop() {
+		if _, err := packAWQ(gate, up); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// FuzzPackAWQ: any shapes and slice lengths give an error or a buffer of
+// the documented size, never a panic.
+func FuzzPackAWQ(f *testing.F) {
+	f.Add(128, 16, 64, 0, 0, 0, 8)
+	f.Add(64, 8, 32, 1, -1, 0, 24)
+	f.Add(4096, 48, 128, 0, 0, 0, 16)
+	f.Fuzz(func(t *testing.T, in, out, group, dq, dz, ds, out2 int) {
+		if in > 1<<14 || out > 1<<12 || out2 > 1<<12 || in < -1 || out < -1 || out2 < -1 {
+			return // keep allocations small; sizes beyond are the same code path
+		}
+		mk := func(o int) inference.AWQLinear {
+			n := func(v, d int) int { return max(0, v+d) }
+			l := inference.AWQLinear{In: in, Out: o, GroupSize: group}
+			if group > 0 {
+				l.QZeros = make([]int32, n(in/group*o/8, dz))
+				l.Scales = make([]uint16, n(in/group*o, ds))
+			}
+			l.QWeight = make([]int32, n(in*o/8, dq))
+			return l
+		}
+		p, err := packAWQ(mk(out), mk(out2))
+		if err != nil {
+			return
+		}
+		if len(p.Bytes) != awqSZOffset(in, p.Out)+in/group*awqOutPad(p.Out)*4 || p.Out != out+out2 {
+			t.Fatalf("in=%d out=%d+%d group=%d: %d bytes, out %d", in, out, out2, group, len(p.Bytes), p.Out)
+		}
+	})
 }
