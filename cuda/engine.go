@@ -547,11 +547,17 @@ func (e *Engine) Prefill(ctx context.Context, tokens []int) (int, error) {
 				return fmt.Errorf("prefill of %d tokens at position %d: %w", len(part), e.n, err)
 			}
 			if !last {
-				return e.d.sync(fmt.Sprintf("prefill of %d tokens at position %d", len(part), e.n))
+				if err := e.d.sync(fmt.Sprintf("prefill of %d tokens at position %d", len(part), e.n)); err != nil {
+					return fmt.Errorf("%w%s", err, e.syncHint())
+				}
+				return nil
 			}
 			ids, err := e.readNext(1)
+			if err != nil {
+				return fmt.Errorf("prefill of %d tokens at position %d: %w%s", len(part), e.n, err, e.syncHint())
+			}
 			next = ids[0]
-			return err
+			return nil
 		})
 		if err != nil {
 			return 0, err
@@ -603,7 +609,7 @@ func (e *Engine) Verify(tokens []int) ([]int, error) {
 		var err error
 		ids, err = e.readNext(T)
 		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+			return fmt.Errorf("%s: %w%s", what, err, e.syncHint())
 		}
 		return nil
 	})
@@ -613,6 +619,16 @@ func (e *Engine) Verify(tokens []int) ([]int, error) {
 	e.n += T
 	e.lastRows = T
 	return ids, nil
+}
+
+// syncHint tells how to find the failing kernel when a failure surfaced at
+// a synchronization (kernels run asynchronously, so the driver reports it
+// late and without a name).
+func (e *Engine) syncHint() string {
+	if e.opts.SyncEach {
+		return ""
+	}
+	return " (open the engine with Options.SyncEach to name the failing kernel and its shapes)"
 }
 
 // readNext waits for the step and copies its greedy ids back.

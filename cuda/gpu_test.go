@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -27,6 +28,27 @@ func testDevice(t *testing.T) *device {
 	d.syncEach = true
 	t.Cleanup(func() { d.close(); runtime.UnlockOSThread() })
 	return d
+}
+
+// TestOpenWithoutGPU: where no GPU can be used (CI), opening one fails with
+// an error wrapping ErrNoGPU that says why, and nothing crashes.
+func TestOpenWithoutGPU(t *testing.T) {
+	w := newWorker()
+	defer w.stop()
+	err := w.do(func() error {
+		d, err := openDevice(0)
+		if err == nil {
+			d.close()
+		}
+		return err
+	})
+	if err == nil {
+		t.Skip("a usable GPU is present")
+	}
+	if !errors.Is(err, ErrNoGPU) || !strings.HasPrefix(err.Error(), "no NVIDIA GPU found: ") {
+		t.Fatalf("error %q does not wrap ErrNoGPU with a reason", err)
+	}
+	t.Log(err)
 }
 
 // f2h rounds a float32 to fp16 bits (round to nearest even).
