@@ -214,11 +214,10 @@ __device__ void attn_body(const __half* __restrict__ qkv, const __half* __restri
   ATTN_PARTIAL(D, 4)   \
   ATTN_PARTIAL(D, 8)   \
   ATTN_PARTIAL(D, 16)
+// Head dims 64 and 128 run on the tensor cores (attn_prefill*, below).
 ATTN_ALL_RW(8)
 ATTN_ALL_RW(16)
 ATTN_ALL_RW(32)
-ATTN_ALL_RW(64)
-ATTN_ALL_RW(128)
 
 // Combine the splits of each row: out = sum_z w_z acc_z / sum_z w_z l_z with
 // w_z = e^(m_z - M). The weights are computed once per row by the first

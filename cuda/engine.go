@@ -37,7 +37,8 @@ func attnSmem(d, rw int) int {
 	return attnWarps*rw*d*4 + attnWarps*rw*attnKeyTile*4 + 2*attnKeyTile*(d+2)*2
 }
 
-// attnHeadDims are the head sizes attention.cu is instantiated for.
+// attnHeadDims are the head sizes attention.cu is instantiated for (8, 16,
+// 32 on the CUDA cores, 64 and 128 on the tensor cores).
 var attnHeadDims = map[int]bool{8: true, 16: true, 32: true, 64: true, 128: true}
 
 // Engine runs one sequence on one GPU. All device work happens on the
