@@ -1,0 +1,308 @@
+package cuda
+
+// AWQ linear layers on the device: the load-time repacking of AWQ's file
+// layout into the layout the kernels in awq_gemv.cu and awq_gemm.cu read,
+// and the launch plans that pick a kernel and its shape.
+//
+// Both kernels compute y^T = W^T x^T on the tensor cores
+// (mma.sync.m16n8k16, fp16 inputs, fp32 accumulators) with the weights as
+// the A operand: the output columns are the MMA's M dimension and the tokens
+// its N dimension, so one decode token pads to 8, not to 16.
+//
+// Device layout of one packed linear (In, Out, Group; OutP = Out rounded up
+// to 16, zero-padded):
+//
+//	weights  (OutP/16 stripes, In/64 chunks, 32 lanes, 4 words) uint32
+//	scales   (In/Group, OutP) uint32 at szOffset: low half the fp16 scale s,
+//	         high half the fp16 value 1024+z (AWQ zero points are 0..15)
+//
+// A stripe is 16 output columns; a chunk is 64 input rows. Lane l = 4g+t of
+// a warp holds, for its stripe and chunk, the 16 input rows 16t..16t+15
+// of output columns g and g+8: word j covers rows 16t+4j..16t+4j+3 and is
+// exactly the lane's A fragment of one m16n8k16 step. Nibble i of word j is
+// output column 8*(i&1) + g, input row 16t + 4j + 2*((i>>1)&1) + (i>>2), so
+// that (word & 0x000f000f) | 0x64006400 is the fp16 pair 1024+q of A
+// fragment register 0, and shifts by 4, 8, 12 give registers 1, 2, 3.
+// The MMA's k order is thus permuted inside each chunk; the x side reads
+// its 16 contiguous halves per lane in the same order, so the dot product is
+// unchanged, each lane's x fragment is two 16-byte loads and each lane's
+// weights for a chunk are one coalesced 16-byte load.
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/briefapp/brief/inference"
+)
+
+// awqPacked is one AWQ linear, or several that share an input concatenated
+// along the output (q|k|v, gate|up), in the device layout.
+type awqPacked struct {
+	In, Out, Group int
+	Bytes          []byte // upload as one device buffer (256-byte aligned)
+}
+
+// awqLaunch says how to run y = x W for `tokens` rows on a GPU of compute
+// capability cc (e.g. 90 for sm_90).
+type awqLaunch struct {
+	Kernel      string // function name in the fatbins
+	Grid, Block [3]uint32
+	Shared      uint32 // dynamic shared memory bytes
+	Workspace   int    // bytes of scratch the kernel needs (0 if none)
+}
+
+const (
+	awqStripe = 16 // output columns per stripe (the MMA's M)
+	awqChunk  = 64 // input rows per chunk (four MMA k-steps)
+)
+
+// awqGroups are the group sizes the kernels are instantiated for.
+var awqGroups = [...]int{32, 64, 128}
+
+// awqOutPad is out rounded up to a whole stripe.
+func awqOutPad(out int) int { return (out + awqStripe - 1) / awqStripe * awqStripe }
+
+// awqSZOffset is where the scale/zero table starts in a packed buffer; the
+// kernels compute the same expression (awq_common.cuh: sz_offset).
+func awqSZOffset(in, out int) int {
+	w := awqOutPad(out) / awqStripe * (in / awqChunk) * 32 * 16
+	return (w + 255) / 256 * 256
+}
+
+// packAWQ repacks file-layout AWQ linears (inference.AWQLinear, same In
+// and Group) into the device layout, concatenating their outputs in order.
+func packAWQ(ls ...inference.AWQLinear) (awqPacked, error) {
+	if len(ls) == 0 {
+		return awqPacked{}, fmt.Errorf("awq pack: no linears")
+	}
+	in, group := ls[0].In, ls[0].GroupSize
+	out := 0
+	for i, l := range ls {
+		if err := checkAWQ(l); err != nil {
+			return awqPacked{}, fmt.Errorf("awq pack: linear %d of %d: %w", i, len(ls), err)
+		}
+		if l.In != in || l.GroupSize != group {
+			return awqPacked{}, fmt.Errorf("awq pack: linear %d has in=%d group=%d, linear 0 in=%d group=%d: fused linears must share both",
+				i, l.In, l.GroupSize, in, group)
+		}
+		out += l.Out
+	}
+	if in%awqChunk != 0 {
+		return awqPacked{}, fmt.Errorf("awq pack: in=%d is not a multiple of %d", in, awqChunk)
+	}
+	outP := awqOutPad(out)
+	szOff := awqSZOffset(in, out)
+	buf := make([]byte, szOff+in/group*outP*4)
+
+	// Columns of the concatenated linear; padded ones stay nil and pack as
+	// q = 0, z = 0, s = 0, which dequantize to exact zeros.
+	cols := make([]awqCol, outP)
+	base := 0
+	for li := range ls {
+		for n := 0; n < ls[li].Out; n++ {
+			cols[base+n] = awqCol{l: &ls[li], n: n}
+		}
+		base += ls[li].Out
+	}
+	for gi := 0; gi < in/group; gi++ {
+		for m, c := range cols {
+			v := uint32(0x6400) << 16
+			if c.l != nil {
+				pc := c.l.Out / 8
+				z := nibble(c.l.QZeros[gi*pc+c.n/8], c.n%8)
+				v = uint32(c.l.Scales[gi*c.l.Out+c.n]) | (0x6400|z)<<16
+			}
+			binary.LittleEndian.PutUint32(buf[szOff+(gi*outP+m)*4:], v)
+		}
+	}
+
+	// Weights: chunk c (64 input rows) of every stripe is written only from
+	// rows 64c..64c+63, so chunks are packed in parallel, each reading its
+	// rows in file order (a 7B model has about 3.5e9 weights to move).
+	src := make([]awqSrc, outP)
+	for n, c := range cols {
+		if c.l != nil {
+			src[n] = awqSrc{qw: c.l.QWeight, stride: c.l.Out / 8, idx: c.n / 8, shift: uint(4 * nibbleOf[c.n%8])}
+		}
+	}
+	chunks := in / awqChunk
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for c := w; c < chunks; c += workers {
+				packChunk(buf, src, c, chunks)
+			}
+		}(w)
+	}
+	wg.Wait()
+	return awqPacked{In: in, Out: out, Group: group, Bytes: buf}, nil
+}
+
+// nibbleOf is the inverse of inference.AWQOrder: output column 8c+o sits in
+// nibble nibbleOf[o] of packed column c.
+var nibbleOf = func() (inv [8]int) {
+	for i, o := range inference.AWQOrder {
+		inv[o] = i
+	}
+	return inv
+}()
+
+// nibble extracts output column offset o (0..7) from a file-layout word.
+func nibble(w int32, o int) uint32 { return uint32(w) >> (4 * nibbleOf[o]) & 15 }
+
+// awqCol is one output column of a (possibly concatenated) linear.
+type awqCol struct {
+	l *inference.AWQLinear // nil for padding
+	n int                  // column within l
+}
+
+// awqSrc says where one output column's nibbles are in the file layout:
+// row k's nibble is qw[k*stride+idx] >> shift & 15 (qw nil: padding).
+type awqSrc struct {
+	qw          []int32
+	stride, idx int
+	shift       uint
+}
+
+// packChunk writes chunk c of every stripe. Input row 64c+16t+4j+p of
+// stripe column 8h+g goes to lane 4g+t, word j, nibble h | (p>>1)<<1 | (p&1)<<2:
+// the inverse of "nibble i is column 8*(i&1)+g, row 16t+4j+2*((i>>1)&1)+(i>>2)".
+// A stripe's 64 rows are 64 cache lines that the next stripes reuse.
+func packChunk(buf []byte, src []awqSrc, c, chunks int) {
+	var words [32 * 4]uint32 // (lane, word) of one stripe's chunk
+	for s := 0; s < len(src)/awqStripe; s++ {
+		words = [32 * 4]uint32{}
+		for r, cs := range src[s*awqStripe : (s+1)*awqStripe] {
+			if cs.qw == nil {
+				continue
+			}
+			g, h := r%8, r/8
+			for kc := 0; kc < awqChunk; kc++ {
+				q := uint32(cs.qw[(c*awqChunk+kc)*cs.stride+cs.idx]) >> cs.shift & 15
+				t, j, p := kc/16, kc%16/4, kc%4
+				words[(4*g+t)*4+j] |= q << (4 * (h | (p>>1)<<1 | (p&1)<<2))
+			}
+		}
+		out := buf[(s*chunks+c)*512:]
+		for i, w := range words {
+			binary.LittleEndian.PutUint32(out[4*i:], w)
+		}
+	}
+}
+
+// checkAWQ validates one file-layout linear's shapes.
+func checkAWQ(l inference.AWQLinear) error {
+	ok := false
+	for _, g := range awqGroups {
+		ok = ok || l.GroupSize == g
+	}
+	switch {
+	case !ok:
+		return fmt.Errorf("group size %d not supported (want 32, 64 or 128)", l.GroupSize)
+	case l.In <= 0 || l.Out <= 0 || l.In%l.GroupSize != 0 || l.Out%8 != 0:
+		return fmt.Errorf("shape in=%d out=%d group=%d: in must be a multiple of the group, out of 8", l.In, l.Out, l.GroupSize)
+	case len(l.QWeight) != l.In*l.Out/8:
+		return fmt.Errorf("qweight has %d words, want in*out/8 = %d", len(l.QWeight), l.In*l.Out/8)
+	case len(l.QZeros) != l.In/l.GroupSize*l.Out/8:
+		return fmt.Errorf("qzeros has %d words, want in/group*out/8 = %d", len(l.QZeros), l.In/l.GroupSize*l.Out/8)
+	case len(l.Scales) != l.In/l.GroupSize*l.Out:
+		return fmt.Errorf("scales has %d values, want in/group*out = %d", len(l.Scales), l.In/l.GroupSize*l.Out)
+	}
+	return nil
+}
+
+// Launch shapes. The kernels' constants live in awq_gemv.cu / awq_gemm.cu;
+// these must match them (the lab checks results at every shape it times,
+// and awq_test.go checks the names).
+const (
+	awqGemvMaxTokens = 16 // tokens <= this run the mat-vec
+	// Warps per block, measured on an H200 (NOTES-awq.md, runs 5-6): group
+	// 128 (kernel v5, whole groups per warp) was fastest with ~2048 warps in
+	// the grid (qkv 4, o 8, gate|up 4, down 8), groups 32/64 (kernel v4) with
+	// ~4096; at least 4, at most 16 for one n-tile and 8 for two (registers;
+	// 8 for v5).
+	awqGemvTargetWarps    = 4096
+	awqGemvTargetWarps128 = 2048
+	awqGemvMinWarps       = 4
+	awqGemmTokens         = 64 // kGemmNTok: tokens per GEMM block
+	// Large GEMM tile: 8 stripes (128 outputs) per block, 8 warps, 3 stages.
+	awqGemmStripes = 8
+	awqGemmThreads = 256
+	awqGemmShared  = 43008 // kGemmShared
+	// Small GEMM tile: 4 stripes, 4 warps, 4 stages (kGemmSmall*), for grids
+	// of fewer large-tile blocks than awqGemmFill at under awqGemmBigTokens
+	// tokens (NOTES-awq.md, run 7: o/down/qkv at 128 tokens 1.1-1.5x).
+	awqGemmSmallStripes = 4
+	awqGemmSmallThreads = 128
+	awqGemmSmallShared  = 47104
+	awqGemmFill         = 264 // two large-tile blocks per SM of a 132-SM H100/H200
+	awqGemmBigTokens    = 384
+)
+
+// awqGemvWarps picks the warps per block (one block per stripe) for a
+// mat-vec of p with nt n-tiles.
+func awqGemvWarps(p *awqPacked, nt int) int {
+	stripes := awqOutPad(p.Out) / awqStripe
+	maxW, target, units := 16, awqGemvTargetWarps, p.In/awqChunk // v4: warps share chunks
+	if nt == 2 {
+		maxW = 8
+	}
+	if p.Group == 128 {
+		maxW, target, units = 8, awqGemvTargetWarps128, p.In/128 // v5: warps share whole groups
+	}
+	w := awqGemvMinWarps
+	for w*2 <= maxW && stripes*w*2 <= target {
+		w *= 2
+	}
+	// Every warp needs work; small linears (tests, tiny models) get fewer warps.
+	for w > 1 && w > units {
+		w /= 2
+	}
+	return w
+}
+
+// awqPlan says how to run y = x W for tokens rows of x. Tokens 1..16 run
+// the mat-vec (weights read once for all tokens), more the tensor-core GEMM.
+// tokens < 1 gives the zero awqLaunch (nothing to run). The plan is the same
+// for every compute capability so far (sm_80..sm_90 run the same kernels;
+// only an H200 has been measured).
+func awqPlan(p *awqPacked, tokens, cc int) awqLaunch {
+	if p == nil || tokens < 1 || p.In < awqChunk {
+		return awqLaunch{}
+	}
+	stripes := awqOutPad(p.Out) / awqStripe
+	if tokens <= awqGemvMaxTokens {
+		nt := 1
+		if tokens > 8 {
+			nt = 2
+		}
+		warps := awqGemvWarps(p, nt)
+		return awqLaunch{
+			Kernel: fmt.Sprintf("awq_gemv_g%d_n%d", p.Group, nt),
+			Grid:   [3]uint32{uint32(stripes), 1, 1},
+			Block:  [3]uint32{uint32(32 * warps), 1, 1},
+			Shared: uint32(warps * nt * 4 * 32 * 4), // gemv_shared: the warps' partial sums
+		}
+	}
+	tb := (tokens + awqGemmTokens - 1) / awqGemmTokens
+	big := (stripes + awqGemmStripes - 1) / awqGemmStripes
+	if tokens < awqGemmBigTokens && big*tb < awqGemmFill {
+		return awqLaunch{
+			Kernel: fmt.Sprintf("awq_gemm_small_g%d", p.Group),
+			Grid:   [3]uint32{uint32((stripes + awqGemmSmallStripes - 1) / awqGemmSmallStripes), uint32(tb), 1},
+			Block:  [3]uint32{awqGemmSmallThreads, 1, 1},
+			Shared: awqGemmSmallShared,
+		}
+	}
+	return awqLaunch{
+		Kernel: fmt.Sprintf("awq_gemm_g%d", p.Group),
+		Grid:   [3]uint32{uint32(big), uint32(tb), 1},
+		Block:  [3]uint32{awqGemmThreads, 1, 1},
+		Shared: awqGemmShared,
+	}
+}

@@ -1,0 +1,336 @@
+// AWQ 4-bit mat-vec for decode and draft verification: y = x W for 1..16
+// tokens in one launch, the weights read once from HBM whatever the count.
+//
+// Design (version 5 for group 128, version 4 for groups 32/64; versions 1-3
+// are in cuda/lab, figures in NOTES-awq.md):
+// - The weights are the A operand of mma.sync.m16n8k16 (16 output columns x
+//   16 inputs), the tokens its N operand: 1..8 tokens cost one MMA per
+//   k-step, 9..16 two. The tensor cores have ample headroom; the kernel is
+//   bound by streaming the packed weights from HBM and by the instructions
+//   spent per 16-byte word, so the inner loop is kept lean.
+// - One block per stripe of 16 output columns; its warps split the 64-row
+//   chunks (v4: round-robin; v5: contiguous runs of whole groups, so the two
+//   chunks of a 128-group share one scale/zero load and one fp32 flush). The
+//   warps' partial sums meet in shared memory at the end.
+// - Each warp keeps the next chunk's loads (weights, scale/zero words, x) in
+//   flight in registers while it computes the current one (ping-pong, no
+//   register copies), and the loop is kept free of recomputed index math.
+// - Dequantization (group >= 64): the lop3 magic-number trick gives fp16
+//   1024+q (mask 0x000f000f, rows g) or 1024+16q (0x00f000f0, rows g+8), so
+//   one shift serves a word; subtracting 1024+z (1024+16z) is exact, the MMA
+//   sees the exact integers q-z (16(q-z)), and the scale (s, s/16) is
+//   applied once per chunk to the fp32 partial sums. Group 32 puts two
+//   groups in one k-step, so there each weight is scaled in fp16 first.
+// A version with per-lane cp.async rings in shared memory (v2) was slower.
+#include "awq_common.cuh"
+
+namespace awq {
+
+// One chunk's loads for one lane.
+template <int NT>
+struct GemvChunk {
+  uint4 q;          // packed weights
+  uint32_t z0, z1;  // (s, 1024+z) of rows g, g+8
+  uint4 x[NT][2];   // 16 contiguous k of token nt*8+g
+};
+
+// gemv_load issues one chunk's loads: weights at wc, scale/zero row
+// (64c+16t)/GROUP of the stripe's column zp, x at xc[nt].
+template <int GROUP, int NT>
+__device__ __forceinline__ void gemv_load(GemvChunk<NT>& d, const uint4* wc, const uint32_t* zp,
+                                          const uint4* const xc[NT], const bool xv[NT], int c, int t, int outP) {
+  d.q = ld_stream(wc);
+  const uint32_t* z = zp + ((c * kChunk + 16 * t) / GROUP) * outP;
+  d.z0 = __ldg(z);
+  d.z1 = __ldg(z + 8);
+#pragma unroll
+  for (int nt = 0; nt < NT; nt++) {
+    if (xv[nt]) {
+      d.x[nt][0] = __ldg(xc[nt]);
+      d.x[nt][1] = __ldg(xc[nt] + 1);
+    } else {
+      d.x[nt][0] = d.x[nt][1] = make_uint4(0, 0, 0, 0);
+    }
+  }
+}
+
+template <int GROUP, int NT>
+__device__ __forceinline__ void gemv_chunk(float acc[NT][4], const GemvChunk<NT>& d) {
+  const uint32_t qw[4] = {d.q.x, d.q.y, d.q.z, d.q.w};
+  if (GROUP >= kChunk) {
+    const __half2 z0 = __high2half2(as_h2(d.z0));
+    // 1024+16z = 16(1024+z) - 15360, exact in fp16.
+    const __half2 z1 = __hfma2(__high2half2(as_h2(d.z1)), __float2half2_rn(16.f), __float2half2_rn(-15360.f));
+    float part[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+      for (int v = 0; v < 4; v++) part[nt][v] = 0.f;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const uint32_t kMask = 0x000f000f, kMask16 = 0x00f000f0, kMagic = 0x64006400;
+      const uint32_t w8 = qw[j] >> 8;
+      uint32_t a[4];
+      a[0] = as_u32(__hsub2(as_h2(lop3<0xea>(qw[j], kMask, kMagic)), z0));
+      a[1] = as_u32(__hsub2(as_h2(lop3<0xea>(qw[j], kMask16, kMagic)), z1));
+      a[2] = as_u32(__hsub2(as_h2(lop3<0xea>(w8, kMask, kMagic)), z0));
+      a[3] = as_u32(__hsub2(as_h2(lop3<0xea>(w8, kMask16, kMagic)), z1));
+#pragma unroll
+      for (int nt = 0; nt < NT; nt++) {
+        const uint32_t* b = reinterpret_cast<const uint32_t*>(&d.x[nt][0]);
+        mma(part[nt], a, b[2 * j], b[2 * j + 1]);
+      }
+    }
+    const float s0 = __low2float(as_h2(d.z0)), s1 = __low2float(as_h2(d.z1)) * (1.f / 16.f);
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+      acc[nt][0] = fmaf(s0, part[nt][0], acc[nt][0]);
+      acc[nt][1] = fmaf(s0, part[nt][1], acc[nt][1]);
+      acc[nt][2] = fmaf(s1, part[nt][2], acc[nt][2]);
+      acc[nt][3] = fmaf(s1, part[nt][3], acc[nt][3]);
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      uint32_t a[4];
+      dequant16(qw[j], d.z0, d.z1, a);
+#pragma unroll
+      for (int nt = 0; nt < NT; nt++) {
+        const uint32_t* b = reinterpret_cast<const uint32_t*>(&d.x[nt][0]);
+        mma(acc[nt], a, b[2 * j], b[2 * j + 1]);
+      }
+    }
+  }
+}
+
+// gemv: NT n-tiles of 8 tokens, GROUP the group size.
+template <int GROUP, int NT>
+__device__ __forceinline__ void gemv(const uint8_t* __restrict__ w, const __half* __restrict__ x,
+                                     __half* __restrict__ y, int tokens, int in, int out) {
+  extern __shared__ __align__(16) uint8_t smem[];  // blockDim/32 * NT*4*32 floats
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int outP = out_pad(out), chunks = in / kChunk;
+  const int s = blockIdx.x;
+
+  // Chunk c of this lane: weights wp + 32c, scale/zero row (64c+16t)/GROUP
+  // of zp, x xp[nt] + 8c (uint4 units).
+  const uint4* wp = reinterpret_cast<const uint4*>(w) + (size_t)s * chunks * 32 + lane;
+  const uint32_t* zp = reinterpret_cast<const uint32_t*>(w + sz_offset(in, out)) + s * kStripe + g;
+  const uint4* xp[NT];
+  bool xv[NT];
+#pragma unroll
+  for (int nt = 0; nt < NT; nt++) {
+    const int tok = nt * 8 + g;
+    xv[nt] = tok < tokens;
+    xp[nt] = reinterpret_cast<const uint4*>(x + (size_t)(xv[nt] ? tok : 0) * in + 16 * t);
+  }
+  float acc[NT][4];
+#pragma unroll
+  for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+    for (int v = 0; v < 4; v++) acc[nt][v] = 0.f;
+
+  // Ping-pong software pipeline over this warp's chunks warp, warp+nw, ...:
+  // the next chunk's loads are in flight while this one computes. Running
+  // pointers (wc, xc) advance by constants; only the scale row needs a shift.
+  const int wstep = nw * 32, xstep = nw * (kChunk / 8);
+  const uint4* wc = wp + warp * 32;
+  const uint4* xc[NT];
+#pragma unroll
+  for (int nt = 0; nt < NT; nt++) xc[nt] = xp[nt] + warp * (kChunk / 8);
+  GemvChunk<NT> a, b;
+  int c = warp;
+  if (c < chunks) gemv_load<GROUP, NT>(a, wc, zp, xc, xv, c, t, outP);
+  for (; c < chunks; c += 2 * nw) {
+    const bool hb = c + nw < chunks;
+    wc += wstep;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) xc[nt] += xstep;
+    if (hb) gemv_load<GROUP, NT>(b, wc, zp, xc, xv, c + nw, t, outP);
+    gemv_chunk<GROUP, NT>(acc, a);
+    wc += wstep;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) xc[nt] += xstep;
+    if (c + 2 * nw < chunks) gemv_load<GROUP, NT>(a, wc, zp, xc, xv, c + 2 * nw, t, outP);
+    if (hb) gemv_chunk<GROUP, NT>(acc, b);
+  }
+
+  float* red = reinterpret_cast<float*>(smem);  // (warp, value, lane)
+#pragma unroll
+  for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+    for (int v = 0; v < 4; v++) red[(warp * NT * 4 + nt * 4 + v) * 32 + lane] = acc[nt][v];
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < NT * 4 * 32; idx += blockDim.x) {
+    float sum = 0.f;
+    for (int k = 0; k < nw; k++) sum += red[k * NT * 4 * 32 + idx];
+    // Accumulator v = 4nt+i of lane l: row g (+8 for i >= 2), token 2t (+1 for odd i).
+    const int v = idx / 32, l = idx % 32;
+    const int nt = v / 4, i = v % 4;
+    const int col = s * kStripe + (l >> 2) + (i >= 2 ? 8 : 0);
+    const int tok = nt * 8 + 2 * (l & 3) + (i & 1);
+    if (col < out && tok < tokens) y[(size_t)tok * out + col] = __float2half_rn(sum);
+  }
+}
+
+// chunk_part accumulates one chunk's exact (q-z) products into part.
+template <int NT>
+__device__ __forceinline__ void chunk_part(float part[NT][4], const uint4 q, const uint4 (&x)[NT][2], __half2 z0,
+                                           __half2 z1) {
+  const uint32_t qw[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    const uint32_t kMask = 0x000f000f, kMask16 = 0x00f000f0, kMagic = 0x64006400;
+    const uint32_t w8 = qw[j] >> 8;
+    uint32_t a[4];
+    a[0] = as_u32(__hsub2(as_h2(lop3<0xea>(qw[j], kMask, kMagic)), z0));
+    a[1] = as_u32(__hsub2(as_h2(lop3<0xea>(qw[j], kMask16, kMagic)), z1));
+    a[2] = as_u32(__hsub2(as_h2(lop3<0xea>(w8, kMask, kMagic)), z0));
+    a[3] = as_u32(__hsub2(as_h2(lop3<0xea>(w8, kMask16, kMagic)), z1));
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+      const uint32_t* b = reinterpret_cast<const uint32_t*>(&x[nt][0]);
+      mma(part[nt], a, b[2 * j], b[2 * j + 1]);
+    }
+  }
+}
+
+template <int NT>
+struct Pair {
+  uint4 q[2];
+  uint4 x[2][NT][2];
+  uint32_t z0, z1;
+};
+
+template <int NT>
+__device__ __forceinline__ void pair_load(Pair<NT>& d, const uint4* wc, const uint32_t* zc, const uint4* const xc[NT],
+                                          const bool xv[NT]) {
+  d.q[0] = ld_stream(wc);
+  d.q[1] = ld_stream(wc + 32);
+  d.z0 = __ldg(zc);
+  d.z1 = __ldg(zc + 8);
+#pragma unroll
+  for (int h = 0; h < 2; h++)
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+      if (xv[nt]) {
+        d.x[h][nt][0] = __ldg(xc[nt] + h * 8);
+        d.x[h][nt][1] = __ldg(xc[nt] + h * 8 + 1);
+      } else {
+        d.x[h][nt][0] = d.x[h][nt][1] = make_uint4(0, 0, 0, 0);
+      }
+    }
+}
+
+template <int NT>
+__device__ __forceinline__ void pair_compute(float acc[NT][4], const Pair<NT>& d) {
+  const __half2 z0 = __high2half2(as_h2(d.z0));
+  const __half2 z1 = __hfma2(__high2half2(as_h2(d.z1)), __float2half2_rn(16.f), __float2half2_rn(-15360.f));
+  float part[NT][4];
+#pragma unroll
+  for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+    for (int v = 0; v < 4; v++) part[nt][v] = 0.f;
+  chunk_part<NT>(part, d.q[0], d.x[0], z0, z1);
+  chunk_part<NT>(part, d.q[1], d.x[1], z0, z1);
+  const float s0 = __low2float(as_h2(d.z0)), s1 = __low2float(as_h2(d.z1)) * (1.f / 16.f);
+#pragma unroll
+  for (int nt = 0; nt < NT; nt++) {
+    acc[nt][0] = fmaf(s0, part[nt][0], acc[nt][0]);
+    acc[nt][1] = fmaf(s0, part[nt][1], acc[nt][1]);
+    acc[nt][2] = fmaf(s1, part[nt][2], acc[nt][2]);
+    acc[nt][3] = fmaf(s1, part[nt][3], acc[nt][3]);
+  }
+}
+
+// gemv_g128: group 128, NT n-tiles. Warp w takes the contiguous groups
+// [w*per, (w+1)*per), two chunks each, in ping-pong pairs.
+template <int NT>
+__device__ __forceinline__ void gemv_g128(const uint8_t* __restrict__ w, const __half* __restrict__ x,
+                                     __half* __restrict__ y, int tokens, int in, int out) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int outP = out_pad(out), chunks = in / kChunk, groups = in / 128;
+  const int s = blockIdx.x;
+  const int per = (groups + nw - 1) / nw, g0 = warp * per, g1 = min(groups, g0 + per);
+  const uint4* wc = reinterpret_cast<const uint4*>(w) + ((size_t)s * chunks + 2 * g0) * 32 + lane;
+  const uint32_t* zc = reinterpret_cast<const uint32_t*>(w + sz_offset(in, out)) + (size_t)g0 * outP + s * kStripe + g;
+  const uint4* xc[NT];
+  bool xv[NT];
+#pragma unroll
+  for (int nt = 0; nt < NT; nt++) {
+    const int tok = nt * 8 + g;
+    xv[nt] = tok < tokens;
+    xc[nt] = reinterpret_cast<const uint4*>(x + (size_t)(xv[nt] ? tok : 0) * in + 16 * t) + 2 * g0 * 8;
+  }
+  float acc[NT][4];
+#pragma unroll
+  for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+    for (int v = 0; v < 4; v++) acc[nt][v] = 0.f;
+
+  Pair<NT> a, b;
+  int gi = g0;
+  if (gi < g1) pair_load<NT>(a, wc, zc, xc, xv);
+  for (; gi < g1; gi += 2) {
+    const bool hb = gi + 1 < g1;
+    wc += 64;
+    zc += outP;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) xc[nt] += 16;
+    if (hb) pair_load<NT>(b, wc, zc, xc, xv);
+    pair_compute<NT>(acc, a);
+    wc += 64;
+    zc += outP;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) xc[nt] += 16;
+    if (gi + 2 < g1) pair_load<NT>(a, wc, zc, xc, xv);
+    if (hb) pair_compute<NT>(acc, b);
+  }
+
+  float* red = reinterpret_cast<float*>(smem);
+#pragma unroll
+  for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+    for (int v = 0; v < 4; v++) red[(warp * NT * 4 + nt * 4 + v) * 32 + lane] = acc[nt][v];
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < NT * 4 * 32; idx += blockDim.x) {
+    float sum = 0.f;
+    for (int k = 0; k < nw; k++) sum += red[k * NT * 4 * 32 + idx];
+    const int v = idx / 32, l = idx % 32;
+    const int nt = v / 4, i = v % 4;
+    const int col = s * kStripe + (l >> 2) + (i >= 2 ? 8 : 0);
+    const int tok = nt * 8 + 2 * (l & 3) + (i & 1);
+    if (col < out && tok < tokens) y[(size_t)tok * out + col] = __float2half_rn(sum);
+  }
+}
+
+// Dynamic shared memory of a launch with `warps` warps (awq.go: awqPlan).
+__host__ __device__ constexpr int gemv_shared(int warps, int nt) { return warps * nt * 4 * 32 * 4; }
+// Most warps per block: 16 for one n-tile; 8 for two, whose double-buffered
+// x fragments need more than the 64 registers 512 threads would leave.
+__host__ __device__ constexpr int gemv_max_warps(int nt) { return nt == 1 ? 16 : 8; }
+
+}  // namespace awq
+
+// Kernels: awq_gemv_g<GROUP>_n<NT>, NT = 1 for 1..8 tokens, 2 for 9..16.
+// Launch: grid (OutP/16), block 32*warps (warps <= awq::gemv_max_warps(NT)),
+// dynamic shared memory awq::gemv_shared(warps, NT).
+#define AWQ_GEMV(G, NT)                                                                         \
+  extern "C" __global__ void __launch_bounds__(32 * awq::gemv_max_warps(NT))                   \
+      awq_gemv_g##G##_n##NT(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, \
+                            int in, int out) {                                                  \
+    if (G == 128)                                                                               \
+      awq::gemv_g128<NT>(w, x, y, tokens, in, out);                                             \
+    else                                                                                        \
+      awq::gemv<G, NT>(w, x, y, tokens, in, out);                                               \
+  }
+
+AWQ_GEMV(32, 1)
+AWQ_GEMV(64, 1)
+AWQ_GEMV(128, 1)
+AWQ_GEMV(32, 2)
+AWQ_GEMV(64, 2)
+AWQ_GEMV(128, 2)

@@ -1,0 +1,140 @@
+package cuda
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/briefapp/brief/inference"
+	"github.com/briefapp/brief/inference/synth"
+)
+
+// benchModel opens the synthetic OpenHermes-shaped checkpoint in
+// $BRIEF_SYNTH_DIR (written there first if absent; about 4 GB), or skips
+// when the variable is unset.
+func benchModel(b *testing.B) *inference.Model {
+	b.Helper()
+	dir := os.Getenv("BRIEF_SYNTH_DIR")
+	if dir == "" {
+		b.Skip("set BRIEF_SYNTH_DIR to a folder for the synthetic 7B checkpoint")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); err != nil {
+		start := time.Now()
+		if _, err := synth.Write(dir, synth.Shapes["openhermes"], synth.Options{Seed: 1}); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("synth openhermes written in %v", time.Since(start))
+	}
+	m, err := inference.OpenModel(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	return m
+}
+
+// BenchmarkOpenHermes times the reference workload's pieces on the
+// synthetic 7B weights: the 6,435-token prefill, one decode step and one
+// verify step of 11 tokens at that context.
+func BenchmarkOpenHermes(b *testing.B) {
+	m := benchModel(b)
+	start := time.Now()
+	e, err := New(m, Options{})
+	if errors.Is(err, ErrNoGPU) {
+		b.Skip(err.Error())
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	b.Logf("%s: weights uploaded in %v, engine memory %+v", e.Name(), time.Since(start), e.Memory())
+	rng := rand.New(rand.NewPCG(1, 1))
+	prompt := make([]int, 6435)
+	for i := range prompt {
+		prompt[i] = rng.IntN(m.Config.Vocab)
+	}
+	b.Run("prefill6435", func(b *testing.B) {
+		for b.Loop() {
+			e.Reset()
+			if _, err := e.Prefill(context.Background(), prompt); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/prefill")
+	})
+	e.Reset()
+	if _, err := e.Prefill(context.Background(), prompt); err != nil {
+		b.Fatal(err)
+	}
+	// Weight bytes one step reads, for achieved bandwidth.
+	var weights int64
+	for _, l := range e.layers {
+		for _, p := range []awqDev{l.qkv, l.o, l.gu, l.down} {
+			weights += awqBytes(p.p.In, p.p.Out, p.p.Group)
+		}
+	}
+	weights += 2 * int64(m.Config.Vocab) * int64(m.Config.Hidden)
+	kv := int64(m.Config.Layers) * 2 * int64(m.Config.KVHeads) * int64(m.Config.HeadDim) * 2 * int64(min(e.Len(), max(m.Config.SlidingWindow, 1)))
+	for _, n := range []int{1, 2, 4, 8, 11, 16} {
+		b.Run(fmt.Sprintf("verify%d", n), func(b *testing.B) {
+			toks := prompt[:n]
+			for b.Loop() {
+				if _, err := e.Verify(toks); err != nil {
+					b.Fatal(err)
+				}
+				if err := e.Rollback(e.Len() - n); err != nil {
+					b.Fatal(err)
+				}
+			}
+			per := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(per*1e3, "ms/step")
+			b.ReportMetric(float64(weights+kv)/per/1e9, "GB/s")
+			if n == 1 {
+				b.ReportMetric(1/per, "tokens/s")
+			}
+		})
+	}
+	for _, T := range []int{1, 11, 512} {
+		prof, err := e.Profile(T, 5)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("kernel time per step of %d tokens at position %d:\n%s", T, e.Len(), profileTable(prof))
+	}
+	prefillVariant = ""
+	prof, err := e.Profile(512, 5)
+	prefillVariant = "_sync"
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("prefill attention with prefetch, 512 tokens at position %d: attn_prefill %.3f ms", e.Len(), prof["attn_prefill_d128"])
+	b.Logf("engine memory %+v", e.Memory())
+}
+
+// profileTable formats a Profile result, largest first, with shares.
+func profileTable(p map[string]float64) string {
+	type row struct {
+		name string
+		ms   float64
+	}
+	var rows []row
+	total := 0.0
+	for k, v := range p {
+		rows = append(rows, row{k, v})
+		total += v
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].ms > rows[j].ms })
+	var sb strings.Builder
+	for _, r := range rows {
+		fmt.Fprintf(&sb, "  %-36s %9.3f ms %5.1f%%\n", r.name, r.ms, 100*r.ms/total)
+	}
+	fmt.Fprintf(&sb, "  %-36s %9.3f ms\n", "total", total)
+	return sb.String()
+}

@@ -1,0 +1,38 @@
+// Shared helpers of Brief's kernels. Every kernel is extern "C" so the Go
+// side finds it by name; template instances get extern "C" wrappers.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+// Step parameters live in device memory so one captured graph serves every
+// position: params[0] is the cache length before the step (the position of
+// the step's first token), params[kParamIds + t] the step's token ids.
+constexpr int kParamPos = 0;
+constexpr int kParamIds = 4;
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// block_sum adds v over the whole block (blockDim.x a multiple of 32, at
+// most 1024); every thread gets the total.
+__device__ __forceinline__ float block_sum(float v) {
+  __shared__ float part[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // part may still be read by a previous call
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  const int nw = blockDim.x >> 5;
+  float t = lane < nw ? part[lane] : 0.f;
+  return warp_sum(t);
+}

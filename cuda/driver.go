@@ -1,0 +1,625 @@
+package cuda
+
+/*
+#cgo LDFLAGS: -ldl
+#include <stdlib.h>
+#include "driver.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"strings"
+	"unsafe"
+)
+
+// ErrNoGPU is wrapped by every error that means "this machine cannot run the
+// CUDA engine" (no driver, no device, a device too old), as opposed to a
+// failure of a working GPU.
+var ErrNoGPU = errors.New("no NVIDIA GPU found")
+
+// devPtr is a device address (CUdeviceptr).
+type devPtr uint64
+
+// at returns the address off bytes further on.
+func (p devPtr) at(off int) devPtr { return p + devPtr(off) }
+
+// driverError is a failed driver call: the operation, what it worked on, and
+// the driver's own name and description of the status.
+type driverError struct {
+	Op   string
+	Code int
+}
+
+func (e *driverError) Error() string {
+	name := C.GoString(C.bcu_error_name(C.int(e.Code)))
+	msg := C.GoString(C.bcu_error_string(C.int(e.Code)))
+	if name == "" {
+		name = fmt.Sprintf("CUDA error %d", e.Code)
+	}
+	if msg != "" {
+		return fmt.Sprintf("%s: %s (%s)", e.Op, name, msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Op, name)
+}
+
+// Driver status codes we react to.
+const (
+	cuErrorOutOfMemory = 2
+	cuErrorNoDevice    = 100
+)
+
+func check(code C.int, op string, args ...any) error {
+	if code == 0 {
+		return nil
+	}
+	if len(args) > 0 {
+		op = fmt.Sprintf(op, args...)
+	}
+	return &driverError{Op: op, Code: int(code)}
+}
+
+// Device attributes (CUdevice_attribute).
+const (
+	attrMultiprocessors = 16
+	attrCCMajor         = 75
+	attrCCMinor         = 76
+	attrSharedOptin     = 97
+)
+
+// device is one GPU with its context, stream and loaded kernels. Every
+// method must be called on the thread that owns the context (see worker).
+type device struct {
+	ordinal     int
+	name        string
+	cc          int // compute capability, e.g. 90 for sm_90
+	sms         int // streaming multiprocessors
+	sharedOptin int // most dynamic shared memory a block may opt into
+	totalMem    int64
+
+	ctx     unsafe.Pointer
+	stream  unsafe.Pointer
+	modules []unsafe.Pointer
+	funcs   map[string]unsafe.Pointer
+	shared  map[string]uint32 // dynamic shared-memory limit raised so far per kernel
+
+	// syncEach makes every launch wait for the kernel and report its own
+	// failure (which kernel, which shapes); off in the fast path.
+	syncEach bool
+	capture  bool // inside a graph capture: no synchronization allowed
+
+	// prof, when set, brackets every launch with events (profiling only).
+	prof *profiler
+	tag  string // what the next launches compute, for the profile ("q|k|v")
+
+	mem     memAccount
+	allocs  map[devPtr]int64
+	argBuf  [8 * 32]byte
+	hostBuf unsafe.Pointer // C memory for small transfers (hostBufLen bytes)
+}
+
+const hostBufLen = 1 << 16
+
+// memAccount is the engine's own accounting of device memory.
+type memAccount struct{ cur, peak int64 }
+
+// openDevice loads the driver, checks the GPU and creates a context on the
+// calling thread, which must be locked (runtime.LockOSThread).
+func openDevice(ordinal int) (*device, error) {
+	var errBuf [512]C.char
+	if C.bcu_open(&errBuf[0], C.size_t(len(errBuf))) != 0 {
+		return nil, fmt.Errorf("%w: libcuda.so.1 could not be loaded (%s)", ErrNoGPU, C.GoString(&errBuf[0]))
+	}
+	if code := C.bcu_init(); code != 0 {
+		if code == cuErrorNoDevice {
+			return nil, fmt.Errorf("%w: the NVIDIA driver reports no device", ErrNoGPU)
+		}
+		return nil, fmt.Errorf("%w: %v", ErrNoGPU, check(code, "cuInit"))
+	}
+	var n C.int
+	if err := check(C.bcu_device_count(&n), "cuDeviceGetCount"); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoGPU, err)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: the NVIDIA driver reports no device", ErrNoGPU)
+	}
+	if ordinal < 0 || ordinal >= int(n) {
+		return nil, fmt.Errorf("%w: GPU %d asked for, the driver reports %d", ErrNoGPU, ordinal, n)
+	}
+	d := &device{ordinal: ordinal, funcs: map[string]unsafe.Pointer{}, shared: map[string]uint32{}, allocs: map[devPtr]int64{}}
+	var dev C.int
+	if err := check(C.bcu_device_get(&dev, C.int(ordinal)), "cuDeviceGet(%d)", ordinal); err != nil {
+		return nil, err
+	}
+	var name [256]C.char
+	if err := check(C.bcu_device_name(&name[0], C.int(len(name)), dev), "cuDeviceGetName"); err != nil {
+		return nil, err
+	}
+	d.name = C.GoString(&name[0])
+	attr := func(a int) (int, error) {
+		var v C.int
+		err := check(C.bcu_device_attr(&v, C.int(a), dev), "cuDeviceGetAttribute(%d)", a)
+		return int(v), err
+	}
+	major, err := attr(attrCCMajor)
+	if err != nil {
+		return nil, err
+	}
+	minor, err := attr(attrCCMinor)
+	if err != nil {
+		return nil, err
+	}
+	d.cc = major*10 + minor
+	if d.cc < 80 {
+		return nil, fmt.Errorf("%w: %s is sm_%d%d; Brief's CUDA engine needs sm_80 (Ampere) or newer", ErrNoGPU, d.name, major, minor)
+	}
+	if d.sms, err = attr(attrMultiprocessors); err != nil {
+		return nil, err
+	}
+	if d.sharedOptin, err = attr(attrSharedOptin); err != nil {
+		return nil, err
+	}
+	var total C.size_t
+	if err := check(C.bcu_device_total_mem(&total, dev), "cuDeviceTotalMem"); err != nil {
+		return nil, err
+	}
+	d.totalMem = int64(total)
+	if err := check(C.bcu_ctx_create(&d.ctx, dev), "cuCtxCreate on %s", d.name); err != nil {
+		return nil, err
+	}
+	if err := check(C.bcu_stream_create(&d.stream), "cuStreamCreate"); err != nil {
+		d.close()
+		return nil, err
+	}
+	d.hostBuf = C.malloc(hostBufLen)
+	if err := d.loadModules(); err != nil {
+		d.close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// close frees everything the device holds; the context goes last.
+func (d *device) close() {
+	if d.ctx == nil {
+		return
+	}
+	for p := range d.allocs {
+		C.bcu_mem_free(C.bdev_ptr(p))
+	}
+	d.allocs = map[devPtr]int64{}
+	d.mem.cur = 0
+	for _, m := range d.modules {
+		C.bcu_module_unload(m)
+	}
+	d.modules = nil
+	if d.stream != nil {
+		C.bcu_stream_destroy(d.stream)
+		d.stream = nil
+	}
+	if d.hostBuf != nil {
+		C.free(d.hostBuf)
+		d.hostBuf = nil
+	}
+	C.bcu_ctx_destroy(d.ctx)
+	d.ctx = nil
+}
+
+// loadModules loads every embedded fatbin.
+func (d *device) loadModules() error {
+	images, err := fatbins()
+	if err != nil {
+		return err
+	}
+	for _, img := range images {
+		// The driver reads the image during the call; C memory keeps it
+		// aligned and out of the Go heap.
+		p := C.CBytes(img.data)
+		var m unsafe.Pointer
+		code := C.bcu_module_load(&m, p)
+		C.free(p)
+		if err := check(code, "load kernels %s on %s (sm_%d)", img.name, d.name, d.cc); err != nil {
+			return err
+		}
+		d.modules = append(d.modules, m)
+	}
+	return nil
+}
+
+// function finds a kernel by name in the loaded modules.
+func (d *device) function(name string) (unsafe.Pointer, error) {
+	if f, ok := d.funcs[name]; ok {
+		return f, nil
+	}
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	for _, m := range d.modules {
+		var f unsafe.Pointer
+		if C.bcu_module_function(&f, m, cname) == 0 {
+			d.funcs[name] = f
+			return f, nil
+		}
+	}
+	return nil, fmt.Errorf("kernel %s not found in the embedded fatbins (run make -C cuda)", name)
+}
+
+// makeCurrent binds the context to the calling (locked) thread.
+func (d *device) makeCurrent() error {
+	return check(C.bcu_ctx_set_current(d.ctx), "cuCtxSetCurrent")
+}
+
+// freeMemory reports the device's free and total bytes.
+func (d *device) freeMemory() (free, total int64, err error) {
+	var f, t C.size_t
+	err = check(C.bcu_mem_info(&f, &t), "cuMemGetInfo")
+	return int64(f), int64(t), err
+}
+
+// alloc allocates bytes of device memory (rounded up to 256) and accounts it.
+func (d *device) alloc(bytes int64, what string) (devPtr, error) {
+	if bytes <= 0 {
+		bytes = 256
+	}
+	bytes = (bytes + 255) &^ 255
+	var p C.bdev_ptr
+	if code := C.bcu_mem_alloc(&p, C.size_t(bytes)); code != 0 {
+		if code == cuErrorOutOfMemory {
+			free, _, _ := d.freeMemory()
+			return 0, fmt.Errorf("not enough GPU memory for %s: need %s more, %s free on %s", what, mib(bytes), mib(free), d.name)
+		}
+		return 0, check(code, "cuMemAlloc %s (%d bytes) for %s", mib(bytes), bytes, what)
+	}
+	d.allocs[devPtr(p)] = bytes
+	d.mem.cur += bytes
+	d.mem.peak = max(d.mem.peak, d.mem.cur)
+	return devPtr(p), nil
+}
+
+// free releases an allocation made by alloc.
+func (d *device) free(p devPtr) error {
+	n, ok := d.allocs[p]
+	if !ok {
+		return nil
+	}
+	delete(d.allocs, p)
+	d.mem.cur -= n
+	return check(C.bcu_mem_free(C.bdev_ptr(p)), "cuMemFree")
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
+
+// upload copies host bytes to the device (synchronously).
+func (d *device) upload(dst devPtr, src []byte) error {
+	if len(src) == 0 {
+		return nil
+	}
+	err := check(C.bcu_memcpy_htod(C.bdev_ptr(dst), unsafe.Pointer(&src[0]), C.size_t(len(src))), "copy %d bytes to the GPU", len(src))
+	runtime.KeepAlive(src)
+	return err
+}
+
+// download copies device bytes to the host after the stream's work is done.
+func (d *device) download(dst []byte, src devPtr) error {
+	if len(dst) == 0 {
+		return nil
+	}
+	if err := d.sync("copy from the GPU"); err != nil {
+		return err
+	}
+	err := check(C.bcu_memcpy_dtoh(unsafe.Pointer(&dst[0]), C.bdev_ptr(src), C.size_t(len(dst))), "copy %d bytes from the GPU", len(dst))
+	runtime.KeepAlive(dst)
+	return err
+}
+
+// uploadAsync queues a small copy (at most hostBufLen bytes) on the stream,
+// staged through C memory so that it is ordered with the kernels around it.
+func (d *device) uploadAsync(dst devPtr, src []byte) error {
+	if len(src) > hostBufLen {
+		return fmt.Errorf("uploadAsync: %d bytes is over %d", len(src), hostBufLen)
+	}
+	// The previous step's copy may still read hostBuf; finish it first.
+	if err := d.sync("stage parameters"); err != nil {
+		return err
+	}
+	copy(unsafe.Slice((*byte)(d.hostBuf), hostBufLen), src)
+	return check(C.bcu_memcpy_htod_async(C.bdev_ptr(dst), d.hostBuf, C.size_t(len(src)), d.stream), "copy %d bytes to the GPU", len(src))
+}
+
+// memset fills device bytes with v on the stream.
+func (d *device) memset(dst devPtr, v byte, bytes int64) error {
+	return check(C.bcu_memset_d8_async(C.bdev_ptr(dst), C.uchar(v), C.size_t(bytes), d.stream), "cuMemsetD8 %d bytes", bytes)
+}
+
+// sync waits for the stream; what names the work waited on in errors.
+func (d *device) sync(what string) error {
+	if d.capture {
+		return nil
+	}
+	return check(C.bcu_stream_sync(d.stream), "%s on %s", what, d.name)
+}
+
+// launchShape is how a kernel runs.
+type launchShape struct {
+	Grid, Block [3]uint32
+	Shared      uint32
+}
+
+// launch queues kernel name with args (devPtr, int, int32, uint32, float32)
+// on the stream. shapes describes the problem for error messages.
+func (d *device) launch(name string, ls launchShape, shapes string, args ...any) error {
+	f, err := d.function(name)
+	if err != nil {
+		return err
+	}
+	if ls.Shared > 48<<10 && d.shared[name] < ls.Shared {
+		if int(ls.Shared) > d.sharedOptin {
+			return fmt.Errorf("kernel %s (%s) needs %d bytes of shared memory, %s allows %d", name, shapes, ls.Shared, d.name, d.sharedOptin)
+		}
+		if err := check(C.bcu_func_set_max_dynamic_shared(f, C.int(ls.Shared)), "raise shared memory of %s to %d", name, ls.Shared); err != nil {
+			return err
+		}
+		d.shared[name] = ls.Shared
+	}
+	if len(args) > 32 {
+		return fmt.Errorf("kernel %s: %d arguments, at most 32", name, len(args))
+	}
+	b := d.argBuf[:]
+	for i, a := range args {
+		s := b[8*i : 8*i+8]
+		switch v := a.(type) {
+		case devPtr:
+			putU64(s, uint64(v))
+		case int:
+			if v != int(int32(v)) {
+				return fmt.Errorf("kernel %s (%s): argument %d = %d overflows int32", name, shapes, i, v)
+			}
+			putU32(s, uint32(int32(v)))
+		case int32:
+			putU32(s, uint32(v))
+		case uint32:
+			putU32(s, v)
+		case float32:
+			putU32(s, math.Float32bits(v))
+		default:
+			return fmt.Errorf("kernel %s: argument %d has unsupported type %T", name, i, a)
+		}
+	}
+	g, bl := ls.Grid, ls.Block
+	for i := range 3 {
+		if g[i] == 0 {
+			g[i] = 1
+		}
+		if bl[i] == 0 {
+			bl[i] = 1
+		}
+	}
+	if d.prof != nil && !d.capture {
+		if err := d.prof.before(d, name); err != nil {
+			return err
+		}
+	}
+	code := C.bcu_launch(f, C.uint(g[0]), C.uint(g[1]), C.uint(g[2]), C.uint(bl[0]), C.uint(bl[1]), C.uint(bl[2]),
+		C.uint(ls.Shared), d.stream, unsafe.Pointer(&d.argBuf[0]), C.int(len(args)))
+	if err := check(code, "launch %s grid %v block %v shared %d (%s)", name, g, bl, ls.Shared, shapes); err != nil {
+		return err
+	}
+	if d.prof != nil && !d.capture {
+		if err := d.prof.after(d); err != nil {
+			return err
+		}
+	}
+	if d.syncEach && !d.capture {
+		if err := check(C.bcu_stream_sync(d.stream), "kernel %s (%s) grid %v block %v", name, shapes, g, bl); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// profiler records an event before and after each launch; collect sums the
+// device time per kernel (and tag).
+type profiler struct {
+	events []unsafe.Pointer
+	names  []string
+	used   int
+}
+
+func (p *profiler) event(d *device) (unsafe.Pointer, error) {
+	if p.used == len(p.events) {
+		var ev unsafe.Pointer
+		if err := check(C.bcu_event_create(&ev), "cuEventCreate"); err != nil {
+			return nil, err
+		}
+		p.events = append(p.events, ev)
+	}
+	ev := p.events[p.used]
+	p.used++
+	return ev, check(C.bcu_event_record(ev, d.stream), "cuEventRecord")
+}
+
+func (p *profiler) before(d *device, name string) error {
+	if d.tag != "" {
+		name += " " + d.tag
+	}
+	p.names = append(p.names, name)
+	_, err := p.event(d)
+	return err
+}
+
+func (p *profiler) after(d *device) error {
+	_, err := p.event(d)
+	return err
+}
+
+// collect waits for the recorded work and adds each launch's milliseconds
+// to sums by name, then starts over.
+func (p *profiler) collect(sums map[string]float64) error {
+	for i, name := range p.names {
+		a, b := p.events[2*i], p.events[2*i+1]
+		if err := check(C.bcu_event_sync(b), "cuEventSynchronize"); err != nil {
+			return err
+		}
+		var ms C.float
+		if err := check(C.bcu_event_elapsed(&ms, a, b), "cuEventElapsedTime"); err != nil {
+			return err
+		}
+		sums[name] += float64(ms)
+	}
+	p.names, p.used = p.names[:0], 0
+	return nil
+}
+
+func (p *profiler) destroy() {
+	for _, ev := range p.events {
+		C.bcu_event_destroy(ev)
+	}
+	p.events = nil
+}
+
+func putU64(b []byte, v uint64) {
+	for i := range 8 {
+		b[i] = byte(v >> (8 * i))
+	}
+}
+
+func putU32(b []byte, v uint32) {
+	for i := range 4 {
+		b[i] = byte(v >> (8 * i))
+	}
+	for i := 4; i < 8; i++ {
+		b[i] = 0
+	}
+}
+
+// graph is an instantiated CUDA graph.
+type graph struct {
+	g, exec unsafe.Pointer
+}
+
+// captureGraph records what body queues on the stream into a graph.
+func (d *device) captureGraph(what string, body func() error) (*graph, error) {
+	if err := check(C.bcu_capture_begin(d.stream), "begin capture of %s", what); err != nil {
+		return nil, err
+	}
+	d.capture = true
+	berr := body()
+	d.capture = false
+	var g unsafe.Pointer
+	eerr := check(C.bcu_capture_end(d.stream, &g), "end capture of %s", what)
+	if berr != nil || eerr != nil {
+		if g != nil {
+			C.bcu_graph_destroy(g)
+		}
+		return nil, errors.Join(berr, eerr)
+	}
+	var exec unsafe.Pointer
+	if err := check(C.bcu_graph_instantiate(&exec, g), "instantiate graph of %s", what); err != nil {
+		C.bcu_graph_destroy(g)
+		return nil, err
+	}
+	return &graph{g: g, exec: exec}, nil
+}
+
+// launchGraph queues the graph on the stream.
+func (d *device) launchGraph(gr *graph, what string) error {
+	return check(C.bcu_graph_launch(gr.exec, d.stream), "launch graph of %s", what)
+}
+
+func (gr *graph) destroy() {
+	if gr.exec != nil {
+		C.bcu_graph_exec_destroy(gr.exec)
+	}
+	if gr.g != nil {
+		C.bcu_graph_destroy(gr.g)
+	}
+	gr.exec, gr.g = nil, nil
+}
+
+// timer measures device time between two points of the stream.
+type timer struct{ a, b unsafe.Pointer }
+
+func (d *device) newTimer() (*timer, error) {
+	t := &timer{}
+	if err := check(C.bcu_event_create(&t.a), "cuEventCreate"); err != nil {
+		return nil, err
+	}
+	if err := check(C.bcu_event_create(&t.b), "cuEventCreate"); err != nil {
+		C.bcu_event_destroy(t.a)
+		return nil, err
+	}
+	return t, nil
+}
+
+func (d *device) start(t *timer) error {
+	return check(C.bcu_event_record(t.a, d.stream), "cuEventRecord")
+}
+
+// stop records the end event, waits for it and returns milliseconds.
+func (d *device) stop(t *timer) (float64, error) {
+	if err := check(C.bcu_event_record(t.b, d.stream), "cuEventRecord"); err != nil {
+		return 0, err
+	}
+	if err := check(C.bcu_event_sync(t.b), "cuEventSynchronize"); err != nil {
+		return 0, err
+	}
+	var ms C.float
+	err := check(C.bcu_event_elapsed(&ms, t.a, t.b), "cuEventElapsedTime")
+	return float64(ms), err
+}
+
+func (t *timer) destroy() {
+	C.bcu_event_destroy(t.a)
+	C.bcu_event_destroy(t.b)
+}
+
+// worker runs functions on one locked OS thread: the CUDA context is bound
+// to the thread that made it current, so every call funnels through here.
+type worker struct {
+	jobs chan func()
+	done chan struct{}
+}
+
+func newWorker() *worker {
+	w := &worker{jobs: make(chan func()), done: make(chan struct{})}
+	go func() {
+		runtime.LockOSThread()
+		defer close(w.done)
+		for f := range w.jobs {
+			f()
+		}
+	}()
+	return w
+}
+
+// do runs f on the worker's thread and returns its error; a panic in f is
+// turned into an error so the engine's owner sees it.
+func (w *worker) do(f func() error) (err error) {
+	ch := make(chan error, 1)
+	w.jobs <- func() {
+		defer func() {
+			if r := recover(); r != nil {
+				ch <- fmt.Errorf("cuda engine: internal error: %v", r)
+			}
+		}()
+		ch <- f()
+	}
+	return <-ch
+}
+
+// stop ends the worker's goroutine (its thread exits with it).
+func (w *worker) stop() {
+	close(w.jobs)
+	<-w.done
+}
+
+// shapeString formats dimensions as "a x b x c" for messages.
+func shapeString(dims ...int) string {
+	s := make([]string, len(dims))
+	for i, v := range dims {
+		s[i] = fmt.Sprint(v)
+	}
+	return strings.Join(s, "x")
+}

@@ -1,0 +1,78 @@
+package cuda
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+)
+
+// Monitor reads device-wide figures through NVML; it implements
+// inference.DeviceMonitor. NVML is initialized once and checked before any
+// other call: an NVML call after a failed Init kills the process.
+type Monitor struct {
+	mu   sync.Mutex
+	dev  nvml.Device
+	name string
+}
+
+var (
+	nvmlOnce sync.Once
+	nvmlErr  error
+)
+
+func initNVML() error {
+	nvmlOnce.Do(func() {
+		if ret := nvml.Init(); ret != nvml.SUCCESS {
+			nvmlErr = fmt.Errorf("%w: NVML did not start (%v)", ErrNoGPU, ret)
+		}
+	})
+	return nvmlErr
+}
+
+// OpenMonitor opens GPU index through NVML.
+func OpenMonitor(index int) (*Monitor, error) {
+	if err := initNVML(); err != nil {
+		return nil, err
+	}
+	dev, ret := nvml.DeviceGetHandleByIndex(index)
+	if ret != nvml.SUCCESS {
+		return nil, fmt.Errorf("NVML: GPU %d: %v", index, ret)
+	}
+	name, ret := dev.GetName()
+	if ret != nvml.SUCCESS {
+		return nil, fmt.Errorf("NVML: name of GPU %d: %v", index, ret)
+	}
+	return &Monitor{dev: dev, name: name}, nil
+}
+
+// DeviceName is the GPU's marketing name.
+func (m *Monitor) DeviceName() string { return m.name }
+
+// DeviceMemory returns the bytes in use on the device by all processes and
+// the device's total.
+func (m *Monitor) DeviceMemory() (used, total int64, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mem, ret := m.dev.GetMemoryInfo()
+	if ret != nvml.SUCCESS {
+		return 0, 0, fmt.Errorf("NVML: memory of %s: %v", m.name, ret)
+	}
+	return int64(mem.Used), int64(mem.Total), nil
+}
+
+// Clocks returns the current SM and memory clocks in MHz (for benchmark
+// reports: a figure means little without the clock state).
+func (m *Monitor) Clocks() (sm, mem int, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ret := m.dev.GetClockInfo(nvml.CLOCK_SM)
+	if ret != nvml.SUCCESS {
+		return 0, 0, fmt.Errorf("NVML: SM clock of %s: %v", m.name, ret)
+	}
+	mm, ret := m.dev.GetClockInfo(nvml.CLOCK_MEM)
+	if ret != nvml.SUCCESS {
+		return 0, 0, fmt.Errorf("NVML: memory clock of %s: %v", m.name, ret)
+	}
+	return int(s), int(mm), nil
+}
