@@ -77,7 +77,7 @@ func inFolder(dir string, err error) error {
 func (p Pipeline) engine(m *inference.Model, choice EngineChoice) (inference.Engine, inference.DeviceMonitor, error) {
 	switch choice {
 	case EngineCPU:
-		e, err := cpu.NewFromWeights(&m.Config, m.Weights, p.CPU)
+		e, err := cpu.New(m, p.CPU)
 		return e, nil, err
 	case EngineCUDA:
 		return p.gpu(m)
@@ -86,7 +86,7 @@ func (p Pipeline) engine(m *inference.Model, choice EngineChoice) (inference.Eng
 	if gerr == nil {
 		return e, mon, nil
 	}
-	c, cerr := cpu.NewFromWeights(&m.Config, m.Weights, p.CPU)
+	c, cerr := cpu.New(m, p.CPU)
 	if cerr != nil {
 		return nil, nil, fmt.Errorf("%w; the CPU engine cannot run it either: %w", gerr, cerr)
 	}

@@ -54,7 +54,7 @@ func reference(t *testing.T, dir string, strategy inference.Strategy) (string, *
 		t.Fatal(err)
 	}
 	defer m.Close()
-	eng, err := cpu.NewFromWeights(&m.Config, m.Weights, cpu.Options{})
+	eng, err := cpu.New(m, cpu.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
