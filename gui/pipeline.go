@@ -152,7 +152,7 @@ func (p *pipelineModel) Generate(ctx context.Context, req inference.Request, emi
 		}
 	}
 	p.eng.Reset()
-	return inference.Generate(ctx, p.eng, tokenizer.NewStream(p.tok), req, emit)
+	return inference.Generate(ctx, p.eng, tokenizer.NewTextStream(p.tok), req, emit)
 }
 
 func (p *pipelineModel) Close() error {

@@ -169,7 +169,7 @@ func runSummarize(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		textOut = stderr
 	}
 	var text strings.Builder
-	rep, genErr := inference.Generate(ctx, eng, tokenizer.NewStream(tok), req, func(e inference.Event) {
+	rep, genErr := inference.Generate(ctx, eng, tokenizer.NewTextStream(tok), req, func(e inference.Event) {
 		if e.Text != "" {
 			text.WriteString(e.Text)
 			io.WriteString(textOut, e.Text)

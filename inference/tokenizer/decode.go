@@ -182,6 +182,7 @@ type Stream struct {
 	st      decState
 	pending []string
 	holdRun bool // the chain has ByteFallback
+	skip    bool // drop special tokens
 }
 
 // NewStream returns a Stream over t's decoder.
@@ -195,9 +196,19 @@ func NewStream(t *Tokenizer) *Stream {
 	return s
 }
 
+// NewTextStream is NewStream for text shown to people: special tokens
+// (<s>, </s>, <|im_end|>) are dropped, as tokenizers' decode with
+// skip_special_tokens=True drops them. A small model that emits <s> in the
+// middle of a story should not print it.
+func NewTextStream(t *Tokenizer) *Stream {
+	s := NewStream(t)
+	s.skip = true
+	return s
+}
+
 // Next adds one id and returns the text it completes (possibly "").
 func (s *Stream) Next(id int) string {
-	if id < 0 || id >= len(s.t.pieces) {
+	if id < 0 || id >= len(s.t.pieces) || s.skip && s.t.special[id] {
 		return ""
 	}
 	p := s.t.pieces[id]

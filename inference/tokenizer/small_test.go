@@ -196,3 +196,31 @@ func TestConcurrent(t *testing.T) {
 		<-done
 	}
 }
+
+func TestTextStreamDropsSpecialTokens(t *testing.T) {
+	tok := openHermes(t)
+	body := tok.Encode("Lily was happy.", false)
+	ids := append(append([]int{tok.BOS()}, body...), tok.EOS())
+	ids = append(ids, body...) // <s> Lily was happy.</s> Lily was happy.
+	var kept []int
+	for _, id := range ids {
+		if !tok.IsSpecial(id) {
+			kept = append(kept, id)
+		}
+	}
+	if len(kept) == len(ids) {
+		t.Fatalf("BOS %d / EOS %d not special", tok.BOS(), tok.EOS())
+	}
+	s := NewTextStream(tok)
+	var got strings.Builder
+	for _, id := range ids {
+		got.WriteString(s.Next(id))
+	}
+	got.WriteString(s.Flush())
+	if want := tok.Decode(kept); got.String() != want {
+		t.Errorf("text stream %q, want %q", got.String(), want)
+	}
+	if strings.Contains(got.String(), "<s>") || strings.Contains(got.String(), "</s>") {
+		t.Errorf("special token in %q", got.String())
+	}
+}
