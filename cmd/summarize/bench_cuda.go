@@ -1,0 +1,26 @@
+package main
+
+import (
+	"github.com/briefapp/brief/cuda"
+	"github.com/briefapp/brief/inference"
+)
+
+// The CUDA engine's extras for bench: the NVML monitor and kernel profiles.
+func init() {
+	openBenchMonitor = func() (benchMonitor, error) { return cuda.OpenMonitor(0) }
+	profileKernels = func(e inference.Engine, T, steps int) ([]kernelFamily, bool, error) {
+		ce, ok := e.(*cuda.Engine)
+		if !ok {
+			return nil, false, nil
+		}
+		prof, err := ce.Profile(T, steps)
+		if err != nil {
+			return nil, true, err
+		}
+		var out []kernelFamily
+		for _, f := range ce.Families(prof, T, ce.Len()) {
+			out = append(out, kernelFamily{Name: f.Name, Part: f.Part, MS: f.MS, Bytes: f.Bytes, FLOPs: f.FLOPs})
+		}
+		return out, true, nil
+	}
+}
