@@ -4,11 +4,16 @@
 //
 //	summarize [run] --model DIR --article FILE ...   summarize an article
 //	summarize tokenize --model DIR < text            print {"ids":[...]}
+//	summarize bench --model DIR --article FILE       benchmark the reference workload
+//	summarize help (or -h)                           list the commands
 //	summarize <command> -h                           flags of a command
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -27,36 +32,52 @@ func register(name, summary string, run func(args []string) error) {
 	commands[name] = command{summary: summary, run: run}
 }
 
-func main() {
-	args := os.Args[1:]
+func main() { os.Exit(dispatch(os.Args[1:], os.Stderr)) }
+
+// dispatch runs the command args name (run when the first argument is a
+// flag) and returns the exit status.
+func dispatch(args []string, stderr io.Writer) int {
+	if len(args) > 0 && isHelp(args[0]) {
+		usage(stderr)
+		return 0
+	}
 	name := "run"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
 	}
-	if name == "help" {
-		usage()
-		return
-	}
 	c, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "summarize: unknown command %q\n", name)
-		usage()
-		os.Exit(2)
+		fmt.Fprintf(stderr, "summarize: unknown command %q\n", name)
+		usage(stderr)
+		return 2
 	}
-	if err := c.run(args); err != nil {
-		fmt.Fprintf(os.Stderr, "summarize %s: %v\n", name, err)
-		os.Exit(1)
+	if err := c.run(args); errors.Is(err, flag.ErrHelp) {
+		return 0 // the flag package printed the command's flags
+	} else if err != nil {
+		fmt.Fprintf(stderr, "summarize %s: %v\n", name, err)
+		return 1
 	}
+	return 0
 }
 
-func usage() {
+// isHelp says whether a first argument asks for the command list (after a
+// command name, -h gives that command's flags instead).
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
+func usage(w io.Writer) {
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	fmt.Fprintln(os.Stderr, "usage: summarize <command> [flags]; commands:")
+	fmt.Fprintln(w, "usage: summarize <command> [flags]; commands:")
 	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 }

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/briefapp/brief/inference/chat"
+	"github.com/briefapp/brief/inference/lookup"
+	"github.com/briefapp/brief/inference/synth"
+	"github.com/briefapp/brief/inference/tokenizer"
+	"github.com/briefapp/brief/internal/testdata"
+)
+
+// benchFixture writes a tiny synthetic checkpoint (OpenHermes tokenizer and
+// chat template), an article and a small pld-replay file whose answers
+// repeat their prompts, so that lookup drafts get accepted and rejected.
+func benchFixture(t *testing.T, maxPositions int) (model, article, dataset string) {
+	t.Helper()
+	dir := t.TempDir()
+	model = filepath.Join(dir, "tiny")
+	s := synth.Shapes["tiny"]
+	if maxPositions > 0 {
+		s.MaxPositions = maxPositions
+	}
+	if _, err := synth.Write(model, s, synth.Options{Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	article = filepath.Join(dir, "article.txt")
+	if err := os.WriteFile(article, []byte("The cat sat on the mat. The dog sat on the log. The cat and the dog sat together.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type resp struct {
+		GenFunc string `json:"gen_func"`
+		Turn    int    `json:"turn"`
+		Text    string `json:"response_text"`
+	}
+	type item struct {
+		Prompt    any    `json:"prompt"`
+		Responses []resp `json:"response_mistral7b"`
+	}
+	items := []item{
+		{"Summarize: the quick brown fox jumps over the lazy dog, and the quick brown fox runs away from the farmer.",
+			[]resp{{"greedy", 0, " The quick brown fox jumps over the lazy dog and the quick brown fox runs away from the angry farmer."}}},
+		{[]string{"List three colours of the rainbow, one a line.", "Now list them again, in reverse order."},
+			[]resp{{"greedy", 0, " Red\nOrange\nYellow"}, {"greedy", 1, " Yellow\nOrange\nRed"}, {"sampled", 0, "ignored"}}},
+	}
+	b, err := json.Marshal(items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataset = filepath.Join(dir, "replay.json")
+	if err := os.WriteFile(dataset, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return model, article, dataset
+}
+
+// TestBenchCPU runs the whole benchmark on the CPU engine and checks every
+// figure is there and sane, and that the replay on the engine took exactly
+// the steps, drafts and acceptances of lookup.Replay on the same cases:
+// the engine's steps follow the recorded answers.
+func TestBenchCPU(t *testing.T) {
+	model, article, dataset := benchFixture(t, 0)
+	datasets := []string{dataset}
+	if d := testdata.Root(); d != "" {
+		if p := filepath.Join(d, "pld-replay", "cnn_dm_outputs.json"); fileExists(p) {
+			datasets = append(datasets, p)
+		}
+	}
+	cont := filepath.Join(t.TempDir(), "continuation.txt")
+	contText := "The cat sat on the mat and the dog sat on the log; the cat and the dog sat together."
+	if err := os.WriteFile(cont, []byte(contText+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const cases = 2
+	var stdout, stderr bytes.Buffer
+	args := []string{"--model", model, "--article", article, "--engine", "cpu", "--new", "6", "--repeats", "2",
+		"--prefill-runs", "2", "--replay", strings.Join(datasets, ","), "--replay-cases", fmt.Sprint(cases),
+		"--continuation", cont, "--transformers", "10", "--json"}
+	if err := runBench(context.Background(), args, nil, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	var r benchJSON
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, stdout.String())
+	}
+
+	tok, err := tokenizer.Load(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, _, err := buildPrompt(&runOptions{model: model, article: article, instruction: chat.DefaultInstruction, system: chat.DefaultSystem}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PromptTokens != len(prompt) || !strings.HasPrefix(r.Engine, "CPU") || r.Device != nil || len(r.Profiles) != 0 {
+		t.Errorf("header: prompt %d (want %d), engine %q, device %v, %d profiles", r.PromptTokens, len(prompt), r.Engine, r.Device, len(r.Profiles))
+	}
+	if p := r.Prefill; p.Runs != 2 || p.MS <= 0 || p.BestMS <= 0 || p.BestMS > p.MS || p.TokensPS <= 0 || p.TimeToFirst <= 0 {
+		t.Errorf("prefill %+v", p)
+	}
+	if d := r.Decode; d.NewTokens != 6 || d.Steps != 5 || d.StopReason != "max_tokens" || d.DecodeTokensPS <= 0 ||
+		d.Throughput <= 0 || d.MaxMemoryMB <= 0 || d.StepMS <= 0 || d.TotalMS <= 0 {
+		t.Errorf("decode %+v", d)
+	}
+	if v := r.Verify; v.Tokens != 11 || v.Context != len(prompt) || v.Repeats != 2 || v.StepMS <= 0 || v.SingleMS <= 0 ||
+		math.Abs(v.Ratio-v.StepMS/v.SingleMS) > 1e-9 {
+		t.Errorf("verify %+v", v)
+	}
+	if r.Memory.EnginePeak <= 0 || r.Memory.EnginePeakMB != mib(r.Memory.EnginePeak) {
+		t.Errorf("memory %+v", r.Memory)
+	}
+	if x := r.Transformers; x == nil || math.Abs(x.Ratio-r.Decode.Throughput/10) > 1e-9 {
+		t.Errorf("transformers %+v, throughput %v", x, r.Decode.Throughput)
+	}
+
+	// The same cases, replayed without the engine.
+	type want struct {
+		name  string
+		cases []lookup.Case
+	}
+	var wants []want
+	for _, p := range datasets {
+		ds, err := lookup.LoadDialogs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs := lookup.Cases(tok, ds)[:cases]
+		wants = append(wants, want{filepath.Base(p), cs})
+	}
+	wants = append(wants, want{"continuation continuation.txt", []lookup.Case{{Prompt: prompt, Answer: tok.Encode(contText, false)}}})
+	if len(r.Replay) != len(wants) {
+		t.Fatalf("%d replay results, want %d", len(r.Replay), len(wants))
+	}
+	accepted := 0
+	for i, w := range wants {
+		got := r.Replay[i]
+		var s lookup.Stats
+		answer := 0
+		for _, c := range w.cases {
+			s.Add(lookup.Replay(lookup.NewIndex(lookup.DefaultNgram), c.Prompt, c.Answer, 10))
+			answer += len(c.Answer)
+		}
+		if got.Dataset != w.name || got.Cases != len(w.cases) || got.Skipped != 0 || got.AnswerTokens != answer {
+			t.Errorf("%s: got %s, %d cases, %d skipped, %d answer tokens; want %d cases, %d tokens", w.name, got.Dataset, got.Cases, got.Skipped, got.AnswerTokens, len(w.cases), answer)
+		}
+		if got.Tokens != s.Tokens || got.GreedySteps != s.Tokens || got.LookupSteps != s.Steps || got.Drafted != s.Drafted ||
+			got.Accepted != s.Accepted || !slices.Equal(got.Histogram, s.Histogram) {
+			t.Errorf("%s: engine replay %+v, lookup.Replay %+v", w.name, got, s)
+		}
+		if got.TokensPerStep < 1 || got.GreedyTPS <= 0 || got.LookupTPS <= 0 || got.GreedyMS <= 0 || got.LookupMS <= 0 ||
+			math.Abs(got.Speedup-got.LookupTPS/got.GreedyTPS) > 1e-9 {
+			t.Errorf("%s: figures %+v", w.name, got)
+		}
+		accepted += got.Accepted
+	}
+	if accepted == 0 {
+		t.Error("no draft was accepted: the fixture does not exercise acceptance and rollback")
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// TestBenchText checks the table output names every section.
+func TestBenchText(t *testing.T) {
+	model, article, dataset := benchFixture(t, 0)
+	var stdout, stderr bytes.Buffer
+	args := []string{"--model", model, "--article", article, "--engine", "cpu", "--new", "3", "--repeats", "1",
+		"--prefill-runs", "1", "--verify", "4", "--replay", dataset}
+	if err := runBench(context.Background(), args, nil, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	for _, s := range []string{"CPU (", "prefill, ", "time to first token", "greedy decode, 3 new tokens", "Throughput (tokens/sec)",
+		"Max memory (MB)", "verify step of 4 tokens vs 1 token", "peak memory of the run", "replay (", "replay.json"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("output lacks %q:\n%s", s, out)
+		}
+	}
+}
+
+func TestBenchErrors(t *testing.T) {
+	model, article, dataset := benchFixture(t, 64)
+	dir := t.TempDir()
+	notJSON := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(notJSON, []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "nothing")
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"no model", []string{"--article", article}, []string{"--model is required"}},
+		{"missing model", []string{"--model", missing, "--article", article}, []string{"model folder", missing}},
+		{"missing article", []string{"--model", model, "--article", missing}, []string{"article", missing}},
+		{"missing data set", []string{"--model", model, "--article", article, "--replay", missing}, []string{"replay data set", missing}},
+		{"bad data set", []string{"--model", model, "--article", article, "--replay", notJSON}, []string{notJSON, "not a pld-replay list"}},
+		{"missing continuation", []string{"--model", model, "--article", article, "--continuation", missing}, []string{"continuation", missing}},
+		{"verify too long", []string{"--model", model, "--article", article, "--verify", "17"}, []string{"--verify 17", "1..16"}},
+		// The fixture's context is 64 positions; its prompt is longer.
+		{"prompt too long", []string{"--model", model, "--article", article, "--replay", dataset, "--engine", "cpu"},
+			[]string{"the prompt is ", "--new 512", "more than the 64 of max_position_embeddings"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := runBench(context.Background(), c.args, nil, &stdout, &stderr)
+			if err == nil {
+				t.Fatalf("no error; output %s", stdout.String())
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestDispatchHelp: -h, --help and help as the first argument list the
+// commands, not the run command's flags.
+func TestDispatchHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help", "-help", "help"} {
+		var b bytes.Buffer
+		if code := dispatch([]string{arg}, &b); code != 0 {
+			t.Errorf("%s: exit %d", arg, code)
+		}
+		for _, name := range []string{"bench", "run", "replay", "synth", "tokenize"} {
+			if !strings.Contains(b.String(), "\n  "+name+" ") {
+				t.Errorf("%s: command list lacks %s:\n%s", arg, name, b.String())
+			}
+		}
+		if strings.Contains(b.String(), "-max-new-tokens") {
+			t.Errorf("%s printed the run flags:\n%s", arg, b.String())
+		}
+	}
+	var b bytes.Buffer
+	if code := dispatch([]string{"nosuch"}, &b); code != 2 || !strings.Contains(b.String(), `unknown command "nosuch"`) {
+		t.Errorf("unknown command: exit %d, %s", code, b.String())
+	}
+}
