@@ -747,19 +747,22 @@ func (s *sampler) fill(r *benchJSON) {
 // printBench writes the human-readable report.
 func printBench(w io.Writer, r *benchJSON, o *benchOptions) {
 	card := r.Card
-	line := r.Engine
 	if d := r.Device; d != nil {
-		line = fmt.Sprintf("%s, compute capability %d.%d; clocks at start SM %d / memory %d MHz, during the run SM %d-%d / memory %d-%d MHz, max SM %d / memory %d MHz",
-			r.Engine, d.ComputeCapability/10, d.ComputeCapability%10, d.SMClockMHz, d.MemClockMHz,
-			d.RunSMClockMHz[0], d.RunSMClockMHz[1], d.RunMemClockMHz[0], d.RunMemClockMHz[1], d.MaxSMClockMHz, d.MaxMemClockMHz)
+		line := fmt.Sprintf("%s, compute capability %d.%d", r.Engine, d.ComputeCapability/10, d.ComputeCapability%10)
 		if d.PeakBandwidthGBps > 0 {
-			line += fmt.Sprintf("; peak memory bandwidth %.0f GB/s", d.PeakBandwidthGBps)
+			line += fmt.Sprintf(", peak memory bandwidth %.0f GB/s", d.PeakBandwidthGBps)
 		}
+		fmt.Fprintln(w, line)
+		line = fmt.Sprintf("clocks (MHz): SM %d at the start, %d-%d during the run, max %d; memory %d at the start, %d-%d during the run, max %d",
+			d.SMClockMHz, d.RunSMClockMHz[0], d.RunSMClockMHz[1], d.MaxSMClockMHz,
+			d.MemClockMHz, d.RunMemClockMHz[0], d.RunMemClockMHz[1], d.MaxMemClockMHz)
 		if d.ThrottleReasons&^1 != 0 {
 			line += fmt.Sprintf("; NVML clock event reasons 0x%x after decode", d.ThrottleReasons)
 		}
+		fmt.Fprintln(w, line)
+	} else {
+		fmt.Fprintln(w, r.Engine)
 	}
-	fmt.Fprintln(w, line)
 	fmt.Fprintf(w, "model %s, prompt %d tokens from %s; engine opened in %.1f s\n\n", r.Model, r.PromptTokens, r.Article, r.EngineOpenS)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

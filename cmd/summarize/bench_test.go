@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/briefapp/brief/inference/chat"
 	"github.com/briefapp/brief/inference/lookup"
@@ -249,5 +251,72 @@ func TestDispatchHelp(t *testing.T) {
 	var b bytes.Buffer
 	if code := dispatch([]string{"nosuch"}, &b); code != 2 || !strings.Contains(b.String(), `unknown command "nosuch"`) {
 		t.Errorf("unknown command: exit %d, %s", code, b.String())
+	}
+}
+
+// fakeMonitor stands in for NVML: memory in use grows by 1 MiB a sample.
+type fakeMonitor struct {
+	mu   sync.Mutex
+	used int64
+}
+
+func (f *fakeMonitor) DeviceName() string { return "Fake GPU" }
+func (f *fakeMonitor) DeviceMemory() (int64, int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.used += 1 << 20
+	return f.used, 80 << 30, nil
+}
+func (f *fakeMonitor) Clocks() (int, int, error)        { return 1980, 2619, nil }
+func (f *fakeMonitor) MaxClocks() (int, int, error)     { return 1980, 2619, nil }
+func (f *fakeMonitor) PeakBandwidth() (float64, error)  { return 3.352e12, nil }
+func (f *fakeMonitor) ThrottleReasons() (uint64, error) { return 0, nil }
+
+// TestSamplerAndGPUReport runs the sampler on a fake monitor and prints a
+// report with the GPU-only sections (device line, bandwidth share, kernel
+// profile), which the CPU engine never fills in.
+func TestSamplerAndGPUReport(t *testing.T) {
+	mon := &fakeMonitor{used: 500 << 20}
+	s := startSampler(mon)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		s.mu.Lock()
+		n := s.samples
+		s.mu.Unlock()
+		if n >= 2 {
+			break
+		}
+	}
+	s.stop()
+	s.stop() // idempotent
+
+	r := &benchJSON{Engine: "CUDA: Fake GPU", Card: "Fake GPU", Device: s.device(), PromptTokens: 6435, Model: "m", Article: "a"}
+	r.Device.ComputeCapability = 90
+	r.Decode = decodeJSON{NewTokens: 512, Steps: 511, StepMS: 2, StepBytes: 4_500_000_000, GBps: 2250, DecodeTokensPS: 500, Throughput: 400}
+	r.Profiles = append(r.Profiles, newProfile(1, 6435, []kernelFamily{
+		{Name: "AWQ mat-vec", Part: "gate|up", MS: 1.5, Bytes: 1_500_000_000},
+		{Name: "AWQ GEMM", Part: "o_proj", MS: 0.5, FLOPs: 1e9},
+	}))
+	s.fill(r)
+	if r.Memory.DeviceSamples < 2 || r.Memory.DeviceBeforeMB != 501 || r.Memory.DevicePeakMB <= r.Memory.DeviceBeforeMB {
+		t.Errorf("memory %+v", r.Memory)
+	}
+	if d := r.Device; d.Name != "Fake GPU" || d.RunSMClockMHz != [2]int{1980, 1980} || d.PeakBandwidthGBps != 3352 {
+		t.Errorf("device %+v", d)
+	}
+	if math.Abs(r.Decode.PctPeak-100*2250.0/3352) > 1e-9 {
+		t.Errorf("share of peak %v", r.Decode.PctPeak)
+	}
+	p := r.Profiles[0]
+	if p.TotalMS != 2 || p.Families[0].Share != 0.75 || p.Families[0].GBps != 1000 || p.Families[1].TFLOP != 2 {
+		t.Errorf("profile %+v", p)
+	}
+	var b bytes.Buffer
+	printBench(&b, r, &benchOptions{lookupTokens: 10, lookupNgram: 8})
+	t.Logf("\n%s", b.String())
+	for _, want := range []string{"compute capability 9.0", "peak memory bandwidth 3352 GB/s", "67.1% of peak", "device-wide",
+		"peak GPU memory", "kernel profile, steps of 1 tokens at position 6435 (Fake GPU", "gate|up", "75.0%", "1000", "2.0"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, b.String())
+		}
 	}
 }
