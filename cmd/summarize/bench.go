@@ -32,6 +32,7 @@ func init() {
 // benchOptions are the flags of the bench command.
 type benchOptions struct {
 	model, article, engine, continuation string
+	jsonOut                              string
 	replays                              []string
 	newTokens, verify, repeats           int
 	prefillRuns, profileSteps            int
@@ -74,6 +75,7 @@ func parseBench(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.IntVar(&o.lookupNgram, "lookup-ngram", lookup.DefaultNgram, "longest n-gram the replay's drafter matches")
 	fs.Float64Var(&o.transformers, "transformers", 0, "transformers' end-to-end tokens/s on the same GPU (tools/hfcompare --time); prints our throughput over it")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object with every figure instead of the tables")
+	fs.StringVar(&o.jsonOut, "json-out", "", "also write the JSON object to this file (with the tables on stdout)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -260,6 +262,11 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return err
 	}
+	if o.jsonOut != "" {
+		if st, err := os.Stat(filepath.Dir(o.jsonOut)); err != nil || !st.IsDir() {
+			return fmt.Errorf("--json-out %s: no folder %s to write it in", o.jsonOut, filepath.Dir(o.jsonOut))
+		}
+	}
 	if st, err := os.Stat(o.model); err != nil {
 		return fmt.Errorf("model folder: %w", err)
 	} else if !st.IsDir() {
@@ -374,6 +381,15 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if mon != nil {
 		mon.stop()
 		mon.fill(r)
+	}
+	if o.jsonOut != "" {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("--json-out: %w", err)
+		}
 	}
 	if o.json {
 		return json.NewEncoder(stdout).Encode(r)

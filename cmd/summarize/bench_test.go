@@ -179,9 +179,17 @@ func TestBenchText(t *testing.T) {
 	model, article, dataset := benchFixture(t, 0)
 	var stdout, stderr bytes.Buffer
 	args := []string{"--model", model, "--article", article, "--engine", "cpu", "--new", "3", "--repeats", "1",
-		"--prefill-runs", "1", "--verify", "4", "--replay", dataset}
+		"--prefill-runs", "1", "--verify", "4", "--replay", dataset, "--json-out", filepath.Join(t.TempDir(), "bench.json")}
 	if err := runBench(context.Background(), args, nil, &stdout, &stderr); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	b, err := os.ReadFile(args[len(args)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r benchJSON
+	if err := json.Unmarshal(b, &r); err != nil || r.Decode.NewTokens != 3 || r.Verify.Tokens != 4 || len(r.Replay) != 1 {
+		t.Errorf("--json-out file: %v, %+v", err, r)
 	}
 	out := stdout.String()
 	for _, s := range []string{"CPU (", "prefill, ", "time to first token", "greedy decode, 3 new tokens", "Throughput (tokens/sec)",
@@ -211,6 +219,7 @@ func TestBenchErrors(t *testing.T) {
 		{"missing data set", []string{"--model", model, "--article", article, "--replay", missing}, []string{"replay data set", missing}},
 		{"bad data set", []string{"--model", model, "--article", article, "--replay", notJSON}, []string{notJSON, "not a pld-replay list"}},
 		{"missing continuation", []string{"--model", model, "--article", article, "--continuation", missing}, []string{"continuation", missing}},
+		{"json-out folder missing", []string{"--model", model, "--article", article, "--json-out", filepath.Join(missing, "b.json")}, []string{"--json-out", missing}},
 		{"verify too long", []string{"--model", model, "--article", article, "--verify", "17"}, []string{"--verify 17", "1..16"}},
 		// The fixture's context is 64 positions; its prompt is longer.
 		{"prompt too long", []string{"--model", model, "--article", article, "--replay", dataset, "--engine", "cpu"},
