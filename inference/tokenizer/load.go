@@ -17,6 +17,11 @@ import (
 // present, else tokenizer.model with added_tokens.json, and in both cases
 // tokenizer_config.json and special_tokens_map.json where present.
 func Load(dir string) (*Tokenizer, error) {
+	if st, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("model folder %s: %w", dir, err)
+	} else if !st.IsDir() {
+		return nil, fmt.Errorf("model folder %s: not a folder", dir)
+	}
 	return load(os.DirFS(dir), ".", func(name string) string { return filepath.Join(dir, name) })
 }
 

@@ -224,3 +224,17 @@ func TestTextStreamDropsSpecialTokens(t *testing.T) {
 		t.Errorf("special token in %q", got.String())
 	}
 }
+
+func TestLoadNamesMissingFolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nowhere")
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("Load(%s) = %v, want an error naming the missing folder", dir, err)
+	}
+	file := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(file, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(file); err == nil || !strings.Contains(err.Error(), "not a folder") {
+		t.Errorf("Load(file) = %v, want 'not a folder'", err)
+	}
+}
