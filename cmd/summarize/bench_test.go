@@ -77,11 +77,12 @@ func TestBenchCPU(t *testing.T) {
 			datasets = append(datasets, p)
 		}
 	}
-	cont := filepath.Join(t.TempDir(), "continuation.txt")
-	contText := "The cat sat on the mat and the dog sat on the log; the cat and the dog sat together."
-	if err := os.WriteFile(cont, []byte(contText+"\n"), 0o644); err != nil {
+	cont := filepath.Join("testdata", "reference_continuation.txt")
+	b, err := os.ReadFile(cont)
+	if err != nil {
 		t.Fatal(err)
 	}
+	contText := strings.TrimSpace(string(b))
 	const cases = 2
 	var stdout, stderr bytes.Buffer
 	args := []string{"--model", model, "--article", article, "--engine", "cpu", "--new", "6", "--repeats", "2",
@@ -138,7 +139,7 @@ func TestBenchCPU(t *testing.T) {
 		cs := lookup.Cases(tok, ds)[:cases]
 		wants = append(wants, want{filepath.Base(p), cs})
 	}
-	wants = append(wants, want{"continuation continuation.txt", []lookup.Case{{Prompt: prompt, Answer: tok.Encode(contText, false)}}})
+	wants = append(wants, want{"continuation reference_continuation.txt", []lookup.Case{{Prompt: prompt, Answer: tok.Encode(contText, false)}}})
 	if len(r.Replay) != len(wants) {
 		t.Fatalf("%d replay results, want %d", len(r.Replay), len(wants))
 	}
