@@ -163,6 +163,7 @@ type benchJSON struct {
 	Profiles     []profileJSON  `json:"profiles,omitempty"`
 	Replay       []replayResult `json:"replay,omitempty"`
 	Transformers *vsJSON        `json:"transformers,omitempty"`
+	Targets      []targetJSON   `json:"targets,omitempty"`
 }
 
 type deviceJSON struct {
@@ -222,6 +223,42 @@ type profileJSON struct {
 	Position int            `json:"position"`
 	TotalMS  float64        `json:"total_ms"`
 	Families []kernelFamily `json:"families"`
+}
+
+// targetJSON is one figure of issue 5's table against its target.
+type targetJSON struct {
+	Figure string  `json:"figure"`
+	Value  float64 `json:"value"`
+	Target string  `json:"target"`
+	Met    bool    `json:"met"`
+}
+
+// targets compares a GPU run with issue 5's targets (set for an H100; the
+// bandwidth share applies to any card).
+func targets(r *benchJSON) []targetJSON {
+	if r.Device == nil {
+		return nil
+	}
+	t := []targetJSON{
+		{"greedy decode, tokens/s", r.Decode.DecodeTokensPS, ">= 600 (H100)", r.Decode.DecodeTokensPS >= 600},
+	}
+	if r.Decode.PctPeak > 0 {
+		t = append(t, targetJSON{"greedy decode, % of the bandwidth limit", r.Decode.PctPeak, ">= 80", r.Decode.PctPeak >= 80})
+	}
+	t = append(t,
+		targetJSON{"prefill of the prompt, ms", r.Prefill.MS, "<= 200", r.Prefill.MS <= 200},
+		targetJSON{"time to first token, ms", r.Prefill.TimeToFirst, "<= 250", r.Prefill.TimeToFirst <= 250},
+		targetJSON{fmt.Sprintf("verify step of %d tokens / 1-token step", r.Verify.Tokens), r.Verify.Ratio, "<= 1.3 (11 tokens)", r.Verify.Ratio <= 1.3},
+		targetJSON{"peak engine memory, GB", float64(r.Memory.EnginePeak) / 1e9, "<= 5.0", float64(r.Memory.EnginePeak) <= 5e9})
+	if r.Transformers != nil {
+		t = append(t, targetJSON{"throughput / transformers'", r.Transformers.Ratio, ">= 20", r.Transformers.Ratio >= 20})
+	}
+	for _, x := range r.Replay {
+		if strings.HasPrefix(x.Dataset, "cnn_dm") {
+			t = append(t, targetJSON{"replay " + x.Dataset + ", lookup speedup", x.Speedup, ">= 2 (aim)", x.Speedup >= 2})
+		}
+	}
+	return t
 }
 
 type vsJSON struct {
@@ -382,6 +419,7 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		mon.stop()
 		mon.fill(r)
 	}
+	r.Targets = targets(r)
 	if o.jsonOut != "" {
 		b, err := json.MarshalIndent(r, "", "  ")
 		if err != nil {
@@ -839,6 +877,20 @@ func printBench(w io.Writer, r *benchJSON, o *benchOptions) {
 		for _, x := range r.Replay {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.1f\t%.2fx\t%.3f\t%d/%d\t\n", x.Dataset, x.Cases, x.Skipped, x.AnswerTokens,
 				x.GreedyTPS, x.LookupTPS, x.Speedup, x.TokensPerStep, x.Accepted, x.Drafted)
+		}
+		tw.Flush()
+	}
+
+	if len(r.Targets) > 0 {
+		fmt.Fprintf(w, "\nagainst issue 5's targets (%s):\n", card)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "figure\tvalue\ttarget\tmet\t")
+		for _, x := range r.Targets {
+			met := "no"
+			if x.Met {
+				met = "yes"
+			}
+			fmt.Fprintf(tw, "%s\t%.2f\t%s\t%s\t\n", x.Figure, x.Value, x.Target, met)
 		}
 		tw.Flush()
 	}

@@ -104,7 +104,7 @@ func TestBenchCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.PromptTokens != len(prompt) || !strings.HasPrefix(r.Engine, "CPU") || r.Device != nil || len(r.Profiles) != 0 {
+	if r.PromptTokens != len(prompt) || !strings.HasPrefix(r.Engine, "CPU") || r.Device != nil || len(r.Profiles) != 0 || len(r.Targets) != 0 {
 		t.Errorf("header: prompt %d (want %d), engine %q, device %v, %d profiles", r.PromptTokens, len(prompt), r.Engine, r.Device, len(r.Profiles))
 	}
 	if p := r.Prefill; p.Runs != 2 || p.MS <= 0 || p.BestMS <= 0 || p.BestMS > p.MS || p.TokensPS <= 0 || p.TimeToFirst <= 0 {
@@ -320,11 +320,21 @@ func TestSamplerAndGPUReport(t *testing.T) {
 	if p.TotalMS != 2 || p.Families[0].Share != 0.75 || p.Families[0].GBps != 1000 || p.Families[1].TFLOP != 2 {
 		t.Errorf("profile %+v", p)
 	}
+	r.Replay = []replayResult{{Dataset: "cnn_dm_outputs.json", Speedup: 2.5}}
+	r.Targets = targets(r)
+	met := map[string]bool{}
+	for _, x := range r.Targets {
+		met[x.Figure] = x.Met
+	}
+	if len(met) != 7 || met["greedy decode, tokens/s"] || met["greedy decode, % of the bandwidth limit"] || !met["replay cnn_dm_outputs.json, lookup speedup"] {
+		t.Errorf("targets %+v", r.Targets)
+	}
 	var b bytes.Buffer
 	printBench(&b, r, &benchOptions{lookupTokens: 10, lookupNgram: 8})
 	t.Logf("\n%s", b.String())
 	for _, want := range []string{"compute capability 9.0", "peak memory bandwidth 3352 GB/s", "67.1% of peak", "device-wide",
-		"peak GPU memory", "kernel profile, steps of 1 tokens at position 6435 (Fake GPU", "gate|up", "75.0%", "1000", "2.0"} {
+		"peak GPU memory", "kernel profile, steps of 1 tokens at position 6435 (Fake GPU", "gate|up", "75.0%", "1000", "2.0",
+		"against issue 5's targets (Fake GPU)", "greedy decode, % of the bandwidth limit", "67.13"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
