@@ -87,7 +87,7 @@ func TestBenchCPU(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	args := []string{"--model", model, "--article", article, "--engine", "cpu", "--new", "6", "--repeats", "2",
 		"--prefill-runs", "2", "--replay", strings.Join(datasets, ","), "--replay-cases", fmt.Sprint(cases),
-		"--continuation", cont, "--transformers", "10", "--json"}
+		"--continuation", cont, "--transformers", "10", "--lookup-tokens", "5", "--lookup-ngram", "4", "--json"}
 	if err := runBench(context.Background(), args, nil, &stdout, &stderr); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
@@ -149,7 +149,7 @@ func TestBenchCPU(t *testing.T) {
 		var s lookup.Stats
 		answer := 0
 		for _, c := range w.cases {
-			s.Add(lookup.Replay(lookup.NewIndex(lookup.DefaultNgram), c.Prompt, c.Answer, 10))
+			s.Add(lookup.Replay(lookup.NewIndex(4), c.Prompt, c.Answer, 5))
 			answer += len(c.Answer)
 		}
 		if got.Dataset != w.name || got.Cases != len(w.cases) || got.Skipped != 0 || got.AnswerTokens != answer {
