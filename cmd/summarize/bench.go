@@ -142,9 +142,12 @@ type kernelFamily struct {
 
 // Engine extras bench uses where an engine has them (the CUDA engine does).
 type (
-	stepByter         interface{ StepBytes(context int) int64 }
-	computeCapability interface{ ComputeCapability() int }
-	chunker           interface{ Chunk() int }
+	stepByter     interface{ StepBytes(context int) int64 }
+	gpuEngineInfo interface {
+		DeviceName() string
+		ComputeCapability() int
+	}
+	chunker interface{ Chunk() int }
 )
 
 // benchJSON is every figure of a run; --json prints it.
@@ -331,12 +334,12 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 
 	r := &benchJSON{Model: o.model, Article: o.article, PromptTokens: len(prompt)}
 	var mon *sampler
+	var monErr error
 	if openBenchMonitor != nil && o.engine != "cpu" {
-		if bm, err := openBenchMonitor(); err == nil {
+		var bm benchMonitor
+		if bm, monErr = openBenchMonitor(); monErr == nil {
 			mon = startSampler(bm)
 			defer mon.stop()
-		} else if o.engine == "cuda" {
-			logf("no device monitor (%v): no clocks, bandwidth limit or device-wide memory", err)
 		}
 	}
 
@@ -349,12 +352,16 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	r.EngineOpenS = time.Since(start).Seconds()
 	r.Engine = eng.Name()
 	r.Card = eng.Name()
-	if mon != nil && strings.HasPrefix(eng.Name(), "CUDA") {
-		r.Device = mon.device()
-		r.Card = r.Device.Name
-		if cc, ok := eng.(computeCapability); ok {
-			r.Device.ComputeCapability = cc.ComputeCapability()
+	if gpu, ok := eng.(gpuEngineInfo); ok {
+		switch {
+		case mon != nil:
+			r.Device = mon.device()
+		default:
+			r.Device = &deviceJSON{Name: gpu.DeviceName()}
+			logf("no device monitor (%v): no clocks, bandwidth limit or device-wide memory", monErr)
 		}
+		r.Device.ComputeCapability = gpu.ComputeCapability()
+		r.Card = r.Device.Name
 	} else if mon != nil {
 		mon.stop() // the CPU engine: NVML figures would be another device's
 		mon = nil
@@ -807,13 +814,18 @@ func printBench(w io.Writer, r *benchJSON, o *benchOptions) {
 			line += fmt.Sprintf(", peak memory bandwidth %.0f GB/s", d.PeakBandwidthGBps)
 		}
 		fmt.Fprintln(w, line)
+		if d.MaxSMClockMHz == 0 {
+			fmt.Fprintln(w, "clocks: not read (no NVML)")
+		}
 		line = fmt.Sprintf("clocks (MHz): SM %d at the start, %d-%d during the run, max %d; memory %d at the start, %d-%d during the run, max %d",
 			d.SMClockMHz, d.RunSMClockMHz[0], d.RunSMClockMHz[1], d.MaxSMClockMHz,
 			d.MemClockMHz, d.RunMemClockMHz[0], d.RunMemClockMHz[1], d.MaxMemClockMHz)
 		if d.ThrottleReasons&^1 != 0 {
 			line += fmt.Sprintf("; NVML clock event reasons 0x%x after decode", d.ThrottleReasons)
 		}
-		fmt.Fprintln(w, line)
+		if d.MaxSMClockMHz > 0 {
+			fmt.Fprintln(w, line)
+		}
 	} else {
 		fmt.Fprintln(w, r.Engine)
 	}

@@ -24,3 +24,12 @@ func init() {
 		return out, true, nil
 	}
 }
+
+// What bench finds by type assertion: a rename in cuda must fail the
+// build, not silently drop figures.
+var (
+	_ gpuEngineInfo = (*cuda.Engine)(nil)
+	_ stepByter     = (*cuda.Engine)(nil)
+	_ chunker       = (*cuda.Engine)(nil)
+	_ benchMonitor  = (*cuda.Monitor)(nil)
+)
