@@ -767,8 +767,9 @@ func (s *sampler) sample() {
 	}
 }
 
+// stop ends the polling with a last sample (so even a short run has one).
 func (s *sampler) stop() {
-	s.once.Do(func() { close(s.quit); <-s.done })
+	s.once.Do(func() { close(s.quit); <-s.done; s.sample() })
 }
 
 // device returns the device figures read so far.

@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/briefapp/brief/inference"
 	"github.com/briefapp/brief/inference/chat"
+	"github.com/briefapp/brief/inference/cpu"
 	"github.com/briefapp/brief/inference/lookup"
 	"github.com/briefapp/brief/inference/synth"
 	"github.com/briefapp/brief/inference/tokenizer"
@@ -338,5 +340,65 @@ func TestSamplerAndGPUReport(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// gpuLike is the CPU engine dressed as a GPU engine, to run bench's
+// GPU-only paths (device, step bytes, profiles, targets) without a GPU.
+type gpuLike struct{ *cpu.Engine }
+
+func (gpuLike) Name() string                { return "CUDA: Fake GPU" }
+func (gpuLike) DeviceName() string          { return "Fake GPU" }
+func (gpuLike) ComputeCapability() int      { return 90 }
+func (gpuLike) StepBytes(context int) int64 { return 1_000_000 + int64(context) }
+func (gpuLike) Chunk() int                  { return 64 }
+
+func TestBenchGPUPaths(t *testing.T) {
+	model, article, _ := benchFixture(t, 0)
+	saved := [3]any{gpuEngine, openBenchMonitor, profileKernels}
+	defer func() {
+		gpuEngine = saved[0].(func(*inference.Model) (inference.Engine, error))
+		openBenchMonitor = saved[1].(func() (benchMonitor, error))
+		profileKernels = saved[2].(func(inference.Engine, int, int) ([]kernelFamily, bool, error))
+	}()
+	gpuEngine = func(m *inference.Model) (inference.Engine, error) {
+		e, err := cpu.New(m, cpu.Options{})
+		return gpuLike{e}, err
+	}
+	openBenchMonitor = func() (benchMonitor, error) { return &fakeMonitor{used: 100 << 20}, nil }
+	type call struct{ T, pos, steps int }
+	var calls []call
+	profileKernels = func(e inference.Engine, T, steps int) ([]kernelFamily, bool, error) {
+		calls = append(calls, call{T, e.Len(), steps})
+		return []kernelFamily{{Name: "AWQ mat-vec", Part: "q|k|v", MS: float64(T), Bytes: 1e6}, {Name: "other", MS: 1}}, true, nil
+	}
+	var stdout, stderr bytes.Buffer
+	args := []string{"--model", model, "--article", article, "--engine", "cuda", "--new", "5", "--repeats", "1",
+		"--prefill-runs", "1", "--profile-steps", "2", "--json"}
+	if err := runBench(context.Background(), args, nil, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	var r benchJSON
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	P := r.PromptTokens
+	if want := []call{{1, P, 2}, {11, P, 2}, {64, P, 2}}; !slices.Equal(calls, want) {
+		t.Errorf("profile calls %v, want %v", calls, want)
+	}
+	if len(r.Profiles) != 3 || r.Profiles[2].Tokens != 64 || r.Profiles[2].TotalMS != 65 || r.Profiles[2].Families[0].Share != 64.0/65 {
+		t.Errorf("profiles %+v", r.Profiles)
+	}
+	// Steps run at contexts P..P+3: mean StepBytes 1e6 + P + 1 (integer mean).
+	d := r.Decode
+	if d.Steps != 4 || d.StepBytes != 1_000_000+int64(P)+1 || math.Abs(d.GBps-float64(d.StepBytes)/(d.StepMS/1e3)/1e9) > 1e-9 ||
+		math.Abs(d.PctPeak-100*d.GBps/3352) > 1e-9 {
+		t.Errorf("decode %+v", d)
+	}
+	if r.Card != "Fake GPU" || r.Device == nil || r.Device.ComputeCapability != 90 || r.Device.MaxMemClockMHz != 2619 {
+		t.Errorf("card %q device %+v", r.Card, r.Device)
+	}
+	if r.Memory.DeviceSamples < 1 || r.Memory.DeviceBeforeMB != 101 || len(r.Targets) == 0 {
+		t.Errorf("memory %+v, %d targets", r.Memory, len(r.Targets))
 	}
 }
