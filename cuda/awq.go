@@ -266,6 +266,16 @@ func awqGemvWarps(p *awqPacked, nt int) int {
 	return w
 }
 
+// gemvTokenInvariant reports whether the mat-vec kernels for 1..8 and
+// 9..16 tokens give every token bitwise the same result on p. With group 128
+// both hand each warp the same run of whole groups when they have the same
+// warp count, each token is its own MMA column, and the warps' partial sums
+// are added in warp order; groups 32 and 64 split 64-row chunks among up to
+// 16 warps for one n-tile but 8 for two.
+func gemvTokenInvariant(p *awqPacked) bool {
+	return p.Group == 128 && awqGemvWarps(p, 1) == awqGemvWarps(p, 2)
+}
+
 // awqPlan says how to run y = x W for tokens rows of x. Tokens 1..16 run
 // the mat-vec (weights read once for all tokens), more the tensor-core GEMM.
 // tokens < 1 gives the zero awqLaunch (nothing to run). The plan is the same

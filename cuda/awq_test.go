@@ -392,6 +392,19 @@ func TestAWQPlan(t *testing.T) {
 			t.Errorf("in=%d out=%d group=%d tokens=%d: block %d, want %d warps", tc.in, tc.out, tc.group, tc.tokens, l.Block[0], tc.warps)
 		}
 	}
+	// Group 128's 1..8 and 9..16-token kernels split the 7B's linears alike,
+	// so verify steps may take their own plan; groups 32 and 64 may not.
+	for _, tc := range []struct {
+		in, out, group int
+		want           bool
+	}{
+		{4096, 6144, 128, true}, {4096, 4096, 128, true}, {4096, 28672, 128, true}, {14336, 4096, 128, true},
+		{1024, 3072, 128, true}, {4096, 4096, 64, false}, {4096, 4096, 32, false},
+	} {
+		if got := gemvTokenInvariant(&awqPacked{In: tc.in, Out: tc.out, Group: tc.group}); got != tc.want {
+			t.Errorf("in=%d out=%d group=%d: token-invariant %v, want %v", tc.in, tc.out, tc.group, got, tc.want)
+		}
+	}
 	// gate|up fills the GPU with large tiles even at 128 tokens.
 	if l := awqPlan(&awqPacked{In: 4096, Out: 28672, Group: 128}, 128, 90); l.Kernel != "awq_gemm_g128" {
 		t.Errorf("gate|up at 128 tokens: kernel %q, want the large tile", l.Kernel)

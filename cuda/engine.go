@@ -808,15 +808,16 @@ func normThreads(hidden int) uint32 {
 	return uint32(min(max(n, 32), 1024))
 }
 
-// awq queues y = x W for T tokens through the AWQ launch plan. Verify steps
-// of every size use the plan for MaxVerify tokens (the kernel skips the
-// missing ones): the mat-vec kernels for 1..8 and 9..16 tokens split the
-// input rows among warps differently, so a token's sums, and at a near-tie
-// its greedy choice, would depend on how many drafts share its step, and
-// prompt lookup would stop giving greedy decoding's output.
+// awq queues y = x W for T tokens through the AWQ launch plan. A verify
+// step's tokens must get the same sums whatever the step's size, or prompt
+// lookup would stop giving greedy decoding's output at a near-tie. Where the
+// 1..8 and 9..16-token mat-vec kernels split the input among warps
+// differently (groups 32 and 64), every verify step uses the plan for
+// MaxVerify tokens (the kernel skips the missing ones); with group 128 they
+// split it the same way (gemvTokenInvariant) and each step takes its own.
 func (e *Engine) awq(l *awqDev, x, y devPtr, T, layer int, what string) error {
 	planT := T
-	if T <= inference.MaxVerify {
+	if T <= inference.MaxVerify && !gemvTokenInvariant(&l.p) {
 		planT = inference.MaxVerify
 	}
 	p := awqPlan(&l.p, planT, e.d.cc)
