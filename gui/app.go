@@ -63,7 +63,7 @@ type App struct {
 	refresh time.Duration
 	prefs   fyne.Preferences
 
-	article     *widget.Entry
+	article     *entry
 	articleInfo *widget.Label
 	openBtn     *widget.Button
 	pasteBtn    *widget.Button
@@ -73,12 +73,12 @@ type App struct {
 	chooseModel *widget.Button
 	engineSel   *widget.Select
 	presetSel   *widget.Select
-	instruction *widget.Entry
-	system      *widget.Entry
+	instruction *entry
+	system      *entry
 	strategySel *widget.Select
 	draftSlider *widget.Slider
 	draftLabel  *widget.Label
-	maxNew      *widget.Entry
+	maxNew      *entry
 	summarize   *widget.Button
 	stop        *widget.Button
 
@@ -137,7 +137,7 @@ func New(fa fyne.App, w fyne.Window, opt Options) *App {
 
 func (a *App) build() fyne.CanvasObject {
 	// Article pane.
-	a.article = widget.NewMultiLineEntry()
+	a.article = newEntry(true, a.canvas)
 	a.article.Wrapping = fyne.TextWrapWord
 	a.article.SetPlaceHolder("Paste an article here, open a .txt, .md or .pdf file, or drop one on the window.")
 	a.articleInfo = widget.NewLabel("")

@@ -481,6 +481,33 @@ func TestShortcuts(t *testing.T) {
 	}
 }
 
+// TestShortcutsInEntries: Ctrl+Enter starts a run while the caret is in the
+// article (Fyne hands shortcuts to the focused widget), and the entry keeps
+// its own shortcuts.
+func TestShortcutsInEntries(t *testing.T) {
+	m := newFakeModel()
+	m.gate = make(chan struct{})
+	h := newHarness(t, nil, m)
+	h.app.SetModelDir(fakeDir)
+	h.idle()
+	h.w.Canvas().Focus(h.app.article)
+	h.app.article.SetText("abc")
+	h.app.article.TypedShortcut(&fyne.ShortcutSelectAll{})
+	if got := h.app.article.SelectedText(); got != "abc" {
+		t.Errorf("select-all in the article selected %q", got)
+	}
+	h.app.article.TypedShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyReturn, Modifier: fyne.KeyModifierShortcutDefault})
+	if !h.app.busy {
+		t.Fatal("Ctrl+Enter in the article did not start a run")
+	}
+	if h.app.article.Text != "abc" {
+		t.Errorf("Ctrl+Enter changed the article to %q", h.app.article.Text)
+	}
+	m.gate <- struct{}{}
+	h.app.Stop()
+	h.idle()
+}
+
 // TestShutdown closes the model after stopping a run.
 func TestShutdown(t *testing.T) {
 	m := newFakeModel()

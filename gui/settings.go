@@ -28,7 +28,7 @@ func (a *App) buildSettings() fyne.CanvasObject {
 		}
 	}
 
-	a.instruction = widget.NewMultiLineEntry()
+	a.instruction = newEntry(true, a.canvas)
 	a.instruction.Wrapping = fyne.TextWrapWord
 	a.instruction.SetMinRowsVisible(3)
 	a.presetSel = widget.NewSelect(presetNames(), nil)
@@ -49,7 +49,7 @@ func (a *App) buildSettings() fyne.CanvasObject {
 		a.presetSel.SetSelected(presets[0].name)
 	}
 
-	a.system = widget.NewMultiLineEntry()
+	a.system = newEntry(true, a.canvas)
 	a.system.Wrapping = fyne.TextWrapWord
 	a.system.SetMinRowsVisible(3)
 	a.system.SetText(p.StringWithFallback(prefSystem, DefaultSystemPrompt))
@@ -75,7 +75,7 @@ func (a *App) buildSettings() fyne.CanvasObject {
 		a.updateControls()
 	}
 
-	a.maxNew = widget.NewEntry()
+	a.maxNew = newEntry(false, a.canvas)
 	a.maxNew.SetText(strconv.Itoa(p.IntWithFallback(prefMaxNew, defaultMaxNew)))
 	a.maxNew.Validator = func(s string) error { _, err := parseMaxNew(s); return err }
 	a.maxNew.OnChanged = func(s string) {
