@@ -115,6 +115,18 @@ func BenchmarkOpenHermes(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("prefill attention with prefetch, 512 tokens at position %d: attn_prefill %.3f ms", e.Len(), prof["attn_prefill_d128"])
+	// Verify steps with and without the next key tile prefetched.
+	for _, T := range []int{1, 11} {
+		for _, v := range []string{"", "_sync"} {
+			verifyVariant = v
+			prof, err := e.Profile(T, 20)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("verify attention %q, %d tokens at position %d: %.3f ms a step (attn_reduce %.3f ms)", v, T, e.Len(), prof["attn_prefill"+v+"_d128"], prof["attn_reduce"])
+		}
+	}
+	verifyVariant = "_sync"
 	b.Logf("engine memory %+v", e.Memory())
 }
 

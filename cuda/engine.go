@@ -377,6 +377,11 @@ func (e *Engine) keyRange() int {
 // compare the two.
 var prefillVariant = "_sync"
 
+// verifyVariant is prefillVariant for verify steps (1..MaxVerify tokens),
+// where each block walks only a few key tiles. Both variants do the same
+// arithmetic, so the choice changes speed, never a logit.
+var verifyVariant = "_sync"
+
 // planAttention picks the kernel instance and grid for a step of tokens.
 // Head dims 64 and 128 (the 7B's) run on the tensor cores (attn_prefill*,
 // 64 rows of token x query head per block) for every step size; other head
@@ -397,7 +402,11 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 	if headDim == 64 || headDim == 128 {
 		// Tensor cores: 64 rows per block, static shared memory.
 		p.tiles = (rows + 63) / 64
-		p.kernel, shared = fmt.Sprintf("attn_prefill%s_d%d", prefillVariant, headDim), 0
+		variant := prefillVariant
+		if tokens <= inference.MaxVerify {
+			variant = verifyVariant
+		}
+		p.kernel, shared = fmt.Sprintf("attn_prefill%s_d%d", variant, headDim), 0
 	}
 	if tokens <= inference.MaxVerify {
 		p.blockKeys = 128
@@ -753,7 +762,7 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 	for nt < n {
 		nt *= 2
 	}
-	if err := d.launch(fmt.Sprintf("lm_head_%d", nt), launchShape{Grid: [3]uint32{uint32((c.Vocab + 7) / 8)}, Block: [3]uint32{256}},
+	if err := d.launch(fmt.Sprintf("lm_head_%d", nt), lmHeadShape(nt, c.Vocab),
 		sh("tokens %d vocab %d hidden %d", n, c.Vocab, hid), e.lmHead, e.xn, e.logits, n, c.Vocab, hid); err != nil {
 		return err
 	}
@@ -800,6 +809,24 @@ func (e *Engine) Profile(T, steps int) (map[string]float64, error) {
 		sums[k] /= float64(steps)
 	}
 	return sums, err
+}
+
+// lmHeadRows is the vocabulary rows each warp of lm_head_<nt> takes
+// (lmhead.cu's LM_HEAD instances): more tokens, more rows per x load.
+func lmHeadRows(nt int) int {
+	switch {
+	case nt >= 8:
+		return 4
+	case nt == 4:
+		return 2
+	}
+	return 1
+}
+
+// lmHeadShape is lm_head_<nt>'s launch: 8 warps a block.
+func lmHeadShape(nt, vocab int) launchShape {
+	rows := 8 * lmHeadRows(nt)
+	return launchShape{Grid: [3]uint32{uint32((vocab + rows - 1) / rows)}, Block: [3]uint32{256}}
 }
 
 // normThreads is add_rmsnorm's block: a float4 per thread, up to 1024.

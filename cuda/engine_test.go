@@ -209,6 +209,50 @@ func TestVerifyBatchInvariant(t *testing.T) {
 
 // TestLookupMatchesGreedy: prompt lookup through the generation loop gives
 // greedy decoding's ids on the GPU, with drafts accepted.
+// TestAttentionVariantsAgree: verify steps give the same logits, bit for
+// bit, with and without the next key tile prefetched.
+func TestAttentionVariantsAgree(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := synth.Write(dir, synth.Shapes["small"], synth.Options{Seed: 5}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := inference.OpenModel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	defer func(v string) { verifyVariant = v }(verifyVariant)
+	e := testEngine(t, m, Options{NoGraphs: true})
+	rng := rand.New(rand.NewPCG(10, 11))
+	prompt := make([]int, 700) // past the window of 256: several key blocks
+	for i := range prompt {
+		prompt[i] = rng.IntN(m.Config.Vocab)
+	}
+	if _, err := e.Prefill(context.Background(), prompt); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []int{1, 11} {
+		var logits [2][]float32
+		for i, v := range []string{"", "_sync"} {
+			verifyVariant = v
+			if _, err := e.Verify(prompt[:k]); err != nil {
+				t.Fatal(err)
+			}
+			if logits[i], err = e.LastLogits(); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.Rollback(len(prompt)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for j := range logits[0] {
+			if math.Float32bits(logits[0][j]) != math.Float32bits(logits[1][j]) {
+				t.Fatalf("verify of %d: logit %d is %v with prefetch, %v without", k, j, logits[0][j], logits[1][j])
+			}
+		}
+	}
+}
+
 // TestLookupMatchesGreedyGroup128: on group-128 weights verify steps of 1..8
 // and 9..16 tokens run different mat-vec kernels; prompt lookup must still
 // give greedy decoding's ids.

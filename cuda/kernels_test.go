@@ -352,7 +352,7 @@ func TestLMHead(t *testing.T) {
 			for nt < T {
 				nt *= 2
 			}
-			if err := d.launch(fmt.Sprintf("lm_head_%d", nt), launchShape{Grid: [3]uint32{(V + 7) / 8}, Block: [3]uint32{256}}, "test", wp, xp, out, T, V, hidden); err != nil {
+			if err := d.launch(fmt.Sprintf("lm_head_%d", nt), lmHeadShape(nt, V), "test", wp, xp, out, T, V, hidden); err != nil {
 				t.Fatal(err)
 			}
 			want := make([]float64, T*V)
@@ -367,5 +367,32 @@ func TestLMHead(t *testing.T) {
 			}
 			compare(t, "logits", d.downF32(t, out, T*V), want, 1e-3, 1e-4)
 		})
+	}
+}
+
+// TestLMHeadBatchInvariant: a token's logits are the same bits whichever
+// lm_head instance (rows per warp, token slots) computes them.
+func TestLMHeadBatchInvariant(t *testing.T) {
+	d := testDevice(t)
+	d.bind(t)
+	rng := rand.New(rand.NewPCG(13, 14))
+	const V, hidden, T = 1003, 512, 16
+	wp := d.upHalf(t, randHalves(rng, V*hidden, -1, 1))
+	xp := d.upHalf(t, randHalves(rng, T*hidden, -1, 1))
+	run := func(nt, tokens int) []float32 {
+		out := d.mustAlloc(t, 4*tokens*V)
+		if err := d.launch(fmt.Sprintf("lm_head_%d", nt), lmHeadShape(nt, V), "test", wp, xp, out, tokens, V, hidden); err != nil {
+			t.Fatal(err)
+		}
+		return d.downF32(t, out, tokens*V)
+	}
+	ref := run(16, T)
+	for _, nt := range []int{1, 2, 4, 8} {
+		got := run(nt, nt)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(ref[i]) {
+				t.Fatalf("lm_head_%d: logit %d of token %d is %v, lm_head_16 gives %v", nt, i%V, i/V, got[i], ref[i])
+			}
+		}
 	}
 }
