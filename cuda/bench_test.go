@@ -150,3 +150,48 @@ func profileTable(p map[string]float64) string {
 	fmt.Fprintf(&sb, "  %-36s %9.3f ms\n", "total", total)
 	return sb.String()
 }
+
+// BenchmarkVerifyKeyBlocks times replayed verify steps of 1 and 11 tokens at
+// the reference context for several attention key blocks, one engine each
+// (the split workspace is sized when the engine opens).
+func BenchmarkVerifyKeyBlocks(b *testing.B) {
+	m := benchModel(b)
+	rng := rand.New(rand.NewPCG(1, 1))
+	prompt := make([]int, 6435)
+	for i := range prompt {
+		prompt[i] = rng.IntN(m.Config.Vocab)
+	}
+	defer func(v int) { verifyBlockKeys = v }(verifyBlockKeys)
+	for _, kb := range []int{64, 128, 256} {
+		verifyBlockKeys = kb
+		e, err := New(m, Options{})
+		if errors.Is(err, ErrNoGPU) {
+			b.Skip(err.Error())
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.Prefill(context.Background(), prompt); err != nil {
+			b.Fatal(err)
+		}
+		for _, n := range []int{1, 11} {
+			b.Run(fmt.Sprintf("keys%d/verify%d", kb, n), func(b *testing.B) {
+				for b.Loop() {
+					if _, err := e.Verify(prompt[:n]); err != nil {
+						b.Fatal(err)
+					}
+					if err := e.Rollback(e.Len() - n); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/step")
+			})
+		}
+		prof, err := e.Profile(1, 20)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("key block %d: %d splits; 1-token step attention %.3f ms, attn_reduce %.3f ms (profiled)", kb, e.attnPlan(1).splits, prof["attn_prefill_sync_d128"], prof["attn_reduce"])
+		e.Close()
+	}
+}

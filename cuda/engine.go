@@ -377,6 +377,12 @@ func (e *Engine) keyRange() int {
 // compare the two.
 var prefillVariant = "_sync"
 
+// verifyBlockKeys is the keys of one attention split in verify steps, a
+// multiple of 64 (plans double it while more than 128 splits would be
+// needed). Smaller blocks put more blocks and loads in flight; larger ones
+// leave attn_reduce fewer splits to combine. Benchmarks compare sizes.
+var verifyBlockKeys = 128
+
 // verifyVariant is prefillVariant for verify steps (1..MaxVerify tokens),
 // where each block walks only a few key tiles. Both variants do the same
 // arithmetic, so the choice changes speed, never a logit.
@@ -409,7 +415,7 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 		p.kernel, shared = fmt.Sprintf("attn_prefill%s_d%d", variant, headDim), 0
 	}
 	if tokens <= inference.MaxVerify {
-		p.blockKeys = 128
+		p.blockKeys = verifyBlockKeys
 		for (keyRange+p.blockKeys-1)/p.blockKeys+1 > 128 {
 			p.blockKeys *= 2
 		}

@@ -1,0 +1,24 @@
+package cuda
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+)
+
+// TestMain lets a GPU run repeat every test with another verify key block
+// (BRIEF_VERIFY_KEY_BLOCK=64, say) before a benchmark's winner becomes the
+// default.
+func TestMain(m *testing.M) {
+	if v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 64 || n%64 != 0 {
+			fmt.Fprintf(os.Stderr, "BRIEF_VERIFY_KEY_BLOCK=%q: want a multiple of 64\n", v)
+			os.Exit(2)
+		}
+		verifyBlockKeys = n
+		fmt.Fprintf(os.Stderr, "verify key block %d\n", n)
+	}
+	os.Exit(m.Run())
+}
