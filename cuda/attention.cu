@@ -249,21 +249,10 @@ extern "C" __global__ void attn_reduce(const float* __restrict__ ws_acc,
     if (lane == 0) inv_den = den > 0.f ? __fdiv_rn(1.f, den) : 0.f;
   }
   __syncthreads();
-  // Loads go out kReduceBatch at a time before their sums, so a row's many
-  // splits cost a few memory round trips, not one each; the sums keep
-  // split order.
-  constexpr int kReduceBatch = 16;
   for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
     float num = 0.f;
-    for (int z0 = 0; z0 < nsplit; z0 += kReduceBatch) {
-      float v[kReduceBatch];
-#pragma unroll
-      for (int j = 0; j < kReduceBatch; j++)
-        v[j] = z0 + j < nsplit ? ws_acc[((size_t)(z0 + j) * rows + r) * head_dim + d] : 0.f;
-#pragma unroll
-      for (int j = 0; j < kReduceBatch; j++)
-        if (z0 + j < nsplit) num = __fmaf_rn(wz[z0 + j], v[j], num);
-    }
+#pragma unroll 4
+    for (int z = 0; z < nsplit; z++) num = __fmaf_rn(wz[z], ws_acc[((size_t)z * rows + r) * head_dim + d], num);
     out[(size_t)r * head_dim + d] = __float2half_rn(__fmul_rn(num, inv_den));
   }
 }

@@ -267,29 +267,33 @@ func TestLookupMatchesGreedyGroup128(t *testing.T) {
 	}
 	defer m.Close()
 	e := testEngine(t, m, Options{})
-	rng := rand.New(rand.NewPCG(8, 9))
-	prompt := make([]int, 200)
-	for i := range prompt {
-		prompt[i] = rng.IntN(m.Config.Vocab)
-	}
-	var ids [2][]int
+	// Random weights repeat themselves often but not always: several prompts
+	// make accepted drafts (and so verify steps of many sizes) near certain.
 	accepted := 0
-	for i, s := range []inference.Strategy{inference.Greedy, inference.Lookup} {
-		rep, err := inference.Generate(context.Background(), e, nil, inference.Request{
-			Prompt: prompt, MaxNewTokens: 300, Strategy: s, LookupTokens: 10}, nil)
-		if err != nil {
-			t.Fatal(err)
+	for seed := uint64(8); seed < 11; seed++ {
+		rng := rand.New(rand.NewPCG(seed, seed+1))
+		prompt := make([]int, 200)
+		for i := range prompt {
+			prompt[i] = rng.IntN(m.Config.Vocab)
 		}
-		ids[i] = rep.TokenIDs
-		accepted += rep.Accepted
-	}
-	if !slices.Equal(ids[0], ids[1]) {
-		t.Errorf("lookup ids differ from greedy:\n greedy %v\n lookup %v", ids[0], ids[1])
+		var ids [2][]int
+		for i, s := range []inference.Strategy{inference.Greedy, inference.Lookup} {
+			rep, err := inference.Generate(context.Background(), e, nil, inference.Request{
+				Prompt: prompt, MaxNewTokens: 300, Strategy: s, LookupTokens: 10}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[i] = rep.TokenIDs
+			accepted += rep.Accepted
+		}
+		if !slices.Equal(ids[0], ids[1]) {
+			t.Errorf("prompt %d: lookup ids differ from greedy:\n greedy %v\n lookup %v", seed, ids[0], ids[1])
+		}
 	}
 	if accepted == 0 {
 		t.Error("no drafted token accepted: the test does not exercise verify steps")
 	}
-	t.Logf("%d tokens, %d drafts accepted", len(ids[0]), accepted)
+	t.Logf("%d drafts accepted over 3 prompts", accepted)
 }
 
 func TestLookupMatchesGreedy(t *testing.T) {
