@@ -156,16 +156,24 @@ func TestVerifyEqualsSteps(t *testing.T) {
 // prompt), the logits after verifying k tokens equal, bit for bit, those
 // after the k-th of k single steps. Prompt lookup's output equals greedy
 // decoding's only because of this.
-func TestVerifyBatchInvariant(t *testing.T) {
+// synthModel writes and opens a synthetic checkpoint of shape, closed when
+// the test ends (after its engine).
+func synthModel(t *testing.T, shape string, seed uint64) *inference.Model {
+	t.Helper()
 	dir := t.TempDir()
-	if _, err := synth.Write(dir, synth.Shapes["small"], synth.Options{Seed: 3}); err != nil {
+	if _, err := synth.Write(dir, synth.Shapes[shape], synth.Options{Seed: seed}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := inference.OpenModel(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func TestVerifyBatchInvariant(t *testing.T) {
+	m := synthModel(t, "small", 3)
 	e := testEngine(t, m, Options{})
 	rng := rand.New(rand.NewPCG(5, 6))
 	prompt := make([]int, 300)
@@ -184,9 +192,11 @@ func TestVerifyBatchInvariant(t *testing.T) {
 		if _, err := e.Verify([]int{tok}); err != nil {
 			t.Fatal(err)
 		}
-		if single[i], err = e.LastLogits(); err != nil {
+		logits, err := e.LastLogits()
+		if err != nil {
 			t.Fatal(err)
 		}
+		single[i] = logits
 	}
 	for _, k := range []int{2, 5, 8, 9, 11, 16} {
 		if err := e.Rollback(len(prompt)); err != nil {
@@ -212,15 +222,7 @@ func TestVerifyBatchInvariant(t *testing.T) {
 // TestAttentionVariantsAgree: verify steps give the same logits, bit for
 // bit, with and without the next key tile prefetched.
 func TestAttentionVariantsAgree(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := synth.Write(dir, synth.Shapes["small"], synth.Options{Seed: 5}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := inference.OpenModel(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := synthModel(t, "small", 5)
 	defer func(v string) { verifyVariant = v }(verifyVariant)
 	e := testEngine(t, m, Options{NoGraphs: true})
 	rng := rand.New(rand.NewPCG(10, 11))
@@ -238,9 +240,11 @@ func TestAttentionVariantsAgree(t *testing.T) {
 			if _, err := e.Verify(prompt[:k]); err != nil {
 				t.Fatal(err)
 			}
-			if logits[i], err = e.LastLogits(); err != nil {
+			l, err := e.LastLogits()
+			if err != nil {
 				t.Fatal(err)
 			}
+			logits[i] = l
 			if err := e.Rollback(len(prompt)); err != nil {
 				t.Fatal(err)
 			}
@@ -257,15 +261,7 @@ func TestAttentionVariantsAgree(t *testing.T) {
 // and 9..16 tokens run different mat-vec kernels; prompt lookup must still
 // give greedy decoding's ids.
 func TestLookupMatchesGreedyGroup128(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := synth.Write(dir, synth.Shapes["small"], synth.Options{Seed: 4}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := inference.OpenModel(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := synthModel(t, "small", 4)
 	e := testEngine(t, m, Options{})
 	// Random weights repeat themselves often but not always: several prompts
 	// make accepted drafts (and so verify steps of many sizes) near certain.
@@ -331,15 +327,7 @@ func TestLookupMatchesGreedy(t *testing.T) {
 func TestAgainstCPU(t *testing.T) {
 	for _, shape := range []string{"tiny", "llama-tiny"} {
 		t.Run(shape, func(t *testing.T) {
-			dir := t.TempDir()
-			if _, err := synth.Write(dir, synth.Shapes[shape], synth.Options{Seed: 7}); err != nil {
-				t.Fatal(err)
-			}
-			m, err := inference.OpenModel(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
+			m := synthModel(t, shape, 7)
 			g := testEngine(t, m, Options{Chunk: 16})
 			c, err := cpu.NewFromWeights(&m.Config, m.Weights, cpu.Options{})
 			if err != nil {
