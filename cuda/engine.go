@@ -37,6 +37,18 @@ func attnSmem(d, rw int) int {
 	return attnWarps*rw*d*4 + attnWarps*rw*attnKeyTile*4 + 2*attnKeyTile*(d+2)*2
 }
 
+// verifySmem is attn_verify.cu's verify_smem(D, KW): each of the 4 warps'
+// K and V tiles of kw keys (rows of d+8 halves), then the O, m and l
+// partials of warps 1..3.
+func verifySmem(d, kw int) int {
+	return attnWarps*2*kw*(d+8)*2 + (attnWarps-1)*(d/8)*32*16 + (attnWarps-1)*32*16
+}
+
+// verifyKernels are attn_verify.cu's kernel families for verify steps and
+// the keys each warp takes (a split's key block is a multiple of 4 times
+// that).
+var verifyKernels = map[string]int{"attn_verify": 32, "attn_verify_k64": 64}
+
 // attnHeadDims are the head sizes attention.cu is instantiated for (8, 16,
 // 32 on the CUDA cores, 64 and 128 on the tensor cores).
 var attnHeadDims = map[int]bool{8: true, 16: true, 32: true, 64: true, 128: true}
@@ -388,6 +400,14 @@ var verifyBlockKeys = 128
 // arithmetic, so the choice changes speed, never a logit.
 var verifyVariant = "_sync"
 
+// verifyKernel is "" to run attn_prefill%s_d* (verifyVariant) for verify
+// steps, or a verifyKernels name to run attn_verify.cu's kernel, which
+// computes only the m-tiles holding real rows and keeps a whole key block in
+// flight. "" stays the default until a GPU run has passed every test with
+// the new kernel (BRIEF_VERIFY_KERNEL in TestMain) and a benchmark
+// (BenchmarkVerifyKernels) shows it faster.
+var verifyKernel = ""
+
 // planAttention picks the kernel instance and grid for a step of tokens.
 // Head dims 64 and 128 (the 7B's) run on the tensor cores (attn_prefill*,
 // 64 rows of token x query head per block) for every step size; other head
@@ -414,8 +434,14 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 		}
 		p.kernel, shared = fmt.Sprintf("attn_prefill%s_d%d", variant, headDim), 0
 	}
+	unit := 64 // key blocks are whole key tiles of the kernel
+	if kw := verifyKernels[verifyKernel]; kw > 0 && tokens <= inference.MaxVerify && (headDim == 64 || headDim == 128) {
+		// Same grid as attn_prefill*: 64 rows per block, dynamic shared memory.
+		p.kernel, shared = fmt.Sprintf("%s_d%d", verifyKernel, headDim), verifySmem(headDim, kw)
+		unit = attnWarps * kw
+	}
 	if tokens <= inference.MaxVerify {
-		p.blockKeys = verifyBlockKeys
+		p.blockKeys = (max(verifyBlockKeys, unit) + unit - 1) / unit * unit
 		for (keyRange+p.blockKeys-1)/p.blockKeys+1 > 128 {
 			p.blockKeys *= 2
 		}

@@ -2,13 +2,16 @@ package cuda
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 )
 
 // TestMain lets a GPU run repeat every test with another verify key block
-// (BRIEF_VERIFY_KEY_BLOCK=64, say) before a benchmark's winner becomes the
+// (BRIEF_VERIFY_KEY_BLOCK=64, say) or verify kernel
+// (BRIEF_VERIFY_KERNEL=attn_verify) before a benchmark's winner becomes the
 // default.
 func TestMain(m *testing.M) {
 	if v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK"); v != "" {
@@ -19,6 +22,14 @@ func TestMain(m *testing.M) {
 		}
 		verifyBlockKeys = n
 		fmt.Fprintf(os.Stderr, "verify key block %d\n", n)
+	}
+	if v := os.Getenv("BRIEF_VERIFY_KERNEL"); v != "" {
+		if _, ok := verifyKernels[v]; !ok {
+			fmt.Fprintf(os.Stderr, "BRIEF_VERIFY_KERNEL=%q: want one of %v\n", v, slices.Sorted(maps.Keys(verifyKernels)))
+			os.Exit(2)
+		}
+		verifyKernel = v
+		fmt.Fprintf(os.Stderr, "verify kernel %s\n", v)
 	}
 	os.Exit(m.Run())
 }
