@@ -195,3 +195,64 @@ func BenchmarkVerifyKeyBlocks(b *testing.B) {
 		e.Close()
 	}
 }
+
+// BenchmarkVerifyKernels times replayed verify steps of 1 and 11 tokens at
+// the reference context with today's verify attention (attn_prefill_sync,
+// verifyKernel "") and attn_verify.cu's kernels, one engine each (graphs
+// and the split workspace are made for the kernel of the engine's
+// lifetime), and logs each one's profiled attention and attn_reduce time.
+func BenchmarkVerifyKernels(b *testing.B) {
+	m := benchModel(b)
+	rng := rand.New(rand.NewPCG(1, 1))
+	prompt := make([]int, 6435)
+	for i := range prompt {
+		prompt[i] = rng.IntN(m.Config.Vocab)
+	}
+	defer func(v string) { verifyKernel = v }(verifyKernel)
+	for _, k := range []string{"", "attn_verify", "attn_verify_k64"} {
+		verifyKernel = k
+		e, err := New(m, Options{})
+		if errors.Is(err, ErrNoGPU) {
+			b.Skip(err.Error())
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.Prefill(context.Background(), prompt); err != nil {
+			e.Close()
+			b.Fatal(err)
+		}
+		name := k
+		if name == "" {
+			name = "attn_prefill_sync"
+		}
+		for _, n := range []int{1, 11} {
+			b.Run(fmt.Sprintf("%s/verify%d", name, n), func(b *testing.B) {
+				for b.Loop() {
+					if _, err := e.Verify(prompt[:n]); err != nil {
+						b.Fatal(err)
+					}
+					if err := e.Rollback(e.Len() - n); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/step")
+			})
+			prof, err := e.Profile(n, 20)
+			if err != nil {
+				e.Close()
+				b.Fatal(err)
+			}
+			attn := 0.0
+			for kn, ms := range prof {
+				if kernelFamily(kn) == "attention" {
+					attn += ms
+				}
+			}
+			p := e.attnPlan(n)
+			b.Logf("%s, %d-token step at position %d: %s, %d splits of %d keys; attention %.3f ms, attn_reduce %.3f ms a step (profiled)",
+				name, n, e.Len(), p.kernel, p.splits, p.blockKeys, attn, prof["attn_reduce"])
+		}
+		e.Close()
+	}
+}

@@ -2,8 +2,10 @@ package cuda
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -275,6 +277,105 @@ func TestAttentionBatchInvariant(t *testing.T) {
 			for j := range one {
 				if math.Float32bits(one[j]) != math.Float32bits(all[i*H*D+j]) {
 					t.Fatalf("verify of %d, token %d, element %d: %v alone, %v in the step", k, i, j, one[j], all[i*H*D+j])
+				}
+			}
+		}
+	}
+}
+
+// TestAttentionVerifyKernel runs attn_verify.cu's kernels for verify steps
+// of 1..16 tokens against the float64 reference: ring wrapped, window edge,
+// the start of the cache, no window (with key blocks of several tiles per
+// warp), head dims 64 and 128, and 8 query heads per KV head (two row tiles).
+func TestAttentionVerifyKernel(t *testing.T) {
+	d := testDevice(t)
+	rng := rand.New(rand.NewPCG(21, 22))
+	defer func(v string) { verifyKernel = v }(verifyKernel)
+	type shape struct{ H, KV, D, pos0, cap, window int }
+	shapes := []shape{
+		{32, 8, 128, 700, 600, 512}, // 7B-like, ring wrapped
+		{32, 8, 128, 759, 700, 512}, // window start crosses a key block within the step
+		{32, 8, 128, 3, 600, 512},   // the start of the cache
+		{8, 2, 64, 300, 200, 128},   // head dim 64, ring wrapped
+		{32, 4, 64, 400, 600, 256},  // G = 8: 16 tokens are two row tiles
+		{8, 2, 64, 32900, 33000, 0}, // no window: 512-key blocks, several tiles per warp
+		{32, 8, 128, 1000, 1200, 0}, // no window, 7B-like
+	}
+	for _, c := range shapes {
+		w := (c.H + 2*c.KV) * c.D
+		kcH := randHalves(rng, c.KV*c.cap*c.D, -1, 1)
+		vcH := randHalves(rng, c.KV*c.cap*c.D, -1, 1)
+		keyRange := c.cap
+		if c.window > 0 {
+			keyRange = min(c.window+15, c.cap)
+		}
+		var kp, vp devPtr
+		for _, T := range []int{1, 2, 5, 11, 16} {
+			if c.window == 0 && c.pos0 > 10000 && T > 5 {
+				continue // the float64 reference of 33k keys is slow; 1, 2 and 5 tokens cover it
+			}
+			for _, k := range slices.Sorted(maps.Keys(verifyKernels)) {
+				t.Run(fmt.Sprintf("%s/%+v/T%d", k, c, T), func(t *testing.T) {
+					d.bind(t)
+					if kp == 0 {
+						kp, vp = d.upHalf(t, kcH), d.upHalf(t, vcH)
+					}
+					verifyKernel = k
+					p := planAttention(T, c.H, c.KV, c.D, d.sms, keyRange)
+					if !strings.HasPrefix(p.kernel, k+"_d") {
+						t.Fatalf("plan runs %s, want %s", p.kernel, k)
+					}
+					qkv := randHalves(rng, T*w, -1, 1)
+					qp := d.upHalf(t, qkv)
+					pp := d.upI32(t, params(c.pos0, make([]int, T)))
+					rows := T * c.H
+					got := d.downHalf(t, runAttention(t, d, p, qp, kp, vp, pp, T, c.H, c.KV, c.D, c.cap, c.window), rows*c.D)
+					var want []float64
+					G := c.H / c.KV
+					for tt := range T {
+						for h := range c.H {
+							want = append(want, attnRef(qkv[tt*w+h*c.D:], kcH, vcH, h/G, c.cap, c.D, c.pos0+tt, c.window)...)
+						}
+					}
+					t.Logf("%s, %d splits of %d keys", p.kernel, p.splits, p.blockKeys)
+					compare(t, "attention", got, want, 2e-3, 2e-3)
+				})
+			}
+		}
+	}
+}
+
+// TestAttentionVerifyBatchInvariant is TestAttentionBatchInvariant for
+// attn_verify.cu's kernels, at positions where the window's first key block
+// changes within the step.
+func TestAttentionVerifyBatchInvariant(t *testing.T) {
+	d := testDevice(t)
+	rng := rand.New(rand.NewPCG(23, 24))
+	defer func(v string) { verifyKernel = v }(verifyKernel)
+	const H, KV, capN, window = 32, 8, 700, 512
+	keyRange := window + 15
+	for _, D := range []int{64, 128} {
+		w := (H + 2*KV) * D
+		kp := d.upHalf(t, randHalves(rng, KV*capN*D, -1, 1))
+		vp := d.upHalf(t, randHalves(rng, KV*capN*D, -1, 1))
+		for _, k := range slices.Sorted(maps.Keys(verifyKernels)) {
+			verifyKernel = k
+			for _, pos0 := range []int{600, 759} {
+				for _, n := range []int{2, 5, 11, 16} {
+					qkv := randHalves(rng, n*w, -1, 1)
+					qp := d.upHalf(t, qkv)
+					pp := d.upI32(t, params(pos0, make([]int, n)))
+					all := d.downHalf(t, runAttention(t, d, planAttention(n, H, KV, D, d.sms, keyRange), qp, kp, vp, pp, n, H, KV, D, capN, window), n*H*D)
+					for i := range n {
+						q1 := d.upHalf(t, qkv[i*w:(i+1)*w])
+						p1 := d.upI32(t, params(pos0+i, []int{0}))
+						one := d.downHalf(t, runAttention(t, d, planAttention(1, H, KV, D, d.sms, keyRange), q1, kp, vp, p1, 1, H, KV, D, capN, window), H*D)
+						for j := range one {
+							if math.Float32bits(one[j]) != math.Float32bits(all[i*H*D+j]) {
+								t.Fatalf("%s, head dim %d, verify of %d at %d, token %d, element %d: %v alone, %v in the step", k, D, n, pos0, i, j, one[j], all[i*H*D+j])
+							}
+						}
+					}
 				}
 			}
 		}
