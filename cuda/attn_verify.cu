@@ -11,7 +11,11 @@
 // warps bring their K and V tiles into their own shared memory with 16-byte
 // cp.async, all issued at once, so the whole block's keys are in flight
 // together; V stays row-major and ldmatrix.trans gives the P V operand.
-// The 4 warps' (m, l, O) partials are then combined in fixed warp order.
+// The 4 warps' (m, l, O) partials are then combined in fixed warp order,
+// through a scratch area, or, where the block computes one m-tile with one
+// key tile a warp (steps of up to 16 rows at the 7B's window), through each
+// warp's own K tile, which is dead by then: 69.6 KB of shared memory at
+// head_dim 128 instead of 95.7, three blocks per SM instead of two.
 //
 // Batch invariance (a row's bits do not depend on the other rows of its
 // step): the key blocks and each warp's keys are absolute; a row's mma
@@ -26,11 +30,13 @@
 constexpr int kVerifyWarps = 4;
 
 // Dynamic shared memory of attn_verify_body<D, KW>; cuda/engine.go
-// (verifySmem) computes the same.
-__host__ __device__ constexpr int verify_smem(int D, int KW) {
-  return kVerifyWarps * 2 * KW * (D + 8) * 2        // K and V tiles, each warp its own
-         + (kVerifyWarps - 1) * (D / 8) * 32 * 16   // O partials of warps 1..3
-         + (kVerifyWarps - 1) * 32 * 16;            // their m and l
+// (verifySmem) computes the same. solo: one m-tile and one key tile a warp,
+// the partials in the K tiles.
+__host__ __device__ constexpr int verify_smem(int D, int KW, bool solo) {
+  return kVerifyWarps * 2 * KW * (D + 8) * 2                // K and V tiles, each warp its own
+         + (solo ? 0
+                 : (kVerifyWarps - 1) * (D / 8) * 32 * 16   // O partials of warps 1..3
+                       + (kVerifyWarps - 1) * 32 * 16);     // their m and l
 }
 
 __device__ __forceinline__ void vmma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
@@ -78,20 +84,13 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
   constexpr int DT = D / 8;        // n-tiles of O
   constexpr int CH = KW * (D / 8); // 16-byte chunks of a K (or V) tile
   static_assert(KW % 16 == 0 && CH % 32 == 0 && DT % 2 == 0, "tile shape");
+  static_assert(KW * KS * 2 >= (DT + 1) * 32 * 16, "a K tile holds a warp's partials");
   extern __shared__ __align__(16) unsigned char vsmem[];
-
-  uint32_t dyn;
-  asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
-  if (dyn < (uint32_t)verify_smem(D, KW) || block_keys % (kVerifyWarps * KW) != 0 ||
-      blockDim.x != kVerifyWarps * 32)
-    __trap();  // a launch the Go side sized wrongly: fail loudly, never read past the buffers
 
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int g = lane >> 2, t4 = lane & 3;
   __half* Ks = reinterpret_cast<__half*>(vsmem) + warp * 2 * KW * KS;  // (KW, KS)
   __half* Vs = Ks + KW * KS;                                           // (KW, KS)
-  float4* so = reinterpret_cast<float4*>(vsmem + kVerifyWarps * 2 * KW * KS * 2);  // (3, DT, 32)
-  float4* sml = so + (kVerifyWarps - 1) * DT * 32;                                  // (3, 32)
   const uint32_t ks_addr = (uint32_t)__cvta_generic_to_shared(Ks);
   const uint32_t vs_addr = (uint32_t)__cvta_generic_to_shared(Vs);
 
@@ -108,6 +107,17 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
   const int k_end = min(p_last + 1, k_begin + block_keys);
   const int ntw = block_keys / (kVerifyWarps * KW);  // key tiles per warp
   const int nmt = (min(64, nrows - row0) + 15) / 16;  // m-tiles holding real rows
+  const bool solo = nmt == 1 && ntw == 1;
+
+  uint32_t dyn;
+  asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
+  if (dyn < (uint32_t)verify_smem(D, KW, solo) || block_keys % (kVerifyWarps * KW) != 0 ||
+      blockDim.x != kVerifyWarps * 32)
+    __trap();  // a launch the Go side sized wrongly: fail loudly, never read past the buffers
+  // Warp w's (1..3) partials: O (DT, 32) in fragment layout, then m and l (32).
+  float4* const part1 = reinterpret_cast<float4*>(vsmem + (solo ? 2 * KW * KS * 2 : kVerifyWarps * 2 * KW * KS * 2));
+  const int part_stride = solo ? 2 * KW * KS * 2 / 16 : (DT + 1) * 32;  // float4s from warp w to w + 1
+  auto part = [&](int w) { return part1 + (w - 1) * part_stride; };
   const size_t head_base = (size_t)kv * cap * D;
   const float sl2 = __fmul_rn(scale, 1.4426950408889634f);  // scores in log2 units
 
@@ -116,20 +126,28 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
   // bring NaN from stale slots into P V. Lanes 0-15 (D 128) take one key's
   // 256 bytes: coalesced.
   auto load_tile = [&](int k0) {
+    constexpr int CPR = D / 8, RPC = 32 / CPR;  // chunks per key row, rows per 32 chunks
+    static_assert(32 % CPR == 0, "a lane keeps its chunk column");
+    const int cc = lane % CPR, j0 = lane / CPR;
 #pragma unroll
     for (int half = 0; half < 2; half++) {
-      const __half* src = half ? vc : kc;
-      const uint32_t dst = half ? vs_addr : ks_addr;
+      const __half* src = (half ? vc : kc) + head_base + cc * 8;
+      const uint32_t dst = (half ? vs_addr : ks_addr) + (j0 * KS + cc * 8) * 2;
 #pragma unroll
       for (int c = 0; c < CH / 32; c++) {
-        const int idx = lane + 32 * c, j = idx / (D / 8), cc = idx % (D / 8), kp = k0 + j;
+        const int kp = k0 + j0 + RPC * c;
         const bool ok = kp >= lo && kp < k_end;
-        const size_t off = head_base + (ok ? (size_t)(kp % cap) * D : 0) + cc * 8;
-        cp_async16(dst + (j * KS + cc * 8) * 2, src + off, ok ? 16 : 0);
+        cp_async16(dst + RPC * c * KS * 2, src + (ok ? (kp % cap) * D : 0), ok ? 16 : 0);
       }
       cp_async_commit();
     }
   };
+
+
+  // With one tile a warp, its loads go out before anything else and the tile
+  // stays for every m-tile.
+  auto live = [&](int k0) { return k0 < k_end && k0 + KW > lo; };  // warp-uniform
+  if (ntw == 1 && live(k_begin + KW * warp)) load_tile(k_begin + KW * warp);
 
 #pragma unroll 1
   for (int mt = 0; mt < nmt; mt++) {
@@ -162,12 +180,12 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
 #pragma unroll 1
     for (int i = 0; i < ntw; i++) {
       const int k0 = k_begin + KW * (warp + kVerifyWarps * i);
-      if (k0 >= k_end || k0 + KW <= lo) continue;  // no key of the tile is visible (warp-uniform)
-      if (ntw > 1 || mt == 0) {  // with one tile per warp it stays for the later m-tiles
-        __syncwarp();            // every lane done with the previous tile
+      if (!live(k0)) continue;  // no key of the tile is visible
+      if (ntw > 1) {
+        __syncwarp();  // every lane done with the previous tile
         load_tile(k0);
       }
-      cp_async_wait<1>();  // K landed (no-op for a tile loaded before)
+      cp_async_wait<1>();  // K landed (no-op for a tile already waited for)
       __syncwarp();
 
       // S = Q K^T for the tile's keys.
@@ -253,10 +271,11 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
     // Combine the warps' partials in fixed order 0, 1, 2, 3: warps 1..3 leave
     // theirs in shared memory in fragment layout, warp 0 reads them back.
     if (warp > 0) {
-      float4* dst = so + (warp - 1) * DT * 32 + lane;
+      __syncwarp();  // solo: every lane done with the K tile the partials overwrite
+      float4* dst = part(warp) + lane;
 #pragma unroll
       for (int dt = 0; dt < DT; dt++) dst[dt * 32] = make_float4(o[dt][0], o[dt][1], o[dt][2], o[dt][3]);
-      sml[(warp - 1) * 32 + lane] = make_float4(m[0], m[1], l[0], l[1]);
+      dst[DT * 32] = make_float4(m[0], m[1], l[0], l[1]);
     }
     __syncthreads();
     if (warp == 0) {
@@ -267,7 +286,7 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
         mw[0] = m[h2], lw[0] = l[h2];
 #pragma unroll
         for (int w = 1; w < kVerifyWarps; w++) {
-          const float4 v = sml[(w - 1) * 32 + lane];
+          const float4 v = part(w)[DT * 32 + lane];
           mw[w] = h2 ? v.y : v.x;
           lw[w] = h2 ? v.w : v.z;
         }
@@ -284,7 +303,7 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
         for (int e = 0; e < 4; e++) o[dt][e] = __fmul_rn(wt[e >> 1][0], o[dt][e]);
 #pragma unroll
         for (int w = 1; w < kVerifyWarps; w++) {
-          const float4 v = so[((w - 1) * DT + dt) * 32 + lane];
+          const float4 v = part(w)[dt * 32 + lane];
           o[dt][0] = __fmaf_rn(wt[0][w], v.x, o[dt][0]);
           o[dt][1] = __fmaf_rn(wt[0][w], v.y, o[dt][1]);
           o[dt][2] = __fmaf_rn(wt[1][w], v.z, o[dt][2]);
@@ -311,12 +330,13 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
   }
 }
 
-// attn_verify_d*: 32 keys a warp, key blocks of 128 (95.7 KB of shared
-// memory at head_dim 128: fits every supported chip); attn_verify_k64_d*:
-// 64 keys a warp, key blocks of 256 (165 KB at head_dim 128: sm_80 and
+// attn_verify_d*: 32 keys a warp, key blocks of 128 (at head_dim 128
+// 95.7 KB of shared memory, 69.6 KB solo: every supported chip; at most 168
+// registers, so that three blocks fit an SM); attn_verify_k64_d*: 64 keys a
+// warp, key blocks of 256 (165 KB at head_dim 128, 139 KB solo: sm_80 and
 // sm_90 only).
-#define ATTN_VERIFY(NAME, D, KW)                                                             \
-  extern "C" __global__ void __launch_bounds__(kVerifyWarps * 32) NAME(                      \
+#define ATTN_VERIFY(NAME, D, KW, MINB)                                                       \
+  extern "C" __global__ void __launch_bounds__(kVerifyWarps * 32, MINB) NAME(                \
       const __half* __restrict__ qkv, const __half* __restrict__ kc,                         \
       const __half* __restrict__ vc, const int* __restrict__ params, int tokens, int heads,  \
       int kv_heads, int cap, int window, float scale, int block_keys,                        \
@@ -324,7 +344,7 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
     attn_verify_body<D, KW>(qkv, kc, vc, params, tokens, heads, kv_heads, cap, window, scale, \
                             block_keys, ws_acc, ws_ml);                                      \
   }
-ATTN_VERIFY(attn_verify_d64, 64, 32)
-ATTN_VERIFY(attn_verify_d128, 128, 32)
-ATTN_VERIFY(attn_verify_k64_d64, 64, 64)
-ATTN_VERIFY(attn_verify_k64_d128, 128, 64)
+ATTN_VERIFY(attn_verify_d64, 64, 32, 3)
+ATTN_VERIFY(attn_verify_d128, 128, 32, 3)
+ATTN_VERIFY(attn_verify_k64_d64, 64, 64, 1)
+ATTN_VERIFY(attn_verify_k64_d128, 128, 64, 1)

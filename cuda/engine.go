@@ -37,11 +37,16 @@ func attnSmem(d, rw int) int {
 	return attnWarps*rw*d*4 + attnWarps*rw*attnKeyTile*4 + 2*attnKeyTile*(d+2)*2
 }
 
-// verifySmem is attn_verify.cu's verify_smem(D, KW): each of the 4 warps'
-// K and V tiles of kw keys (rows of d+8 halves), then the O, m and l
-// partials of warps 1..3.
-func verifySmem(d, kw int) int {
-	return attnWarps*2*kw*(d+8)*2 + (attnWarps-1)*(d/8)*32*16 + (attnWarps-1)*32*16
+// verifySmem is attn_verify.cu's verify_smem(D, KW, solo): each of the 4
+// warps' K and V tiles of kw keys (rows of d+8 halves), then, unless the
+// block computes one m-tile with one key tile a warp (solo: the partials go
+// to the K tiles), the O, m and l partials of warps 1..3.
+func verifySmem(d, kw int, solo bool) int {
+	n := attnWarps * 2 * kw * (d + 8) * 2
+	if !solo {
+		n += (attnWarps-1)*(d/8)*32*16 + (attnWarps-1)*32*16
+	}
+	return n
 }
 
 // verifyKernels are attn_verify.cu's kernel families for verify steps and
@@ -435,10 +440,13 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 		p.kernel, shared = fmt.Sprintf("attn_prefill%s_d%d", variant, headDim), 0
 	}
 	unit := 64 // key blocks are whole key tiles of the kernel
-	if kw := verifyKernels[verifyKernel]; kw > 0 && tokens <= inference.MaxVerify && (headDim == 64 || headDim == 128) {
+	kw := verifyKernels[verifyKernel]
+	if kw > 0 && tokens <= inference.MaxVerify && (headDim == 64 || headDim == 128) {
 		// Same grid as attn_prefill*: 64 rows per block, dynamic shared memory.
-		p.kernel, shared = fmt.Sprintf("%s_d%d", verifyKernel, headDim), verifySmem(headDim, kw)
+		p.kernel = fmt.Sprintf("%s_d%d", verifyKernel, headDim)
 		unit = attnWarps * kw
+	} else {
+		kw = 0
 	}
 	if tokens <= inference.MaxVerify {
 		p.blockKeys = (max(verifyBlockKeys, unit) + unit - 1) / unit * unit
@@ -446,6 +454,9 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 			p.blockKeys *= 2
 		}
 		p.splits = (keyRange+p.blockKeys-1)/p.blockKeys + 1
+		if kw > 0 {
+			shared = verifySmem(headDim, kw, rows <= 16 && p.blockKeys == unit)
+		}
 	} else {
 		// Two blocks per multiprocessor; splits past the visible keys exit at once.
 		p.splits = min(max((2*sms+p.tiles*kvHeads-1)/(p.tiles*kvHeads), 1), 64)
