@@ -112,7 +112,7 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
   uint32_t dyn;
   asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
   if (dyn < (uint32_t)verify_smem(D, KW, solo) || block_keys % (kVerifyWarps * KW) != 0 ||
-      blockDim.x != kVerifyWarps * 32)
+      blockDim.x != kVerifyWarps * 32 || (window > 0 && cap < KW))
     __trap();  // a launch the Go side sized wrongly: fail loudly, never read past the buffers
   // Warp w's (1..3) partials: O (DT, 32) in fragment layout, then m and l (32).
   float4* const part1 = reinterpret_cast<float4*>(vsmem + (solo ? 2 * KW * KS * 2 : kVerifyWarps * 2 * KW * KS * 2));
@@ -129,6 +129,7 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
     constexpr int CPR = D / 8, RPC = 32 / CPR;  // chunks per key row, rows per 32 chunks
     static_assert(32 % CPR == 0, "a lane keeps its chunk column");
     const int cc = lane % CPR, j0 = lane / CPR;
+    const int slot0 = (k0 + j0) % cap;  // later keys step from it, wrapping at most once (KW < cap)
 #pragma unroll
     for (int half = 0; half < 2; half++) {
       const __half* src = (half ? vc : kc) + head_base + cc * 8;
@@ -137,12 +138,12 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
       for (int c = 0; c < CH / 32; c++) {
         const int kp = k0 + j0 + RPC * c;
         const bool ok = kp >= lo && kp < k_end;
-        cp_async16(dst + RPC * c * KS * 2, src + (ok ? (kp % cap) * D : 0), ok ? 16 : 0);
+        const int slot = slot0 + RPC * c < cap ? slot0 + RPC * c : slot0 + RPC * c - cap;
+        cp_async16(dst + RPC * c * KS * 2, src + (ok ? slot * D : 0), ok ? 16 : 0);
       }
       cp_async_commit();
     }
   };
-
 
   // With one tile a warp, its loads go out before anything else and the tile
   // stays for every m-tile.

@@ -72,16 +72,27 @@ func emulateVerify(t *testing.T, p attnPlan, kw, D, tokens, G, pos0, window, rin
 					// load_tile: every 16-byte chunk of the KW x D tile once.
 					loaded := make([]bool, kw*D/8)
 					zero := make([]bool, kw)
+					cpr := D / 8
+					rpc := 32 / cpr
 					for lane := range 32 {
-						for c := range kw * (D / 8) / 32 {
-							idx := lane + 32*c
-							j, cc := idx/(D/8), idx%(D/8)
-							if loaded[j*(D/8)+cc] {
+						cc, j0 := lane%cpr, lane/cpr
+						slot0 := (k0 + j0) % ringCap
+						for c := range kw * cpr / 32 {
+							j := j0 + rpc*c
+							if loaded[j*cpr+cc] {
 								t.Fatalf("chunk %d,%d loaded twice", j, cc)
 							}
-							loaded[j*(D/8)+cc] = true
+							loaded[j*cpr+cc] = true
 							kp := k0 + j
-							zero[j] = !(kp >= lo && kp < kEnd)
+							ok := kp >= lo && kp < kEnd
+							zero[j] = !ok
+							slot := slot0 + rpc*c
+							if slot >= ringCap {
+								slot -= ringCap
+							}
+							if ok && slot != kp%ringCap {
+								t.Fatalf("key %d read from slot %d, want %d", kp, slot, kp%ringCap)
+							}
 						}
 					}
 					if slices.Contains(loaded, false) {
