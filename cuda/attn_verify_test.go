@@ -3,6 +3,8 @@ package cuda
 import (
 	"fmt"
 	"maps"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -310,6 +312,53 @@ func TestVerifySmemFits(t *testing.T) {
 	} {
 		if got := verifySmem(c.D, verifyKernels[c.kernel], c.solo); got > c.limit {
 			t.Errorf("%s head dim %d solo %v: %d bytes of shared memory, more than %d", c.kernel, c.D, c.solo, got, c.limit)
+		}
+	}
+}
+
+// TestReduceSplitShift: attn_reduce's denominator (each lane sums splits
+// lane, lane+32, ... in order, then a butterfly over the warp) gives the same
+// bits when a row's nonzero splits move to other split indexes, as they do
+// between step sizes under a sliding window (split z is block lo/B + z of
+// the step's first row): a shift rotates the lanes' sums (adding zeros is
+// exact) and the butterfly pairs lanes i, i+2^k mod 2^(k+1), which a
+// rotation keeps. attn_reduce's numerator is a sequential sum over z, which
+// leading zeros do not change. Lane sums are float32 sums here, standing in
+// for the kernel's fmaf: the property is the order.
+func TestReduceSplitShift(t *testing.T) {
+	den := func(v []float32) float32 {
+		var lanes [32]float32
+		for z, x := range v {
+			lanes[z%32] += x
+		}
+		for o := 16; o > 0; o >>= 1 {
+			var next [32]float32
+			for i := range 32 {
+				next[i] = lanes[i] + lanes[i^o]
+			}
+			lanes = next
+		}
+		return lanes[0]
+	}
+	rng := rand.New(rand.NewPCG(31, 32))
+	for _, splits := range []int{18, 34, 80} {
+		for range 2000 {
+			span := 1 + rng.IntN(splits-1)
+			vals := make([]float32, span)
+			for i := range vals {
+				vals[i] = rng.Float32() * float32(int(1)<<rng.IntN(16))
+			}
+			var want float32
+			for at := 0; at+span <= splits; at++ {
+				v := make([]float32, splits)
+				copy(v[at:], vals)
+				got := den(v)
+				if at == 0 {
+					want = got
+				} else if math.Float32bits(got) != math.Float32bits(want) {
+					t.Fatalf("%d splits, %d nonzero from split %d: %v, from split 0: %v", splits, span, at, got, want)
+				}
+			}
 		}
 	}
 }
