@@ -472,10 +472,10 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 // attnWorkspace is the largest split workspace any step needs.
 func (e *Engine) attnWorkspace() (acc, ml int64) {
 	c := &e.cfg
+	// Every step size: the largest splits x tokens need not fall on a
+	// multiple of 64 (a last prefill chunk of 416 tokens on 108
+	// multiprocessors needs more than 384 or 448 do).
 	for t := 1; t <= e.chunk; t++ {
-		if t > inference.MaxVerify && t != e.chunk && t%64 != 0 {
-			continue // plans only change at these sizes
-		}
 		p := e.attnPlan(t)
 		rows := int64(p.splits) * int64(t) * int64(c.Heads)
 		acc = max(acc, rows*int64(c.HeadDim)*4)
