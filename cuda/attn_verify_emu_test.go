@@ -348,14 +348,6 @@ func emuVerifyStep(t *testing.T, p attnPlan, kw, D int, qkv, kc, vc []uint16, po
 	return emuReduce(wsAcc, wsML, rows, p.splits, D)
 }
 
-func halfBits(v []float32) []uint16 {
-	h := make([]uint16, len(v))
-	for i, f := range v {
-		h[i] = f2h(f)
-	}
-	return h
-}
-
 // TestVerifyEmulated runs attn_verify.cu's kernels, emulated lane by lane
 // (fragments, ldmatrix, masks, softmax, warp combine, partials) with
 // attn_reduce, against the float64 reference: ring wrapped, window edge,

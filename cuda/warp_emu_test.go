@@ -27,6 +27,15 @@ func (s emuSmem) setF32(a int, v float32) {
 // emuU32 is the 32-bit word of halves h[i], h[i+1] (h[i] in the low half).
 func emuU32(h []uint16, i int) uint32 { return uint32(h[i]) | uint32(h[i+1])<<16 }
 
+// halfBits is v (fp16-exact values) as fp16 bits.
+func halfBits(v []float32) []uint16 {
+	h := make([]uint16, len(v))
+	for i, f := range v {
+		h[i] = f2h(f)
+	}
+	return h
+}
+
 // emuPack is __floats2half2_rn(lo, hi) as a 32-bit register.
 func emuPack(lo, hi float32) uint32 { return uint32(f2h(lo)) | uint32(f2h(hi))<<16 }
 
