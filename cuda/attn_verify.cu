@@ -111,7 +111,7 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
 
   uint32_t dyn;
   asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(dyn));
-  if (dyn < (uint32_t)verify_smem(D, KW, solo) || block_keys % (kVerifyWarps * KW) != 0 ||
+  if (dyn < (uint32_t)verify_smem(D, KW, solo) || block_keys <= 0 || block_keys % (kVerifyWarps * KW) != 0 ||
       blockDim.x != kVerifyWarps * 32 || (window > 0 && cap < KW))
     __trap();  // a launch the Go side sized wrongly: fail loudly, never read past the buffers
   // Warp w's (1..3) partials: O (DT, 32) in fragment layout, then m and l (32).

@@ -37,7 +37,7 @@ func emuVerifyBlock(t *testing.T, D, KW, dyn int, qkv, kc, vc []uint16, pos0, to
 	ntw := blockKeys / (warps * KW)
 	nmt := (min(64, nrows-row0) + 15) / 16
 	solo := nmt == 1 && ntw == 1
-	if dyn < verifySmem(D, KW, solo) || blockKeys%(warps*KW) != 0 || (window > 0 && ringCap < KW) {
+	if dyn < verifySmem(D, KW, solo) || blockKeys <= 0 || blockKeys%(warps*KW) != 0 || (window > 0 && ringCap < KW) {
 		t.Fatalf("block %d,%d,%d traps: %d bytes of shared memory (solo %v needs %d), block of %d keys", bx, kv, z, dyn, solo, verifySmem(D, KW, solo), blockKeys)
 	}
 	smem := make(emuSmem, dyn)
