@@ -13,11 +13,13 @@ import (
 // dyn bytes of dynamic shared memory, statement by statement with
 // warp_emu_test.go's instructions: the same index arithmetic, fragment
 // addresses, masks, online softmax, warp combine and partial layout as
-// attn_verify.cu. cp.async copies land at once (the emulation checks the
-// data flow, not the cp.async/barrier protocol); warps run one after the
-// other between barriers, so a partial that spilled into a later warp's
-// tile would corrupt it before use.
-func emuVerifyBlock(t *testing.T, D, KW, dyn int, qkv, kc, vc []uint16, pos0, tokens, heads, kvHeads, ringCap, window int,
+// attn_verify.cu. With late false cp.async copies land when issued; with
+// late true each commit group (a tile's K, then its V) lands only at the
+// cp.async.wait_group that guarantees it, over shared memory that starts as
+// NaN, so a wrong wait count reads NaN or a stale tile. Warps run one after
+// the other between barriers, so a partial that spilled into a later
+// warp's tile would corrupt it before use.
+func emuVerifyBlock(t *testing.T, late bool, D, KW, dyn int, qkv, kc, vc []uint16, pos0, tokens, heads, kvHeads, ringCap, window int,
 	scale float32, blockKeys, bx, kv, z int, wsAcc, wsML []float32) {
 	t.Helper()
 	const warps = 4
@@ -41,6 +43,32 @@ func emuVerifyBlock(t *testing.T, D, KW, dyn int, qkv, kc, vc []uint16, pos0, to
 		t.Fatalf("block %d,%d,%d traps: %d bytes of shared memory (solo %v needs %d), block of %d keys", bx, kv, z, dyn, solo, verifySmem(D, KW, solo), blockKeys)
 	}
 	smem := make(emuSmem, dyn)
+	for i := range smem {
+		smem[i] = 0xff // NaN halves
+	}
+	type copy16 struct {
+		dst, at int
+		ok      bool
+		src     []uint16
+	}
+	land := func(c copy16) {
+		for i := range 8 {
+			var h uint16
+			if c.ok {
+				h = c.src[c.at+i]
+			}
+			smem.setU16(c.dst+2*i, h)
+		}
+	}
+	groups := make([][][]copy16, 4) // each warp's committed groups (late)
+	landed := make([]int, 4)
+	wait := func(w, n int) { // cp.async.wait_group n: all but the newest n groups
+		for ; landed[w] < len(groups[w])-n; landed[w]++ {
+			for _, c := range groups[w][landed[w]] {
+				land(c)
+			}
+		}
+	}
 	ksAddr := func(w int) int { return w * 2 * KW * KS * 2 }
 	vsAddr := func(w int) int { return ksAddr(w) + KW*KS*2 }
 	part1, partStride := warps*2*KW*KS*2, (DT+1)*32*16 // bytes
@@ -55,6 +83,7 @@ func emuVerifyBlock(t *testing.T, D, KW, dyn int, qkv, kc, vc []uint16, pos0, to
 	loadTile := func(w, k0 int) {
 		CPR := D / 8
 		RPC := 32 / CPR
+		var grp [2][]copy16 // K's group, then V's
 		for lane := range 32 {
 			cc, j0 := lane%CPR, lane/CPR
 			slot0 := (k0 + j0) % ringCap
@@ -76,15 +105,17 @@ func emuVerifyBlock(t *testing.T, D, KW, dyn int, qkv, kc, vc []uint16, pos0, to
 					if d%16 != 0 || d+16 > tileEnd {
 						t.Fatalf("cp.async to byte %d: unaligned or past the warp's tile", d)
 					}
-					for i := range 8 {
-						var h uint16
-						if ok {
-							h = src[headBase+slot*D+cc*8+i]
-						}
-						smem.setU16(d+2*i, h)
+					c := copy16{d, headBase + slot*D + cc*8, ok, src}
+					if late {
+						grp[half] = append(grp[half], c)
+					} else {
+						land(c)
 					}
 				}
 			}
+		}
+		if late {
+			groups[w] = append(groups[w], grp[0], grp[1])
 		}
 	}
 	live := func(k0 int) bool { return k0 < kEnd && k0+KW > lo }
@@ -134,6 +165,7 @@ func emuVerifyBlock(t *testing.T, D, KW, dyn int, qkv, kc, vc []uint16, pos0, to
 				if ntw > 1 {
 					loadTile(w, k0)
 				}
+				wait(w, 1) // K landed
 				s := make([][32][4]float32, NT)
 				for ks := range D / 16 {
 					for nt := range NT {
@@ -201,6 +233,7 @@ func emuVerifyBlock(t *testing.T, D, KW, dyn int, qkv, kc, vc []uint16, pos0, to
 						}
 					}
 				}
+				wait(w, 0) // V landed
 				for kk := range KW / 16 {
 					var pa [32][4]uint32
 					for lane := range 32 {
@@ -322,7 +355,7 @@ func emuVerifyBlock(t *testing.T, D, KW, dyn int, qkv, kc, vc []uint16, pos0, to
 // emuVerifyStep runs plan p (an attn_verify kernel with kw keys a warp)
 // and attn_reduce in emulation and returns the step's attention output
 // (tokens, heads*D), fp16-rounded.
-func emuVerifyStep(t *testing.T, p attnPlan, kw, D int, qkv, kc, vc []uint16, pos0, tokens, heads, kvHeads, ringCap, window int) []float32 {
+func emuVerifyStep(t *testing.T, late bool, p attnPlan, kw, D int, qkv, kc, vc []uint16, pos0, tokens, heads, kvHeads, ringCap, window int) []float32 {
 	t.Helper()
 	if p.shape.Block[0] != 4*32 {
 		t.Fatalf("%s: block of %d threads", p.kernel, p.shape.Block[0])
@@ -340,7 +373,7 @@ func emuVerifyStep(t *testing.T, p attnPlan, kw, D int, qkv, kc, vc []uint16, po
 	for bx := range int(p.shape.Grid[0]) {
 		for kv := range int(p.shape.Grid[1]) {
 			for z := range int(p.shape.Grid[2]) {
-				emuVerifyBlock(t, D, kw, int(p.shape.Shared), qkv, kc, vc, pos0, tokens, heads, kvHeads, ringCap, window,
+				emuVerifyBlock(t, late, D, kw, int(p.shape.Shared), qkv, kc, vc, pos0, tokens, heads, kvHeads, ringCap, window,
 					scale, p.blockKeys, bx, kv, z, wsAcc, wsML)
 			}
 		}
@@ -353,7 +386,8 @@ func emuVerifyStep(t *testing.T, p attnPlan, kw, D int, qkv, kc, vc []uint16, po
 // attn_reduce, against the float64 reference: ring wrapped, window edge,
 // start of the cache, G = 8 with two row tiles, no window with several
 // tiles per warp; and checks batch invariance bit for bit (within the
-// emulation) where the window's first key block changes within a step.
+// emulation) where the window's first key block changes within a step. The
+// step lands its copies late (at the waits), the single tokens at issue.
 func TestVerifyEmulated(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow emulation")
@@ -385,7 +419,7 @@ func TestVerifyEmulated(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/%+v/T%d", k, c, T), func(t *testing.T) {
 					qkvF := randHalves(rng, T*w, -1, 1)
 					p := planAttention(T, c.H, c.KV, c.D, 132, keyRange)
-					got := emuVerifyStep(t, p, kw, c.D, halfBits(qkvF), kc, vc, c.pos0, T, c.H, c.KV, c.cap, c.window)
+					got := emuVerifyStep(t, true, p, kw, c.D, halfBits(qkvF), kc, vc, c.pos0, T, c.H, c.KV, c.cap, c.window)
 					var want []float64
 					for tt := range T {
 						for h := range c.H {
@@ -400,7 +434,7 @@ func TestVerifyEmulated(t *testing.T) {
 					// Batch invariance: each token alone gives the same bits.
 					p1 := planAttention(1, c.H, c.KV, c.D, 132, keyRange)
 					for i := range T {
-						one := emuVerifyStep(t, p1, kw, c.D, halfBits(qkvF[i*w:(i+1)*w]), kc, vc, c.pos0+i, 1, c.H, c.KV, c.cap, c.window)
+						one := emuVerifyStep(t, false, p1, kw, c.D, halfBits(qkvF[i*w:(i+1)*w]), kc, vc, c.pos0+i, 1, c.H, c.KV, c.cap, c.window)
 						for j := range one {
 							if math.Float32bits(one[j]) != math.Float32bits(got[i*c.H*c.D+j]) {
 								t.Fatalf("token %d of %d, element %d: %v alone, %v in the step", i, T, j, one[j], got[i*c.H*c.D+j])
