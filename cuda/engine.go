@@ -355,12 +355,17 @@ type attnPlan struct {
 }
 
 func (e *Engine) attnPlan(tokens int) attnPlan {
-	sms := 108 // an A100's count, for sizing before the device is open
-	if e.d != nil {
-		sms = e.d.sms
-	}
 	c := &e.cfg
-	return planAttention(tokens, c.Heads, c.KVHeads, c.HeadDim, sms, e.keyRange())
+	return planAttention(tokens, c.Heads, c.KVHeads, c.HeadDim, e.sms(), e.keyRange())
+}
+
+// sms is the device's multiprocessor count (an A100's 108 before the device
+// is open, for sizing).
+func (e *Engine) sms() int {
+	if e.d != nil {
+		return e.d.sms
+	}
+	return 108
 }
 
 // keyRange is the most keys one verify step's row tile can see.
@@ -388,15 +393,40 @@ var verifyBlockKeys = 128
 // arithmetic, so the choice changes speed, never a logit.
 var verifyVariant = "_sync"
 
+// prefillKernel selects the prefill chunks' (tokens > MaxVerify) attention
+// for head dims 64 and 128: "" for attn_prefill{prefillVariant}_d* (64 rows
+// per block), "attn_prefill2" for attn_prefill.cu's attn_prefill2_d* (128
+// rows per block, cp.async double-buffered key tiles, ldmatrix). Both
+// compute the same function into the same partials; benchmarks compare them.
+var prefillKernel = ""
+
+// prefill2 launch constants: attn_prefill.cu's kP2Warps*32 threads and
+// kP2Rows rows per block, 64-key tiles in prefill2_smem(D) bytes.
+const (
+	prefill2Threads = 256
+	prefill2Rows    = 128
+	prefill2Keys    = 64
+)
+
+// prefill2Smem is attn_prefill.cu's prefill2_smem(D): two stages of a K
+// and a V tile, 64 keys of D+8 halves each.
+func prefill2Smem(d int) int { return 2 * 2 * prefill2Keys * (d + 8) * 2 }
+
 // planAttention picks the kernel instance and grid for a step of tokens.
 // Head dims 64 and 128 (the 7B's) run on the tensor cores (attn_prefill*,
-// 64 rows of token x query head per block) for every step size; other head
-// dims on the CUDA cores (attn_d*_r*, 4 to 64 rows per block).
+// 64 rows of token x query head per block, or attn_prefill2* with 128 rows
+// for prefill chunks when prefillKernel says so) for every step size; other
+// head dims on the CUDA cores (attn_d*_r*, 4 to 64 rows per block).
 // Verify steps (tokens <= MaxVerify) split the keys into absolute blocks,
 // which makes each token's result independent of the step's size (see
 // attention.cu); enough blocks cover keyRange keys at any alignment. Prefill
 // chunks share each tile's keys evenly among enough splits to fill the GPU.
 func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan {
+	return planAttentionWith(prefillKernel, tokens, heads, kvHeads, headDim, sms, keyRange)
+}
+
+// planAttentionWith is planAttention with the prefill kernel given.
+func planAttentionWith(prefill string, tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan {
 	rows := tokens * (heads / kvHeads)
 	rw := 1
 	for rw < 16 && attnWarps*rw < rows {
@@ -405,6 +435,9 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 	tiles := (rows + attnWarps*rw - 1) / (attnWarps * rw)
 	p := attnPlan{rw: rw, tiles: tiles, kernel: fmt.Sprintf("attn_d%d_r%d", headDim, rw)}
 	shared := attnSmem(headDim, rw)
+	threads := attnWarps * 32
+	// Blocks that run at once on a multiprocessor (registers decide).
+	resident := 2
 	if headDim == 64 || headDim == 128 {
 		// Tensor cores: 64 rows per block, static shared memory.
 		p.tiles = (rows + 63) / 64
@@ -413,6 +446,13 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 			variant = verifyVariant
 		}
 		p.kernel, shared = fmt.Sprintf("attn_prefill%s_d%d", variant, headDim), 0
+		if tokens > inference.MaxVerify && prefill != "" {
+			// 128 rows per block, one block of 8 warps per
+			// multiprocessor (211 registers a thread at head dim 128).
+			p.tiles = (rows + prefill2Rows - 1) / prefill2Rows
+			p.kernel, shared = fmt.Sprintf("%s_d%d", prefill, headDim), prefill2Smem(headDim)
+			threads, resident = prefill2Threads, 1
+		}
 	}
 	if tokens <= inference.MaxVerify {
 		p.blockKeys = verifyBlockKeys
@@ -421,12 +461,12 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 		}
 		p.splits = (keyRange+p.blockKeys-1)/p.blockKeys + 1
 	} else {
-		// Two blocks per multiprocessor; splits past the visible keys exit at once.
-		p.splits = min(max((2*sms+p.tiles*kvHeads-1)/(p.tiles*kvHeads), 1), 64)
+		// One wave of resident blocks; splits past the visible keys exit at once.
+		p.splits = min(max((resident*sms+p.tiles*kvHeads-1)/(p.tiles*kvHeads), 1), 64)
 	}
 	p.shape = launchShape{
 		Grid:   [3]uint32{uint32(p.tiles), uint32(kvHeads), uint32(p.splits)},
-		Block:  [3]uint32{attnWarps * 32, 1, 1},
+		Block:  [3]uint32{uint32(threads), 1, 1},
 		Shared: uint32(shared),
 	}
 	return p
@@ -435,14 +475,16 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 // attnWorkspace is the largest split workspace any step needs.
 func (e *Engine) attnWorkspace() (acc, ml int64) {
 	c := &e.cfg
+	// Every step size: the largest splits x tokens need not fall on a
+	// multiple of the row tile (a last prefill chunk can be any size).
 	for t := 1; t <= e.chunk; t++ {
-		if t > inference.MaxVerify && t != e.chunk && t%64 != 0 {
-			continue // plans only change at these sizes
+		// Either prefill kernel: benchmarks switch prefillKernel on an open engine.
+		for _, k := range []string{"", "attn_prefill2"} {
+			p := planAttentionWith(k, t, c.Heads, c.KVHeads, c.HeadDim, e.sms(), e.keyRange())
+			rows := int64(p.splits) * int64(t) * int64(c.Heads)
+			acc = max(acc, rows*int64(c.HeadDim)*4)
+			ml = max(ml, rows*2*4)
 		}
-		p := e.attnPlan(t)
-		rows := int64(p.splits) * int64(t) * int64(c.Heads)
-		acc = max(acc, rows*int64(c.HeadDim)*4)
-		ml = max(ml, rows*2*4)
 	}
 	return acc, ml
 }

@@ -8,8 +8,9 @@ import (
 )
 
 // TestMain lets a GPU run repeat every test with another verify key block
-// (BRIEF_VERIFY_KEY_BLOCK=64, say) before a benchmark's winner becomes the
-// default.
+// (BRIEF_VERIFY_KEY_BLOCK=64, say) or prefill attention kernel
+// (BRIEF_PREFILL_KERNEL=attn_prefill2) before a benchmark's winner becomes
+// the default.
 func TestMain(m *testing.M) {
 	if v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -19,6 +20,15 @@ func TestMain(m *testing.M) {
 		}
 		verifyBlockKeys = n
 		fmt.Fprintf(os.Stderr, "verify key block %d\n", n)
+	}
+	switch v := os.Getenv("BRIEF_PREFILL_KERNEL"); v {
+	case "":
+	case "attn_prefill2":
+		prefillKernel = v
+		fmt.Fprintf(os.Stderr, "prefill attention %s\n", v)
+	default:
+		fmt.Fprintf(os.Stderr, "BRIEF_PREFILL_KERNEL=%q: want attn_prefill2\n", v)
+		os.Exit(2)
 	}
 	os.Exit(m.Run())
 }
