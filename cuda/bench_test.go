@@ -69,6 +69,21 @@ func BenchmarkOpenHermes(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/prefill")
 	})
+	defer func(k string) { prefillKernel = k }(prefillKernel)
+	if prefillKernel == "" {
+		// The whole prefill again with the 128-row prefill attention.
+		b.Run("prefill6435-attn_prefill2", func(b *testing.B) {
+			prefillKernel = "attn_prefill2"
+			defer func() { prefillKernel = "" }()
+			for b.Loop() {
+				e.Reset()
+				if _, err := e.Prefill(context.Background(), prompt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/prefill")
+		})
+	}
 	e.Reset()
 	if _, err := e.Prefill(context.Background(), prompt); err != nil {
 		b.Fatal(err)
@@ -115,6 +130,21 @@ func BenchmarkOpenHermes(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("prefill attention with prefetch, 512 tokens at position %d: attn_prefill %.3f ms", e.Len(), prof["attn_prefill_d128"])
+	// Prefill attention kernels on the reference chunk: 64-row attn_prefill
+	// (prefillVariant) against attn_prefill2.
+	_, attnFlops := e.familyWork("attention", "", 512, e.Len())
+	for _, k := range []string{"", "attn_prefill2"} {
+		prefillKernel = k
+		ap := e.attnPlan(512)
+		prof, err := e.Profile(512, 5)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ms := prof[ap.kernel]
+		b.Logf("prefill attention %s, 512 tokens at position %d: %.3f ms (%.0f TFLOP/s), %d splits, attn_reduce %.3f ms, step %.3f ms",
+			ap.kernel, e.Len(), ms, attnFlops/ms/1e9, ap.splits, prof["attn_reduce"], profileTotal(prof))
+	}
+	prefillKernel = ""
 	// Verify steps with and without the next key tile prefetched.
 	for _, T := range []int{1, 11} {
 		for _, v := range []string{"", "_sync"} {
@@ -128,6 +158,15 @@ func BenchmarkOpenHermes(b *testing.B) {
 	}
 	verifyVariant = "_sync"
 	b.Logf("engine memory %+v", e.Memory())
+}
+
+// profileTotal is the summed milliseconds of a Profile result.
+func profileTotal(p map[string]float64) float64 {
+	t := 0.0
+	for _, v := range p {
+		t += v
+	}
+	return t
 }
 
 // profileTable formats a Profile result, largest first, with shares.
