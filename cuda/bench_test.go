@@ -71,18 +71,20 @@ func BenchmarkOpenHermes(b *testing.B) {
 	})
 	defer func(k string) { prefillKernel = k }(prefillKernel)
 	if prefillKernel == "" {
-		// The whole prefill again with the 128-row prefill attention.
-		b.Run("prefill6435-attn_prefill2", func(b *testing.B) {
-			prefillKernel = "attn_prefill2"
-			defer func() { prefillKernel = "" }()
-			for b.Loop() {
-				e.Reset()
-				if _, err := e.Prefill(context.Background(), prompt); err != nil {
-					b.Fatal(err)
+		// The whole prefill again with each 128-row prefill attention.
+		for _, k := range []string{"attn_prefill2", "attn_prefill2q"} {
+			b.Run("prefill6435-"+k, func(b *testing.B) {
+				prefillKernel = k
+				defer func() { prefillKernel = "" }()
+				for b.Loop() {
+					e.Reset()
+					if _, err := e.Prefill(context.Background(), prompt); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/prefill")
-		})
+				b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/prefill")
+			})
+		}
 	}
 	e.Reset()
 	if _, err := e.Prefill(context.Background(), prompt); err != nil {
@@ -131,9 +133,9 @@ func BenchmarkOpenHermes(b *testing.B) {
 	}
 	b.Logf("prefill attention with prefetch, 512 tokens at position %d: attn_prefill %.3f ms", e.Len(), prof["attn_prefill_d128"])
 	// Prefill attention kernels on the reference chunk: 64-row attn_prefill
-	// (prefillVariant) against attn_prefill2.
+	// (prefillVariant) against the 128-row attn_prefill2*.
 	_, attnFlops := e.familyWork("attention", "", 512, e.Len())
-	for _, k := range []string{"", "attn_prefill2"} {
+	for _, k := range []string{"", "attn_prefill2", "attn_prefill2q"} {
 		prefillKernel = k
 		ap := e.attnPlan(512)
 		prof, err := e.Profile(512, 5)

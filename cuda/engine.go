@@ -395,22 +395,39 @@ var verifyVariant = "_sync"
 
 // prefillKernel selects the prefill chunks' (tokens > MaxVerify) attention
 // for head dims 64 and 128: "" for attn_prefill{prefillVariant}_d* (64 rows
-// per block), "attn_prefill2" for attn_prefill.cu's attn_prefill2_d* (128
-// rows per block, cp.async double-buffered key tiles, ldmatrix). Both
-// compute the same function into the same partials; benchmarks compare them.
+// per block), or a kernel of attn_prefill.cu (prefill2Kernels: 128 rows per
+// block, cp.async double-buffered key tiles, ldmatrix). All compute the same
+// function into the same partials; benchmarks compare them.
 var prefillKernel = ""
 
-// prefill2 launch constants: attn_prefill.cu's kP2Warps*32 threads and
-// kP2Rows rows per block, 64-key tiles in prefill2_smem(D) bytes.
-const (
-	prefill2Threads = 256
-	prefill2Rows    = 128
-	prefill2Keys    = 64
-)
+// prefill2Rows is attn_prefill.cu's kP2Rows, the rows of every block.
+const prefill2Rows = 128
 
-// prefill2Smem is attn_prefill.cu's prefill2_smem(D): two stages of a K
-// and a V tile, 64 keys of D+8 halves each.
-func prefill2Smem(d int) int { return 2 * 2 * prefill2Keys * (d + 8) * 2 }
+// prefill2Shape is the launch shape of one attn_prefill.cu kernel family.
+type prefill2Shape struct {
+	threads  int  // 32 x warps
+	keys     int  // key tile (splits are whole tiles)
+	resident int  // blocks a multiprocessor runs at once (registers decide)
+	qShared  bool // Q rows staged in shared memory
+}
+
+// prefill2Kernels are attn_prefill.cu's instances (ATTN_PREFILL2): 8 warps
+// x 16 rows with 64-key tiles (199 registers at head dim 128), and 4 warps x
+// 32 rows with Q in shared memory and 32-key tiles (254 registers).
+var prefill2Kernels = map[string]prefill2Shape{
+	"attn_prefill2":  {threads: 256, keys: 64, resident: 1},
+	"attn_prefill2q": {threads: 128, keys: 32, resident: 2, qShared: true},
+}
+
+// prefill2Smem is attn_prefill.cu's prefill2_smem(D, MW, KEYS): two stages
+// of a K and a V tile, and the block's Q rows where staged.
+func prefill2Smem(k prefill2Shape, d int) int {
+	rows := 2 * 2 * k.keys
+	if k.qShared {
+		rows += prefill2Rows
+	}
+	return rows * (d + 8) * 2
+}
 
 // planAttention picks the kernel instance and grid for a step of tokens.
 // Head dims 64 and 128 (the 7B's) run on the tensor cores (attn_prefill*,
@@ -446,12 +463,10 @@ func planAttentionWith(prefill string, tokens, heads, kvHeads, headDim, sms, key
 			variant = verifyVariant
 		}
 		p.kernel, shared = fmt.Sprintf("attn_prefill%s_d%d", variant, headDim), 0
-		if tokens > inference.MaxVerify && prefill != "" {
-			// 128 rows per block, one block of 8 warps per
-			// multiprocessor (211 registers a thread at head dim 128).
+		if k, ok := prefill2Kernels[prefill]; ok && tokens > inference.MaxVerify {
 			p.tiles = (rows + prefill2Rows - 1) / prefill2Rows
-			p.kernel, shared = fmt.Sprintf("%s_d%d", prefill, headDim), prefill2Smem(headDim)
-			threads, resident = prefill2Threads, 1
+			p.kernel, shared = fmt.Sprintf("%s_d%d", prefill, headDim), prefill2Smem(k, headDim)
+			threads, resident = k.threads, k.resident
 		}
 	}
 	if tokens <= inference.MaxVerify {
@@ -479,7 +494,7 @@ func (e *Engine) attnWorkspace() (acc, ml int64) {
 	// multiple of the row tile (a last prefill chunk can be any size).
 	for t := 1; t <= e.chunk; t++ {
 		// Either prefill kernel: benchmarks switch prefillKernel on an open engine.
-		for _, k := range []string{"", "attn_prefill2"} {
+		for _, k := range []string{"", "attn_prefill2", "attn_prefill2q"} {
 			p := planAttentionWith(k, t, c.Heads, c.KVHeads, c.HeadDim, e.sms(), e.keyRange())
 			rows := int64(p.splits) * int64(t) * int64(c.Heads)
 			acc = max(acc, rows*int64(c.HeadDim)*4)
