@@ -195,8 +195,22 @@ func TestPrefill2Plan(t *testing.T) {
 			t.Errorf("%q, %d tokens, head dim %d: %s, %d tiles, %d threads, %d bytes shared; want %s, %d, %d, %d",
 				c.prefill, c.tokens, c.D, p.kernel, p.tiles, p.shape.Block[0], p.shape.Shared, c.kernel, c.tiles, c.threads, c.shared)
 		}
-		if c.tokens > 16 && p.tiles*KV*p.splits < sms && p.splits < 64 {
-			t.Errorf("%q, %d tokens: %d blocks for %d multiprocessors", c.prefill, c.tokens, p.tiles*KV*p.splits, sms)
+	}
+}
+
+// TestPrefill2Splits: the split count fills whole waves of resident blocks
+// without splitting the keys more than that needs.
+func TestPrefill2Splits(t *testing.T) {
+	for _, c := range []struct{ blocks, slots, tiles, want int }{
+		{128, 132, 66, 1}, // 7B chunk, attn_prefill2 on an H100: one wave
+		{128, 264, 66, 2}, // attn_prefill2q: two blocks a multiprocessor
+		{8, 264, 66, 33},  // 17 tokens: fill the GPU
+		{8, 132, 66, 16},
+		{2640, 132, 66, 1}, // twenty full waves: no split
+		{80, 132, 66, 3},   // a short last chunk: 240 of 264 slots
+	} {
+		if got := prefill2Splits(c.blocks, c.slots, c.tiles); got != c.want {
+			t.Errorf("prefill2Splits(%d blocks, %d slots, %d tiles) = %d, want %d", c.blocks, c.slots, c.tiles, got, c.want)
 		}
 	}
 }

@@ -146,6 +146,26 @@ func BenchmarkOpenHermes(b *testing.B) {
 		b.Logf("prefill attention %s, 512 tokens at position %d: %.3f ms (%.0f TFLOP/s), %d splits, attn_reduce %.3f ms, step %.3f ms",
 			ap.kernel, e.Len(), ms, attnFlops/ms/1e9, ap.splits, prof["attn_reduce"], profileTotal(prof))
 	}
+	// Other split counts for the 128-row kernels, where the workspace holds them.
+	splitRows := int64(512) * int64(m.Config.Heads)
+	for _, k := range []string{"attn_prefill2", "attn_prefill2q"} {
+		prefillKernel = k
+		for _, s := range []int{1, 2, 3, 4, 6} {
+			if int64(s)*splitRows > e.wsRows {
+				b.Logf("prefill attention %s, %d splits: skipped, the workspace holds %d", k, s, e.wsRows/splitRows)
+				continue
+			}
+			prefill2SplitsOverride = s
+			ap := e.attnPlan(512)
+			prof, err := e.Profile(512, 5)
+			prefill2SplitsOverride = 0
+			if err != nil {
+				b.Fatal(err)
+			}
+			ms := prof[ap.kernel]
+			b.Logf("prefill attention %s, %d splits: %.3f ms (%.0f TFLOP/s) + attn_reduce %.3f ms", ap.kernel, s, ms, attnFlops/ms/1e9, prof["attn_reduce"])
+		}
+	}
 	prefillKernel = ""
 	// Verify steps with and without the next key tile prefetched.
 	for _, T := range []int{1, 11} {

@@ -74,6 +74,7 @@ type Engine struct {
 	next    devPtr // (MaxVerify) int32 greedy ids
 	wsAcc   devPtr // attention split partials, (splits, rows, head_dim) fp32
 	wsML    devPtr // (splits, rows, 2) fp32
+	wsRows  int64  // splits x rows the workspace holds
 	awqWS   devPtr // AWQ kernels' scratch (0 when none needs it)
 
 	graphs   [inference.MaxVerify + 1]*graph
@@ -270,6 +271,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 	e.logits = alloc(int64(inference.MaxVerify)*int64(c.Vocab)*4, "logits")
 	e.next = alloc(4*inference.MaxVerify, "greedy ids")
 	e.wsAcc = alloc(wsAcc, "attention workspace")
+	e.wsRows = wsAcc / (4 * int64(D))
 	e.wsML = alloc(wsML, "attention workspace")
 	if err != nil {
 		return err
@@ -356,7 +358,17 @@ type attnPlan struct {
 
 func (e *Engine) attnPlan(tokens int) attnPlan {
 	c := &e.cfg
-	return planAttention(tokens, c.Heads, c.KVHeads, c.HeadDim, e.sms(), e.keyRange())
+	p := planAttention(tokens, c.Heads, c.KVHeads, c.HeadDim, e.sms(), e.keyRange())
+	// The workspace is sized for the prefill kernel chosen when the engine
+	// opened; another one chosen since (benchmarks) gets the splits it
+	// holds. Any count of even shares computes the same attention (verify
+	// steps' absolute key blocks are always sized for).
+	rows := int64(tokens) * int64(c.Heads)
+	if tokens > inference.MaxVerify && e.wsRows > 0 && int64(p.splits)*rows > e.wsRows {
+		p.splits = int(max(1, e.wsRows/rows))
+		p.shape.Grid[2] = uint32(p.splits)
+	}
+	return p
 }
 
 // sms is the device's multiprocessor count (an A100's 108 before the device
@@ -419,6 +431,29 @@ var prefill2Kernels = map[string]prefill2Shape{
 	"attn_prefill2q": {threads: 128, keys: 32, resident: 2, qShared: true},
 }
 
+// prefill2SplitsOverride, when positive, replaces prefill2Splits' choice
+// (benchmarks sweep it; the workspace must hold the result).
+var prefill2SplitsOverride = 0
+
+// prefill2Splits picks the key splits of a prefill2 launch of blocks row
+// tiles x KV heads on slots resident blocks, each row tile seeing up to
+// tiles key tiles: the fewest splits (1..64) that minimize waves x (tiles
+// per split + 2), the 2 standing for a block's fixed cost (Q, partials
+// written and reduced): one full wave of whole-range blocks beats two waves
+// of halves (the 512-token chunk of the 7B on 132 multiprocessors: 1 split
+// for attn_prefill2, 2 for attn_prefill2q).
+func prefill2Splits(blocks, slots, tiles int) int {
+	best, bestCost := 1, 0.0
+	for s := 1; s <= 64; s++ {
+		waves := (blocks*s + slots - 1) / slots
+		cost := float64(waves) * (float64(tiles)/float64(s) + 2)
+		if s == 1 || cost < bestCost {
+			best, bestCost = s, cost
+		}
+	}
+	return best
+}
+
 // prefill2Smem is attn_prefill.cu's prefill2_smem(D, MW, KEYS): two stages
 // of a K and a V tile, and the block's Q rows where staged.
 func prefill2Smem(k prefill2Shape, d int) int {
@@ -453,8 +488,6 @@ func planAttentionWith(prefill string, tokens, heads, kvHeads, headDim, sms, key
 	p := attnPlan{rw: rw, tiles: tiles, kernel: fmt.Sprintf("attn_d%d_r%d", headDim, rw)}
 	shared := attnSmem(headDim, rw)
 	threads := attnWarps * 32
-	// Blocks that run at once on a multiprocessor (registers decide).
-	resident := 2
 	if headDim == 64 || headDim == 128 {
 		// Tensor cores: 64 rows per block, static shared memory.
 		p.tiles = (rows + 63) / 64
@@ -466,7 +499,11 @@ func planAttentionWith(prefill string, tokens, heads, kvHeads, headDim, sms, key
 		if k, ok := prefill2Kernels[prefill]; ok && tokens > inference.MaxVerify {
 			p.tiles = (rows + prefill2Rows - 1) / prefill2Rows
 			p.kernel, shared = fmt.Sprintf("%s_d%d", prefill, headDim), prefill2Smem(k, headDim)
-			threads, resident = k.threads, k.resident
+			p.splits = prefill2Splits(p.tiles*kvHeads, k.resident*sms, (keyRange+prefill2Rows+k.keys-1)/k.keys)
+			if prefill2SplitsOverride > 0 {
+				p.splits = prefill2SplitsOverride
+			}
+			threads = k.threads
 		}
 	}
 	if tokens <= inference.MaxVerify {
@@ -475,9 +512,9 @@ func planAttentionWith(prefill string, tokens, heads, kvHeads, headDim, sms, key
 			p.blockKeys *= 2
 		}
 		p.splits = (keyRange+p.blockKeys-1)/p.blockKeys + 1
-	} else {
-		// One wave of resident blocks; splits past the visible keys exit at once.
-		p.splits = min(max((resident*sms+p.tiles*kvHeads-1)/(p.tiles*kvHeads), 1), 64)
+	} else if p.splits == 0 {
+		// Two blocks per multiprocessor; splits past the visible keys exit at once.
+		p.splits = min(max((2*sms+p.tiles*kvHeads-1)/(p.tiles*kvHeads), 1), 64)
 	}
 	p.shape = launchShape{
 		Grid:   [3]uint32{uint32(p.tiles), uint32(kvHeads), uint32(p.splits)},
@@ -487,19 +524,19 @@ func planAttentionWith(prefill string, tokens, heads, kvHeads, headDim, sms, key
 	return p
 }
 
-// attnWorkspace is the largest split workspace any step needs.
+// attnWorkspace is the largest split workspace any step needs with the
+// current prefillKernel (attnPlan caps the splits of another one chosen
+// later to what it holds).
 func (e *Engine) attnWorkspace() (acc, ml int64) {
 	c := &e.cfg
 	// Every step size: the largest splits x tokens need not fall on a
-	// multiple of the row tile (a last prefill chunk can be any size).
+	// multiple of the row tile (a last prefill chunk of 416 tokens on 108
+	// multiprocessors needs more than 384 or 448 do).
 	for t := 1; t <= e.chunk; t++ {
-		// Either prefill kernel: benchmarks switch prefillKernel on an open engine.
-		for _, k := range []string{"", "attn_prefill2", "attn_prefill2q"} {
-			p := planAttentionWith(k, t, c.Heads, c.KVHeads, c.HeadDim, e.sms(), e.keyRange())
-			rows := int64(p.splits) * int64(t) * int64(c.Heads)
-			acc = max(acc, rows*int64(c.HeadDim)*4)
-			ml = max(ml, rows*2*4)
-		}
+		p := planAttention(t, c.Heads, c.KVHeads, c.HeadDim, e.sms(), e.keyRange())
+		rows := int64(p.splits) * int64(t) * int64(c.Heads)
+		acc = max(acc, rows*int64(c.HeadDim)*4)
+		ml = max(ml, rows*2*4)
 	}
 	return acc, ml
 }
