@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/briefapp/brief/inference"
 )
 
 // p2Tile is one key tile a block of attn_prefill2* walks.
@@ -320,5 +322,37 @@ func TestPrefillKernelsAgree(t *testing.T) {
 			t.Fatalf("next token %d with attn_prefill, %d with %s (top two logits %.3g apart)", next0, next, k, gap)
 		}
 		t.Logf("%s: next token %d (attn_prefill: %d); max logit difference %.3g", k, next, next0, worst)
+	}
+}
+
+// TestAttnWorkspaceCoversPlans: on GPUs of several sizes the split
+// workspace holds every step size's plan with each prefill kernel chosen
+// at New, and attnPlan caps a kernel chosen later to it.
+func TestAttnWorkspaceCoversPlans(t *testing.T) {
+	defer func(k string) { prefillKernel = k }(prefillKernel)
+	cfg := inference.Config{Heads: 32, KVHeads: 8, HeadDim: 128, SlidingWindow: 4096}
+	for _, sms := range []int{108, 114, 132} {
+		for _, k := range []string{"", "attn_prefill2", "attn_prefill2q"} {
+			prefillKernel = k
+			e := &Engine{cfg: cfg, chunk: 512, cap: 4096 + 512 + 1, d: &device{sms: sms}}
+			acc, ml := e.attnWorkspace()
+			e.wsRows = acc / (4 * 128)
+			if ml != e.wsRows*2*4 {
+				t.Fatalf("%d SMs, %q: ws_ml %d bytes for %d rows", sms, k, ml, e.wsRows)
+			}
+			for _, k2 := range []string{"", "attn_prefill2", "attn_prefill2q"} {
+				prefillKernel = k2
+				for T := 1; T <= e.chunk; T++ {
+					p := e.attnPlan(T)
+					if need := int64(p.splits) * int64(T) * 32; need > e.wsRows || p.shape.Grid[2] != uint32(p.splits) {
+						t.Fatalf("%d SMs, workspace for %q, %d tokens with %q: %d splits need %d rows of %d", sms, k, T, k2, p.splits, need, e.wsRows)
+					}
+					// The kernel sized for runs its own plan, uncapped.
+					if want := planAttention(T, 32, 8, 128, sms, e.keyRange()).splits; k2 == k && p.splits != want {
+						t.Fatalf("%d SMs, %q, %d tokens: %d splits, capped from %d", sms, k, T, p.splits, want)
+					}
+				}
+			}
+		}
 	}
 }
