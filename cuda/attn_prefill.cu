@@ -216,8 +216,9 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
     p2_wait<1>();     // tile it (and Q) has landed: this thread's copies
     __syncthreads();  // ... and everyone's
 
-    // Skip a tile no row of this warp can see (warp-uniform).
-    const bool seen = k0 <= w_last && (window <= 0 || k0 + KEYS - 1 > w_first - window);
+    // Skip a tile no row of this warp can see, and every tile for a warp
+    // past the chunk's rows (warp-uniform).
+    const bool seen = wrow0 < nrows && k0 <= w_last && (window <= 0 || k0 + KEYS - 1 > w_first - window);
     if (seen) {
       const uint32_t kb = sK_addr + (uint32_t)(stage * TILE * 2) + k_lane;
       const uint32_t vb = sV_addr + (uint32_t)(stage * TILE * 2) + v_lane;

@@ -58,7 +58,7 @@ func p2Schedule(k prefill2Shape, pos0, tokens, G, window, blockKeys, nsplit, x, 
 			(window <= 0 || k0 > pLast-window), seen: make([]bool, prefill2Rows/b.warpRows)}
 		for w := range tl.seen {
 			wFirst, wLast := b.rpos[w*b.warpRows], b.rpos[(w+1)*b.warpRows-1]
-			tl.seen[w] = k0 <= wLast && (window <= 0 || k0+keys-1 > wFirst-window)
+			tl.seen[w] = row0+w*b.warpRows < nrows && k0 <= wLast && (window <= 0 || k0+keys-1 > wFirst-window)
 		}
 		b.tiles = append(b.tiles, tl)
 	}
@@ -126,13 +126,14 @@ func TestPrefill2Schedule(t *testing.T) {
 									if ok && !loaded {
 										t.Fatalf("block %d split %d: row %d counts key %d, which is not loaded", x, z, r, kp)
 									}
+									valid := row0+r < nrows
 									if !tl.seen[r/b.warpRows] {
-										if ok {
+										if ok && valid {
 											t.Fatalf("block %d split %d: warp %d skips tile %d but row %d sees key %d", x, z, r/b.warpRows, tl.k0, r, kp)
 										}
 										continue
 									}
-									if ok {
+									if ok && valid {
 										if kp < base || kp >= base+span {
 											t.Fatalf("block %d row %d takes key %d outside [%d, %d)", x, r, kp, base, base+span)
 										}
