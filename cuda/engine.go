@@ -425,7 +425,8 @@ type prefill2Shape struct {
 
 // prefill2Kernels are attn_prefill.cu's instances (ATTN_PREFILL2): 8 warps
 // x 16 rows with 64-key tiles (199 registers at head dim 128), and 4 warps x
-// 32 rows with Q in shared memory and 32-key tiles (254 registers).
+// 32 rows with Q in shared memory and 32-key tiles (255 registers, no
+// spills).
 var prefill2Kernels = map[string]prefill2Shape{
 	"attn_prefill2":  {threads: 256, keys: 64, resident: 1},
 	"attn_prefill2q": {threads: 128, keys: 32, resident: 2, qShared: true},

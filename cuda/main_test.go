@@ -9,8 +9,8 @@ import (
 
 // TestMain lets a GPU run repeat every test with another verify key block
 // (BRIEF_VERIFY_KEY_BLOCK=64, say) or prefill attention kernel
-// (BRIEF_PREFILL_KERNEL=attn_prefill2 or attn_prefill2q) before a benchmark's winner becomes
-// the default.
+// (BRIEF_PREFILL_KERNEL=attn_prefill2 or attn_prefill2q) before a
+// benchmark's winner becomes the default.
 func TestMain(m *testing.M) {
 	if v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK"); v != "" {
 		n, err := strconv.Atoi(v)
