@@ -11,11 +11,14 @@ import (
 // (bx, kv, z) with dyn bytes of dynamic shared memory, statement by
 // statement with warp_emu_test.go's instructions: the same index
 // arithmetic, copy and ldmatrix addresses, full/seen tile tests, masks,
-// online softmax and partial layout as attn_prefill.cu. Copies land when
-// issued, so a tile written into the stage being computed would corrupt it
-// (the emulation checks the data flow and the stage indexing, not the
-// cp.async/barrier protocol).
-func emuPrefill2Block(t *testing.T, D, MW, KEYS, dyn int, qkv, kc, vc []uint16, pos0, tokens, heads, kvHeads, ringCap, window int,
+// online softmax and partial layout as attn_prefill.cu. With late false
+// copies land when issued, so a tile written into the stage being computed
+// corrupts it; with late true each commit group lands only at the
+// cp.async.wait_group that guarantees it, over shared memory that starts
+// as NaN, so a tile read before its wait reads stale data or NaN. (Warps
+// run one after the other between barriers: the emulation checks the stage
+// indexing and wait counts, not the barriers themselves.)
+func emuPrefill2Block(t *testing.T, late bool, D, MW, KEYS, dyn int, qkv, kc, vc []uint16, pos0, tokens, heads, kvHeads, ringCap, window int,
 	scale float32, blockKeys, nsplit, bx, kv, z int, wsAcc, wsML []float32) {
 	t.Helper()
 	const rowsPerBlock, stages = 128, 2
@@ -29,6 +32,9 @@ func emuPrefill2Block(t *testing.T, D, MW, KEYS, dyn int, qkv, kc, vc []uint16, 
 		t.Fatalf("%d bytes of shared memory are too few", dyn)
 	}
 	smem := make(emuSmem, dyn)
+	for i := range smem {
+		smem[i] = 0xff // NaN halves
+	}
 	sK := 0
 	sV := sK + stages*TILE*2
 	sQ := sV + stages*TILE*2
@@ -56,16 +62,38 @@ func emuPrefill2Block(t *testing.T, D, MW, KEYS, dyn int, qkv, kc, vc []uint16, 
 	}
 	headBase := kv * ringCap * D
 	inf := float32(math.Inf(1))
+	type copy16 struct {
+		dst, at, bytes int
+		src            []uint16
+	}
+	land := func(c copy16) {
+		for i := range 8 {
+			var h uint16
+			if c.bytes == 16 {
+				h = c.src[c.at+i]
+			}
+			smem.setU16(c.dst+2*i, h)
+		}
+	}
+	var groups [][]copy16 // committed groups (late)
+	var open []copy16     // copies not yet committed (late)
+	landed := 0           // groups landed (late)
 	cp16 := func(dst int, src []uint16, at int, bytes int) {
 		if dst%16 != 0 || dst+16 > len(smem) {
 			t.Fatalf("cp.async to byte %d of %d", dst, len(smem))
 		}
-		for i := range 8 {
-			var h uint16
-			if bytes == 16 {
-				h = src[at+i]
+		if late {
+			open = append(open, copy16{dst, at, bytes, src})
+		} else {
+			land(copy16{dst, at, bytes, src})
+		}
+	}
+	commit := func() { groups, open = append(groups, open), nil }
+	wait := func(n int) { // cp.async.wait_group n: all but the newest n groups
+		for ; landed < len(groups)-n; landed++ {
+			for _, c := range groups[landed] {
+				land(c)
 			}
-			smem.setU16(dst+2*i, h)
 		}
 	}
 	issue := func(k0, stage int) {
@@ -106,6 +134,7 @@ func emuPrefill2Block(t *testing.T, D, MW, KEYS, dyn int, qkv, kc, vc []uint16, 
 	if ntiles > 0 {
 		issue(kBegin, 0)
 	}
+	commit()
 
 	type warpState struct {
 		wrow0, wFirst, wLast int
@@ -164,6 +193,9 @@ func emuPrefill2Block(t *testing.T, D, MW, KEYS, dyn int, qkv, kc, vc []uint16, 
 		if it+1 < ntiles {
 			issue(k0+KEYS, stage^1)
 		}
+		commit()
+		wait(1)
+		// __syncthreads
 		for warp := range WARPS {
 			w := &ws[warp]
 			for lane := range 32 {
@@ -380,29 +412,31 @@ func TestPrefill2Emulated(t *testing.T) {
 			if p.kernel != fmt.Sprintf("%s_d%d", kn, c.D) || int(p.shape.Block[0]) != 128/(16*MW)*32 || p.blockKeys != 0 {
 				t.Fatalf("%+v: plan %+v", c, p)
 			}
-			for _, splits := range []int{p.splits, 1, 7} {
-				t.Run(fmt.Sprintf("%s/%+v/splits%d", kn, c, splits), func(t *testing.T) {
-					rows := c.T * c.H
-					wsAcc := make([]float32, splits*rows*c.D)
-					wsML := make([]float32, splits*rows*2)
-					for i := range wsAcc {
-						wsAcc[i] = float32(math.NaN())
-					}
-					for i := range wsML {
-						wsML[i] = float32(math.NaN())
-					}
-					scale := float32(1 / math.Sqrt(float64(c.D)))
-					for bx := range int(p.shape.Grid[0]) {
-						for kv := range c.KV {
-							for z := range splits {
-								emuPrefill2Block(t, c.D, MW, k.keys, int(p.shape.Shared), qkv, kc, vc, c.pos0, c.T, c.H, c.KV, c.cap, c.window,
-									scale, 0, splits, bx, kv, z, wsAcc, wsML)
+			for _, late := range []bool{false, true} {
+				for _, splits := range []int{p.splits, 1, 7} {
+					t.Run(fmt.Sprintf("%s/%+v/splits%d/late%v", kn, c, splits, late), func(t *testing.T) {
+						rows := c.T * c.H
+						wsAcc := make([]float32, splits*rows*c.D)
+						wsML := make([]float32, splits*rows*2)
+						for i := range wsAcc {
+							wsAcc[i] = float32(math.NaN())
+						}
+						for i := range wsML {
+							wsML[i] = float32(math.NaN())
+						}
+						scale := float32(1 / math.Sqrt(float64(c.D)))
+						for bx := range int(p.shape.Grid[0]) {
+							for kv := range c.KV {
+								for z := range splits {
+									emuPrefill2Block(t, late, c.D, MW, k.keys, int(p.shape.Shared), qkv, kc, vc, c.pos0, c.T, c.H, c.KV, c.cap, c.window,
+										scale, 0, splits, bx, kv, z, wsAcc, wsML)
+								}
 							}
 						}
-					}
-					got := emuReduce(wsAcc, wsML, rows, splits, c.D)
-					compare(t, fmt.Sprintf("emulated %s", p.kernel), got, want, 2e-3, 2e-3)
-				})
+						got := emuReduce(wsAcc, wsML, rows, splits, c.D)
+						compare(t, fmt.Sprintf("emulated %s", p.kernel), got, want, 2e-3, 2e-3)
+					})
+				}
 			}
 		}
 	}
