@@ -326,10 +326,10 @@ func TestPrefillKernelsAgree(t *testing.T) {
 	}
 }
 
-// TestAttnWorkspaceCoversPlans: on GPUs of several sizes the split
+// TestAttnWorkspaceCoversPrefillPlans: on GPUs of several sizes the split
 // workspace holds every step size's plan with each prefill kernel chosen
 // at New, and attnPlan caps a kernel chosen later to it.
-func TestAttnWorkspaceCoversPlans(t *testing.T) {
+func TestAttnWorkspaceCoversPrefillPlans(t *testing.T) {
 	defer func(k string) { prefillKernel = k }(prefillKernel)
 	cfg := inference.Config{Heads: 32, KVHeads: 8, HeadDim: 128, SlidingWindow: 4096}
 	for _, sms := range []int{108, 114, 132} {
