@@ -69,6 +69,23 @@ func BenchmarkOpenHermes(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/prefill")
 	})
+	defer func(k string) { prefillKernel = k }(prefillKernel)
+	if prefillKernel == "" {
+		// The whole prefill again with each 128-row prefill attention.
+		for _, k := range []string{"attn_prefill2", "attn_prefill2q"} {
+			b.Run("prefill6435-"+k, func(b *testing.B) {
+				prefillKernel = k
+				defer func() { prefillKernel = "" }()
+				for b.Loop() {
+					e.Reset()
+					if _, err := e.Prefill(context.Background(), prompt); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/prefill")
+			})
+		}
+	}
 	e.Reset()
 	if _, err := e.Prefill(context.Background(), prompt); err != nil {
 		b.Fatal(err)
@@ -115,6 +132,41 @@ func BenchmarkOpenHermes(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("prefill attention with prefetch, 512 tokens at position %d: attn_prefill %.3f ms", e.Len(), prof["attn_prefill_d128"])
+	// Prefill attention kernels on the reference chunk: 64-row attn_prefill
+	// (prefillVariant) against the 128-row attn_prefill2*.
+	_, attnFlops := e.familyWork("attention", "", 512, e.Len())
+	for _, k := range []string{"", "attn_prefill2", "attn_prefill2q"} {
+		prefillKernel = k
+		ap := e.attnPlan(512)
+		prof, err := e.Profile(512, 5)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ms := prof[ap.kernel]
+		b.Logf("prefill attention %s, 512 tokens at position %d: %.3f ms (%.0f TFLOP/s), %d splits, attn_reduce %.3f ms, step %.3f ms",
+			ap.kernel, e.Len(), ms, attnFlops/ms/1e9, ap.splits, prof["attn_reduce"], profileTotal(prof))
+	}
+	// Other split counts for the 128-row kernels, where the workspace holds them.
+	splitRows := int64(512) * int64(m.Config.Heads)
+	for _, k := range []string{"attn_prefill2", "attn_prefill2q"} {
+		prefillKernel = k
+		for _, s := range []int{1, 2, 3, 4, 6} {
+			if int64(s)*splitRows > e.wsRows {
+				b.Logf("prefill attention %s, %d splits: skipped, the workspace holds %d", k, s, e.wsRows/splitRows)
+				continue
+			}
+			prefill2SplitsOverride = s
+			ap := e.attnPlan(512)
+			prof, err := e.Profile(512, 5)
+			prefill2SplitsOverride = 0
+			if err != nil {
+				b.Fatal(err)
+			}
+			ms := prof[ap.kernel]
+			b.Logf("prefill attention %s, %d splits: %.3f ms (%.0f TFLOP/s) + attn_reduce %.3f ms", ap.kernel, s, ms, attnFlops/ms/1e9, prof["attn_reduce"])
+		}
+	}
+	prefillKernel = ""
 	// Verify steps with and without the next key tile prefetched.
 	for _, T := range []int{1, 11} {
 		for _, v := range []string{"", "_sync"} {
@@ -128,6 +180,15 @@ func BenchmarkOpenHermes(b *testing.B) {
 	}
 	verifyVariant = "_sync"
 	b.Logf("engine memory %+v", e.Memory())
+}
+
+// profileTotal is the summed milliseconds of a Profile result.
+func profileTotal(p map[string]float64) float64 {
+	t := 0.0
+	for _, v := range p {
+		t += v
+	}
+	return t
 }
 
 // profileTable formats a Profile result, largest first, with shares.

@@ -91,6 +91,7 @@ type Engine struct {
 	next    devPtr // (MaxVerify) int32 greedy ids
 	wsAcc   devPtr // attention split partials, (splits, rows, head_dim) fp32
 	wsML    devPtr // (splits, rows, 2) fp32
+	wsRows  int64  // splits x rows the workspace holds
 	awqWS   devPtr // AWQ kernels' scratch (0 when none needs it)
 
 	graphs   [inference.MaxVerify + 1]*graph
@@ -287,6 +288,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 	e.logits = alloc(int64(inference.MaxVerify)*int64(c.Vocab)*4, "logits")
 	e.next = alloc(4*inference.MaxVerify, "greedy ids")
 	e.wsAcc = alloc(wsAcc, "attention workspace")
+	e.wsRows = wsAcc / (4 * int64(D))
 	e.wsML = alloc(wsML, "attention workspace")
 	if err != nil {
 		return err
@@ -372,12 +374,27 @@ type attnPlan struct {
 }
 
 func (e *Engine) attnPlan(tokens int) attnPlan {
-	sms := 108 // an A100's count, for sizing before the device is open
-	if e.d != nil {
-		sms = e.d.sms
-	}
 	c := &e.cfg
-	return planAttention(tokens, c.Heads, c.KVHeads, c.HeadDim, sms, e.keyRange())
+	p := planAttention(tokens, c.Heads, c.KVHeads, c.HeadDim, e.sms(), e.keyRange())
+	// The workspace is sized for the prefill kernel chosen when the engine
+	// opened; another one chosen since (benchmarks) gets the splits it
+	// holds. Any count of even shares computes the same attention (verify
+	// steps' absolute key blocks are always sized for).
+	rows := int64(tokens) * int64(c.Heads)
+	if tokens > inference.MaxVerify && e.wsRows > 0 && int64(p.splits)*rows > e.wsRows {
+		p.splits = int(max(1, e.wsRows/rows))
+		p.shape.Grid[2] = uint32(p.splits)
+	}
+	return p
+}
+
+// sms is the device's multiprocessor count (an A100's 108 before the device
+// is open, for sizing).
+func (e *Engine) sms() int {
+	if e.d != nil {
+		return e.d.sms
+	}
+	return 108
 }
 
 // keyRange is the most keys one verify step's row tile can see.
@@ -413,15 +430,81 @@ var verifyVariant = "_sync"
 // (BenchmarkVerifyKernels) shows it faster.
 var verifyKernel = ""
 
+// prefillKernel selects the prefill chunks' (tokens > MaxVerify) attention
+// for head dims 64 and 128: "" for attn_prefill{prefillVariant}_d* (64 rows
+// per block), or a kernel of attn_prefill.cu (prefill2Kernels: 128 rows per
+// block, cp.async double-buffered key tiles, ldmatrix). All compute the same
+// function into the same partials; benchmarks compare them.
+var prefillKernel = ""
+
+// prefill2Rows is attn_prefill.cu's kP2Rows, the rows of every block.
+const prefill2Rows = 128
+
+// prefill2Shape is the launch shape of one attn_prefill.cu kernel family.
+type prefill2Shape struct {
+	threads  int  // 32 x warps
+	keys     int  // key tile (splits are whole tiles)
+	resident int  // blocks a multiprocessor runs at once (registers decide)
+	qShared  bool // Q rows staged in shared memory
+}
+
+// prefill2Kernels are attn_prefill.cu's instances (ATTN_PREFILL2): 8 warps
+// x 16 rows with 64-key tiles (199 registers at head dim 128), and 4 warps x
+// 32 rows with Q in shared memory and 32-key tiles (255 registers, no
+// spills).
+var prefill2Kernels = map[string]prefill2Shape{
+	"attn_prefill2":  {threads: 256, keys: 64, resident: 1},
+	"attn_prefill2q": {threads: 128, keys: 32, resident: 2, qShared: true},
+}
+
+// prefill2SplitsOverride, when positive, replaces prefill2Splits' choice
+// (benchmarks sweep it; the workspace must hold the result).
+var prefill2SplitsOverride = 0
+
+// prefill2Splits picks the key splits of a prefill2 launch of blocks row
+// tiles x KV heads on slots resident blocks, each row tile seeing up to
+// tiles key tiles: the fewest splits (1..64) that minimize waves x (tiles
+// per split + 2), the 2 standing for a block's fixed cost (Q, partials
+// written and reduced): one full wave of whole-range blocks beats two waves
+// of halves (the 512-token chunk of the 7B on 132 multiprocessors: 1 split
+// for attn_prefill2, 2 for attn_prefill2q).
+func prefill2Splits(blocks, slots, tiles int) int {
+	best, bestCost := 1, 0.0
+	for s := 1; s <= 64; s++ {
+		waves := (blocks*s + slots - 1) / slots
+		cost := float64(waves) * (float64(tiles)/float64(s) + 2)
+		if s == 1 || cost < bestCost {
+			best, bestCost = s, cost
+		}
+	}
+	return best
+}
+
+// prefill2Smem is attn_prefill.cu's prefill2_smem(D, MW, KEYS): two stages
+// of a K and a V tile, and the block's Q rows where staged.
+func prefill2Smem(k prefill2Shape, d int) int {
+	rows := 2 * 2 * k.keys
+	if k.qShared {
+		rows += prefill2Rows
+	}
+	return rows * (d + 8) * 2
+}
+
 // planAttention picks the kernel instance and grid for a step of tokens.
 // Head dims 64 and 128 (the 7B's) run on the tensor cores (attn_prefill*,
-// 64 rows of token x query head per block) for every step size; other head
-// dims on the CUDA cores (attn_d*_r*, 4 to 64 rows per block).
+// 64 rows of token x query head per block, or attn_prefill2* with 128 rows
+// for prefill chunks when prefillKernel says so) for every step size; other
+// head dims on the CUDA cores (attn_d*_r*, 4 to 64 rows per block).
 // Verify steps (tokens <= MaxVerify) split the keys into absolute blocks,
 // which makes each token's result independent of the step's size (see
 // attention.cu); enough blocks cover keyRange keys at any alignment. Prefill
 // chunks share each tile's keys evenly among enough splits to fill the GPU.
 func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan {
+	return planAttentionWith(prefillKernel, tokens, heads, kvHeads, headDim, sms, keyRange)
+}
+
+// planAttentionWith is planAttention with the prefill kernel given.
+func planAttentionWith(prefill string, tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan {
 	rows := tokens * (heads / kvHeads)
 	rw := 1
 	for rw < 16 && attnWarps*rw < rows {
@@ -430,6 +513,7 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 	tiles := (rows + attnWarps*rw - 1) / (attnWarps * rw)
 	p := attnPlan{rw: rw, tiles: tiles, kernel: fmt.Sprintf("attn_d%d_r%d", headDim, rw)}
 	shared := attnSmem(headDim, rw)
+	threads := attnWarps * 32
 	if headDim == 64 || headDim == 128 {
 		// Tensor cores: 64 rows per block, static shared memory.
 		p.tiles = (rows + 63) / 64
@@ -438,6 +522,15 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 			variant = verifyVariant
 		}
 		p.kernel, shared = fmt.Sprintf("attn_prefill%s_d%d", variant, headDim), 0
+		if k, ok := prefill2Kernels[prefill]; ok && tokens > inference.MaxVerify {
+			p.tiles = (rows + prefill2Rows - 1) / prefill2Rows
+			p.kernel, shared = fmt.Sprintf("%s_d%d", prefill, headDim), prefill2Smem(k, headDim)
+			p.splits = prefill2Splits(p.tiles*kvHeads, k.resident*sms, (keyRange+prefill2Rows+k.keys-1)/k.keys)
+			if prefill2SplitsOverride > 0 {
+				p.splits = prefill2SplitsOverride
+			}
+			threads = k.threads
+		}
 	}
 	unit := 64 // key blocks are whole key tiles of the kernel
 	kw := verifyKernels[verifyKernel]
@@ -457,26 +550,28 @@ func planAttention(tokens, heads, kvHeads, headDim, sms, keyRange int) attnPlan 
 		if kw > 0 {
 			shared = verifySmem(headDim, kw, rows <= 16 && p.blockKeys == unit)
 		}
-	} else {
+	} else if p.splits == 0 {
 		// Two blocks per multiprocessor; splits past the visible keys exit at once.
 		p.splits = min(max((2*sms+p.tiles*kvHeads-1)/(p.tiles*kvHeads), 1), 64)
 	}
 	p.shape = launchShape{
 		Grid:   [3]uint32{uint32(p.tiles), uint32(kvHeads), uint32(p.splits)},
-		Block:  [3]uint32{attnWarps * 32, 1, 1},
+		Block:  [3]uint32{uint32(threads), 1, 1},
 		Shared: uint32(shared),
 	}
 	return p
 }
 
-// attnWorkspace is the largest split workspace any step needs.
+// attnWorkspace is the largest split workspace any step needs with the
+// current prefillKernel (attnPlan caps the splits of another one chosen
+// later to what it holds).
 func (e *Engine) attnWorkspace() (acc, ml int64) {
 	c := &e.cfg
 	// Every step size: the largest splits x tokens need not fall on a
-	// multiple of 64 (a last prefill chunk of 416 tokens on 108
+	// multiple of the row tile (a last prefill chunk of 416 tokens on 108
 	// multiprocessors needs more than 384 or 448 do).
 	for t := 1; t <= e.chunk; t++ {
-		p := e.attnPlan(t)
+		p := planAttention(t, c.Heads, c.KVHeads, c.HeadDim, e.sms(), e.keyRange())
 		rows := int64(p.splits) * int64(t) * int64(c.Heads)
 		acc = max(acc, rows*int64(c.HeadDim)*4)
 		ml = max(ml, rows*2*4)

@@ -10,9 +10,10 @@ import (
 )
 
 // TestMain lets a GPU run repeat every test with another verify key block
-// (BRIEF_VERIFY_KEY_BLOCK=64, say) or verify kernel
-// (BRIEF_VERIFY_KERNEL=attn_verify) before a benchmark's winner becomes the
-// default.
+// (BRIEF_VERIFY_KEY_BLOCK=64, say), verify kernel
+// (BRIEF_VERIFY_KERNEL=attn_verify) or prefill attention kernel
+// (BRIEF_PREFILL_KERNEL=attn_prefill2 or attn_prefill2q) before a
+// benchmark's winner becomes the default.
 func TestMain(m *testing.M) {
 	if v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -30,6 +31,15 @@ func TestMain(m *testing.M) {
 		}
 		verifyKernel = v
 		fmt.Fprintf(os.Stderr, "verify kernel %s\n", v)
+	}
+	switch v := os.Getenv("BRIEF_PREFILL_KERNEL"); v {
+	case "":
+	case "attn_prefill2", "attn_prefill2q":
+		prefillKernel = v
+		fmt.Fprintf(os.Stderr, "prefill attention %s\n", v)
+	default:
+		fmt.Fprintf(os.Stderr, "BRIEF_PREFILL_KERNEL=%q: want attn_prefill2 or attn_prefill2q\n", v)
+		os.Exit(2)
 	}
 	os.Exit(m.Run())
 }
