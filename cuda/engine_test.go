@@ -2,13 +2,10 @@ package cuda
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -32,31 +29,15 @@ func testEngine(t *testing.T, m *inference.Model, opts Options) *Engine {
 	return e
 }
 
-type goldenCase struct {
-	Prompt    string    `json:"prompt"`
-	PromptIDs []int     `json:"prompt_ids"`
-	Greedy    []int     `json:"greedy_fp32_64"`
-	Top5      []float64 `json:"last_logits_top5"`
-	Top5IDs   []int     `json:"last_logits_top5_ids"`
-}
-
-func loadStories(t *testing.T) (*inference.Model, []goldenCase) {
+func loadStories(t *testing.T) (*inference.Model, []testdata.StoriesCase) {
 	t.Helper()
-	dir := testdata.Path(t, "stories260k-awq")
-	b, err := os.ReadFile(filepath.Join(dir, "golden.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g struct{ Cases []goldenCase }
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
+	dir, cases := testdata.Stories(t)
 	m, err := inference.OpenModel(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	return m, g.Cases
+	return m, cases
 }
 
 // goldenLogitTol bounds |ours - transformers| on the golden top-5 logits

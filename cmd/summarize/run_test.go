@@ -16,32 +16,11 @@ import (
 	"github.com/briefapp/brief/internal/testdata"
 )
 
-type goldenCase struct {
-	Prompt    string `json:"prompt"`
-	PromptIDs []int  `json:"prompt_ids"`
-	Greedy    []int  `json:"greedy_fp32_64"`
-	Text      string `json:"text"`
-}
-
-func goldenCases(t *testing.T) (string, []goldenCase) {
-	t.Helper()
-	dir := testdata.Path(t, "stories260k-awq")
-	b, err := os.ReadFile(filepath.Join(dir, "golden.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g struct{ Cases []goldenCase }
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
-	return dir, g.Cases
-}
-
 // TestRunGolden runs the command end to end on stories260K (no chat
 // template: the prompt is raw text) with the CPU engine: its token ids and
 // text are transformers'.
 func TestRunGolden(t *testing.T) {
-	dir, cases := goldenCases(t)
+	dir, cases := testdata.Stories(t)
 	for _, c := range cases {
 		if c.Prompt == "" {
 			continue // the command refuses an empty prompt
@@ -74,7 +53,7 @@ func TestRunGolden(t *testing.T) {
 // TestRunText: without --json the text goes to stdout, followed by the
 // original script's two lines.
 func TestRunText(t *testing.T) {
-	dir, cases := goldenCases(t)
+	dir, cases := testdata.Stories(t)
 	c := cases[1]
 	var stdout, stderr bytes.Buffer
 	err := runSummarize(context.Background(), []string{"--model", dir, "--prompt", c.Prompt, "--engine", "cpu", "--max-new-tokens", "64"}, nil, &stdout, &stderr)
@@ -90,7 +69,7 @@ func TestRunText(t *testing.T) {
 // TestRunArticle: an article from stdin, wrapped in the default preamble
 // and instruction (raw text for a model without a chat template).
 func TestRunArticle(t *testing.T) {
-	dir, _ := goldenCases(t)
+	dir, _ := testdata.Stories(t)
 	var stdout, stderr bytes.Buffer
 	err := runSummarize(context.Background(), []string{"--model", dir, "--article", "-", "--engine", "cpu", "--max-new-tokens", "5", "--json"},
 		strings.NewReader("Once upon a time there was a dog."), &stdout, &stderr)
@@ -107,7 +86,7 @@ func TestRunArticle(t *testing.T) {
 }
 
 func TestRunErrors(t *testing.T) {
-	dir, _ := goldenCases(t)
+	dir, _ := testdata.Stories(t)
 	tmp := t.TempDir()
 	bad := filepath.Join(tmp, "bad.txt")
 	os.WriteFile(bad, []byte("caf\xe9 au lait"), 0o644)
@@ -147,7 +126,7 @@ func TestRunErrors(t *testing.T) {
 type fakeGPU struct{ inference.Engine }
 
 func TestOpenEngine(t *testing.T) {
-	dir, _ := goldenCases(t)
+	dir, _ := testdata.Stories(t)
 	m, err := inference.OpenModel(dir)
 	if err != nil {
 		t.Fatal(err)

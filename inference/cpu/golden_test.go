@@ -2,10 +2,7 @@ package cpu
 
 import (
 	"context"
-	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -13,31 +10,15 @@ import (
 	"github.com/briefapp/brief/internal/testdata"
 )
 
-type goldenCase struct {
-	Prompt    string    `json:"prompt"`
-	PromptIDs []int     `json:"prompt_ids"`
-	Greedy    []int     `json:"greedy_fp32_64"`
-	Top5      []float64 `json:"last_logits_top5"`
-	Top5IDs   []int     `json:"last_logits_top5_ids"`
-}
-
-func loadGolden(t *testing.T) (*inference.Model, []goldenCase) {
+func loadGolden(t *testing.T) (*inference.Model, []testdata.StoriesCase) {
 	t.Helper()
-	dir := testdata.Path(t, "stories260k-awq")
-	b, err := os.ReadFile(filepath.Join(dir, "golden.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g struct{ Cases []goldenCase }
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
+	dir, cases := testdata.Stories(t)
 	m, err := inference.OpenModel(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	return m, g.Cases
+	return m, cases
 }
 
 // goldenLogitTol bounds |ours - transformers| on the golden top-5 logits.

@@ -4,6 +4,7 @@
 package testdata
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -41,4 +42,32 @@ func Path(t testing.TB, elem ...string) string {
 		t.Skipf("shared testdata %s not found (set BRIEF_TESTDATA): %v", p, err)
 	}
 	return p
+}
+
+// StoriesCase is one prompt of stories260k-awq/golden.json: transformers'
+// greedy continuation (float32, dequantized weights), its text, and the
+// top-5 logits after the prompt.
+type StoriesCase struct {
+	Prompt    string    `json:"prompt"`
+	PromptIDs []int     `json:"prompt_ids"`
+	Greedy    []int     `json:"greedy_fp32_64"`
+	Text      string    `json:"text"` // the prompt and continuation decoded
+	Top5      []float64 `json:"last_logits_top5"`
+	Top5IDs   []int     `json:"last_logits_top5_ids"`
+}
+
+// Stories returns the stories260k-awq model folder and its golden cases,
+// skipping t where the shared data is absent.
+func Stories(t testing.TB) (string, []StoriesCase) {
+	t.Helper()
+	dir := Path(t, "stories260k-awq")
+	b, err := os.ReadFile(filepath.Join(dir, "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct{ Cases []StoriesCase }
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatalf("%s: %v", filepath.Join(dir, "golden.json"), err)
+	}
+	return dir, g.Cases
 }

@@ -1,0 +1,198 @@
+package cuda
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/briefapp/brief/inference"
+)
+
+// The network as kernel launches: one step's forward pass, the profile that
+// times it kernel by kernel, and the launch shapes of its kernels.
+
+// logitsMode says which tokens of a step get logits and a greedy id.
+type logitsMode int
+
+const (
+	logitsAll  logitsMode = iota // every token (verify)
+	logitsLast                   // the last token (the last prefill chunk)
+	logitsNone                   // none (a prefill chunk before the last)
+)
+
+// forward queues the network for T tokens at positions e.n.. (params staged).
+func (e *Engine) forward(T int, mode logitsMode) error {
+	c := &e.cfg
+	d := e.d
+	hid, H, KV, D, I := c.Hidden, c.Heads, c.KVHeads, c.HeadDim, c.Intermediate
+	eps := float32(c.RMSNormEps)
+	rows := launchShape{Grid: [3]uint32{uint32(T)}, Block: [3]uint32{normThreads(hid)}}
+	sh := func(f string, a ...any) string { return fmt.Sprintf(f, a...) }
+
+	if err := d.launch("embed_gather", rows, sh("tokens %d hidden %d", T, hid), e.embed, e.params, e.h, hid); err != nil {
+		return err
+	}
+	if err := d.launch("add_rmsnorm", rows, sh("tokens %d hidden %d", T, hid),
+		e.h, devPtr(0), e.layers[0].attnNorm, e.xn, hid, eps); err != nil {
+		return err
+	}
+	ap := e.attnPlan(T)
+	for li := range e.layers {
+		L := &e.layers[li]
+		if err := e.awq(&L.qkv, e.xn, e.qkv, T, li, "q|k|v"); err != nil {
+			return err
+		}
+		if err := d.launch("rope_append", launchShape{Grid: [3]uint32{uint32(T), uint32(H + KV)}, Block: [3]uint32{uint32(D / 2)}},
+			sh("layer %d tokens %d heads %d/%d head_dim %d", li, T, H, KV, D),
+			e.qkv, L.k, L.v, e.params, H, KV, D, e.cap, float32(c.RopeTheta)); err != nil {
+			return err
+		}
+		if err := d.launch(ap.kernel, ap.shape, sh("layer %d tokens %d heads %d/%d head_dim %d window %d cache %d splits %d", li, T, H, KV, D, c.SlidingWindow, e.cap, ap.splits),
+			e.qkv, L.k, L.v, e.params, T, H, KV, e.cap, c.SlidingWindow, float32(1/math.Sqrt(float64(D))), ap.blockKeys,
+			e.wsAcc, e.wsML); err != nil {
+			return err
+		}
+		if err := d.launch("attn_reduce", launchShape{Grid: [3]uint32{uint32(T * H)}, Block: [3]uint32{uint32(D)}},
+			sh("layer %d rows %d splits %d head_dim %d", li, T*H, ap.splits, D),
+			e.wsAcc, e.wsML, e.attnOut, T*H, ap.splits, D); err != nil {
+			return err
+		}
+		if err := e.awq(&L.o, e.attnOut, e.proj, T, li, "o_proj"); err != nil {
+			return err
+		}
+		if err := d.launch("add_rmsnorm", rows, sh("layer %d tokens %d hidden %d", li, T, hid),
+			e.h, e.proj, L.mlpNorm, e.xn, hid, eps); err != nil {
+			return err
+		}
+		if err := e.awq(&L.gu, e.xn, e.gu, T, li, "gate|up"); err != nil {
+			return err
+		}
+		if err := d.launch("silu_mul", launchShape{Grid: [3]uint32{uint32((I + 255) / 256), uint32(T)}, Block: [3]uint32{256}},
+			sh("layer %d tokens %d intermediate %d", li, T, I), e.gu, e.act, I); err != nil {
+			return err
+		}
+		if err := e.awq(&L.down, e.act, e.proj, T, li, "down_proj"); err != nil {
+			return err
+		}
+		if li+1 < len(e.layers) {
+			if err := d.launch("add_rmsnorm", rows, sh("layer %d tokens %d hidden %d", li, T, hid),
+				e.h, e.proj, e.layers[li+1].attnNorm, e.xn, hid, eps); err != nil {
+				return err
+			}
+		}
+	}
+	if mode == logitsNone {
+		return nil
+	}
+	// Final norm and lm_head: every token of a verify step, or the last token
+	// of a prefill (written to row 0 of xn).
+	n, first := T, 0
+	if mode == logitsLast {
+		n, first = 1, T-1
+	}
+	if err := d.launch("add_rmsnorm", launchShape{Grid: [3]uint32{uint32(n)}, Block: [3]uint32{normThreads(hid)}}, sh("final norm tokens %d hidden %d", n, hid),
+		e.h.at(first*hid*4), e.proj.at(first*hid*2), e.finalNorm, e.xn, hid, eps); err != nil {
+		return err
+	}
+	nt := 1
+	for nt < n {
+		nt *= 2
+	}
+	if err := d.launch(fmt.Sprintf("lm_head_%d", nt), lmHeadShape(nt, c.Vocab),
+		sh("tokens %d vocab %d hidden %d", n, c.Vocab, hid), e.lmHead, e.xn, e.logits, n, c.Vocab, hid); err != nil {
+		return err
+	}
+	return d.launch("argmax_rows", launchShape{Grid: [3]uint32{uint32(n)}, Block: [3]uint32{1024}},
+		sh("tokens %d vocab %d", n, c.Vocab), e.logits, e.next, c.Vocab)
+}
+
+// Profile runs steps eager steps of T tokens at the current position (rolled
+// back after each) with every kernel timed by events, and returns the mean
+// device milliseconds per step of each kernel (AWQ kernels tagged with the
+// linear they compute). Kernel-by-kernel timing has no graph, so the sum is
+// a little above a replayed step's time.
+func (e *Engine) Profile(T, steps int) (map[string]float64, error) {
+	toks := make([]int, T)
+	for i := range toks {
+		toks[i] = i % e.cfg.Vocab
+	}
+	if err := e.checkTokens(toks); err != nil {
+		return nil, err
+	}
+	sums := map[string]float64{}
+	err := e.w.do(func() error {
+		p := &profiler{}
+		e.d.prof = p
+		defer func() { e.d.prof = nil; p.destroy() }()
+		for range steps {
+			if err := e.stageParams(toks); err != nil {
+				return err
+			}
+			mode := logitsAll
+			if T > inference.MaxVerify {
+				mode = logitsLast
+			}
+			if err := e.forward(T, mode); err != nil {
+				return err
+			}
+			if err := p.collect(sums); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for k := range sums {
+		sums[k] /= float64(steps)
+	}
+	return sums, err
+}
+
+// lmHeadRows is the vocabulary rows each warp of lm_head_<nt> takes
+// (lmhead.cu's LM_HEAD instances): more tokens, more rows per x load.
+func lmHeadRows(nt int) int {
+	switch {
+	case nt >= 8:
+		return 4
+	case nt == 4:
+		return 2
+	}
+	return 1
+}
+
+// lmHeadShape is lm_head_<nt>'s launch: 8 warps a block.
+func lmHeadShape(nt, vocab int) launchShape {
+	rows := 8 * lmHeadRows(nt)
+	return launchShape{Grid: [3]uint32{uint32((vocab + rows - 1) / rows)}, Block: [3]uint32{256}}
+}
+
+// normThreads is add_rmsnorm's block: a float4 per thread, up to 1024.
+func normThreads(hidden int) uint32 {
+	n := (hidden/4 + 31) / 32 * 32
+	return uint32(min(max(n, 32), 1024))
+}
+
+// awq queues y = x W for T tokens through the AWQ launch plan. A verify
+// step's tokens must get the same sums whatever the step's size, or prompt
+// lookup would stop giving greedy decoding's output at a near-tie. Where the
+// 1..8 and 9..16-token mat-vec kernels split the input among warps
+// differently (groups 32 and 64), every verify step uses the plan for
+// MaxVerify tokens (the kernel skips the missing ones); with group 128 they
+// split it the same way (gemvTokenInvariant) and each step takes its own.
+func (e *Engine) awq(l *awqDev, x, y devPtr, T, layer int, what string) error {
+	planT := T
+	if T <= inference.MaxVerify && !gemvTokenInvariant(&l.p) {
+		planT = inference.MaxVerify
+	}
+	p := awqPlan(&l.p, planT, e.d.cc)
+	if p.Kernel == "" {
+		return fmt.Errorf("layer %d %s: no AWQ kernel for in %d out %d group %d tokens %d", layer, what, l.p.In, l.p.Out, l.p.Group, T)
+	}
+	ws := devPtr(0)
+	if p.Workspace > 0 {
+		ws = e.awqWS
+	}
+	e.d.tag = what
+	defer func() { e.d.tag = "" }()
+	return e.d.launch(p.Kernel, launchShape{Grid: p.Grid, Block: p.Block, Shared: p.Shared},
+		fmt.Sprintf("layer %d %s tokens %d in %d out %d group %d", layer, what, T, l.p.In, l.p.Out, l.p.Group),
+		l.ptr, x, y, ws, T, l.p.In, l.p.Out)
+}
