@@ -5,6 +5,8 @@
 // grid (rows), block 1024. logits (rows, vocab) fp32; out (rows) int32.
 extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __restrict__ out,
                                        int vocab) {
+  grid_dep_launch();
+  grid_dep_wait();
   __shared__ float sv[32];
   __shared__ int si[32];
   const float* r = logits + (size_t)blockIdx.x * vocab;

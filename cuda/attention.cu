@@ -205,6 +205,8 @@ __device__ void attn_body(const __half* __restrict__ qkv, const __half* __restri
       const __half* __restrict__ vc, const int* __restrict__ params, int tokens, int heads,  \
       int kv_heads, int cap, int window, float scale, int block_keys,                        \
       float* __restrict__ ws_acc, float* __restrict__ ws_ml) {                               \
+    grid_dep_launch();                                                                       \
+    grid_dep_wait();                                                                         \
     attn_body<D, RW>(qkv, kc, vc, params, tokens, heads, kv_heads, cap, window, scale,       \
                      block_keys, ws_acc, ws_ml);                                             \
   }
@@ -230,6 +232,8 @@ constexpr int kMaxSplits = 256;
 extern "C" __global__ void attn_reduce(const float* __restrict__ ws_acc,
                                        const float* __restrict__ ws_ml, __half* __restrict__ out,
                                        int rows, int nsplit, int head_dim) {
+  grid_dep_launch();
+  grid_dep_wait();
   __shared__ float wz[kMaxSplits];
   __shared__ float inv_den;
   const int r = blockIdx.x, lane = threadIdx.x & 31;
@@ -474,6 +478,8 @@ __device__ void attn_prefill_body(const __half* __restrict__ qkv, const __half* 
       const __half* __restrict__ vc, const int* __restrict__ params, int tokens, int heads,  \
       int kv_heads, int cap, int window, float scale, int block_keys,                        \
       float* __restrict__ ws_acc, float* __restrict__ ws_ml) {                               \
+    grid_dep_launch();                                                                       \
+    grid_dep_wait();                                                                         \
     attn_prefill_body<D, PF>(qkv, kc, vc, params, tokens, heads, kv_heads, cap, window,      \
                              scale, block_keys, ws_acc, ws_ml);                              \
   }

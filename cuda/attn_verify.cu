@@ -342,6 +342,8 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
       const __half* __restrict__ vc, const int* __restrict__ params, int tokens, int heads,  \
       int kv_heads, int cap, int window, float scale, int block_keys,                        \
       float* __restrict__ ws_acc, float* __restrict__ ws_ml) {                               \
+    grid_dep_launch();                                                                       \
+    grid_dep_wait();                                                                         \
     attn_verify_body<D, KW>(qkv, kc, vc, params, tokens, heads, kv_heads, cap, window, scale, \
                             block_keys, ws_acc, ws_ml);                                      \
   }

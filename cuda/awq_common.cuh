@@ -6,6 +6,8 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include "common.cuh"
+
 namespace awq {
 
 constexpr int kStripe = 16;  // output columns per stripe (MMA M)

@@ -193,12 +193,16 @@ static_assert(kGemmShared <= 48 * 1024 && kGemmSmallShared <= 48 * 1024,
   extern "C" __global__ void __launch_bounds__(awq::kGemmThreads)                                \
       awq_gemm_g##G(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in,    \
                     int out) {                                                                    \
+    grid_dep_launch();                                                                       \
+    grid_dep_wait();                                                                         \
     awq::gemm<awq::kGemmMS, awq::kGemmNTok, awq::kGemmWM, awq::kGemmWN, awq::kGemmStages, G>(      \
         w, x, y, tokens, in, out);                                                                \
   }                                                                                               \
   extern "C" __global__ void __launch_bounds__(awq::kGemmSmallThreads)                           \
       awq_gemm_small_g##G(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens,      \
                           int in, int out) {                                                      \
+    grid_dep_launch();                                                                       \
+    grid_dep_wait();                                                                         \
     awq::gemm<awq::kGemmSmallMS, awq::kGemmNTok, awq::kGemmSmallWM, 1, awq::kGemmSmallStages, G>( \
         w, x, y, tokens, in, out);                                                                \
   }

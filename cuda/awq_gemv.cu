@@ -156,6 +156,7 @@ __device__ __forceinline__ void gemv(const uint8_t* __restrict__ w, const __half
     if (hb) gemv_chunk<GROUP, NT>(acc, b);
   }
 
+  grid_dep_launch();  // the loads are done: the next kernel may start
   float* red = reinterpret_cast<float*>(smem);  // (warp, value, lane)
 #pragma unroll
   for (int nt = 0; nt < NT; nt++)
@@ -290,6 +291,7 @@ __device__ __forceinline__ void gemv_g128(const uint8_t* __restrict__ w, const _
     if (hb) pair_compute<NT>(acc, b);
   }
 
+  grid_dep_launch();  // the loads are done: the next kernel may start
   float* red = reinterpret_cast<float*>(smem);
 #pragma unroll
   for (int nt = 0; nt < NT; nt++)
@@ -307,6 +309,14 @@ __device__ __forceinline__ void gemv_g128(const uint8_t* __restrict__ w, const _
   }
 }
 
+// gemv_prefetch asks for the block's stripe of packed weights (in*8 bytes,
+// contiguous) in L2. Launched overlapped, a block runs this while the
+// previous kernel drains, before its grid_dep_wait; weights are never written.
+__device__ __forceinline__ void gemv_prefetch(const uint8_t* w, int in) {
+  const uint8_t* p = w + (size_t)blockIdx.x * in * 8;
+  for (int off = threadIdx.x * 128; off < in * 8; off += blockDim.x * 128) prefetch_l2(p + off);
+}
+
 // Dynamic shared memory of a launch with `warps` warps (awq.go: awqPlan).
 __host__ __device__ constexpr int gemv_shared(int warps, int nt) { return warps * nt * 4 * 32 * 4; }
 // Most warps per block: 16 for one n-tile; 8 for two, whose double-buffered
@@ -322,6 +332,8 @@ __host__ __device__ constexpr int gemv_max_warps(int nt) { return nt == 1 ? 16 :
   extern "C" __global__ void __launch_bounds__(32 * awq::gemv_max_warps(NT))                   \
       awq_gemv_g##G##_n##NT(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, \
                             int in, int out) {                                                  \
+    awq::gemv_prefetch(w, in);                                                                  \
+    grid_dep_wait();                                                                            \
     if (G == 128)                                                                               \
       awq::gemv_g128<NT>(w, x, y, tokens, in, out);                                             \
     else                                                                                        \

@@ -11,6 +11,32 @@
 constexpr int kParamPos = 0;
 constexpr int kParamIds = 4;
 
+// Overlapped launches (Hopper and newer; driver.go's device.overlap): a
+// kernel may start while the previous one on the stream still runs.
+// grid_dep_wait blocks until that kernel has finished and its writes are
+// visible (and so, transitively, every earlier one); a kernel calls it before
+// it reads anything an earlier kernel writes or writes anything an earlier
+// kernel reads, so only constant data (weights) may be touched before.
+// grid_dep_launch lets the next kernel start; kernels that stream weights call
+// it late, so that the next mat-vec does not start prefetching while this one
+// still streams. Both are no-ops on older GPUs and in ordinary launches.
+__device__ __forceinline__ void grid_dep_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void grid_dep_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// prefetch_l2 asks for the 128-byte line at p in L2 (no registers, no wait).
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -38,6 +38,24 @@ static CUresult (*p_cuStreamSynchronize)(void *);
 static CUresult (*p_cuLaunchKernel)(void *, unsigned, unsigned, unsigned,
                                     unsigned, unsigned, unsigned, unsigned,
                                     void *, void **, void **);
+// cuLaunchKernelEx (CUDA 12.0) with the CUDA 12 header's layout of
+// CUlaunchConfig and CUlaunchAttribute, declared here because the headers
+// this builds against need not have them. Optional: NULL on older drivers.
+typedef struct {
+  int id;
+  char pad[4];
+  union {
+    char raw[64];
+    int programmatic_stream_serialization;
+  } value;
+} bcu_launch_attr;
+typedef struct {
+  unsigned gx, gy, gz, bx, by, bz, shared;
+  void *stream;
+  bcu_launch_attr *attrs;
+  unsigned nattrs;
+} bcu_launch_config;
+static CUresult (*p_cuLaunchKernelEx)(const bcu_launch_config *, void *, void **, void **);
 static CUresult (*p_cuStreamBeginCapture)(void *, int);
 static CUresult (*p_cuStreamEndCapture)(void *, void **);
 static CUresult (*p_cuGraphInstantiateWithFlags)(void **, void *, unsigned long long);
@@ -98,6 +116,7 @@ int bcu_open(char *err, size_t errlen) {
   RESOLVE(p_cuStreamDestroy, "cuStreamDestroy_v2");
   RESOLVE(p_cuStreamSynchronize, "cuStreamSynchronize");
   RESOLVE(p_cuLaunchKernel, "cuLaunchKernel");
+  *(void **)(&p_cuLaunchKernelEx) = dlsym(lib, "cuLaunchKernelEx");
   RESOLVE(p_cuStreamBeginCapture, "cuStreamBeginCapture_v2");
   RESOLVE(p_cuStreamEndCapture, "cuStreamEndCapture");
   RESOLVE(p_cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags");
@@ -170,13 +189,23 @@ int bcu_stream_sync(void *s) { return p_cuStreamSynchronize(s); }
 
 #define MAX_ARGS 32
 
+int bcu_has_launch_ex(void) { return p_cuLaunchKernelEx != 0; }
+
 int bcu_launch(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                unsigned by, unsigned bz, unsigned shared, void *stream,
-               void *args, int nargs) {
+               void *args, int nargs, int overlap) {
   void *params[MAX_ARGS];
   if (nargs > MAX_ARGS) return 1;  // CUDA_ERROR_INVALID_VALUE
   for (int i = 0; i < nargs; i++) params[i] = (char *)args + 8 * i;
-  return p_cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shared, stream, params, 0);
+  if (!overlap || !p_cuLaunchKernelEx)
+    return p_cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shared, stream, params, 0);
+  // 6 is CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.
+  bcu_launch_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.id = 6;
+  attr.value.programmatic_stream_serialization = 1;
+  bcu_launch_config cfg = {gx, gy, gz, bx, by, bz, shared, stream, &attr, 1};
+  return p_cuLaunchKernelEx(&cfg, fn, params, 0);
 }
 
 // 2 is CU_STREAM_CAPTURE_MODE_RELAXED.

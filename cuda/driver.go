@@ -91,6 +91,12 @@ type device struct {
 	syncEach bool
 	capture  bool // inside a graph capture: no synchronization allowed
 
+	// overlap launches kernels with programmatic stream serialization
+	// (Hopper and newer, a CUDA 12 driver): each may start while the previous
+	// one drains, doing what needs no earlier result (a mat-vec's weights into
+	// L2) before its grid_dep_wait. See overlapLaunches.
+	overlap bool
+
 	// prof, when set, brackets every launch with events (profiling only).
 	prof *profiler
 	tag  string // what the next launches compute, for the profile ("q|k|v")
@@ -162,6 +168,7 @@ func openDevice(ordinal int) (*device, error) {
 	if d.sharedOptin, err = attr(attrSharedOptin); err != nil {
 		return nil, err
 	}
+	d.overlap = overlapLaunches && d.cc >= 90 && C.bcu_has_launch_ex() != 0
 	var total C.size_t
 	if err := check(C.bcu_device_total_mem(&total, dev), "cuDeviceTotalMem"); err != nil {
 		return nil, err
@@ -341,6 +348,19 @@ func (d *device) sync(what string) error {
 	return check(C.bcu_stream_sync(d.stream), "%s on %s", what, d.name)
 }
 
+// overlapLaunches lets openDevice turn on device.overlap where the GPU and
+// driver support it. Every kernel calls grid_dep_wait before it touches
+// memory an earlier kernel writes or reads (TestKernelsWaitForPredecessor),
+// so either setting computes the same bits; tests and benchmarks compare.
+var overlapLaunches = true
+
+func boolInt(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // launchShape is how a kernel runs.
 type launchShape struct {
 	Grid, Block [3]uint32
@@ -402,7 +422,7 @@ func (d *device) launch(name string, ls launchShape, shapes string, args ...any)
 		}
 	}
 	code := C.bcu_launch(f, C.uint(g[0]), C.uint(g[1]), C.uint(g[2]), C.uint(bl[0]), C.uint(bl[1]), C.uint(bl[2]),
-		C.uint(ls.Shared), d.stream, unsafe.Pointer(&d.argBuf[0]), C.int(len(args)))
+		C.uint(ls.Shared), d.stream, unsafe.Pointer(&d.argBuf[0]), C.int(len(args)), boolInt(d.overlap))
 	if err := check(code, "launch %s grid %v block %v shared %d (%s)", name, g, bl, ls.Shared, shapes); err != nil {
 		return err
 	}

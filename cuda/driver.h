@@ -48,10 +48,16 @@ int bcu_stream_destroy(void *s);
 int bcu_stream_sync(void *s);
 
 // bcu_launch launches fn with nargs parameters packed in args; the i-th
-// parameter's bytes start at args + 8*i.
+// parameter's bytes start at args + 8*i. overlap launches it with
+// programmatic stream serialization (cuLaunchKernelEx, CUDA 12): it may
+// start before the previous kernel on the stream ends, and must wait for it
+// with griddepcontrol.wait (common.cuh: grid_dep_wait).
 int bcu_launch(void *fn, unsigned gx, unsigned gy, unsigned gz,
                unsigned bx, unsigned by, unsigned bz, unsigned shared,
-               void *stream, void *args, int nargs);
+               void *stream, void *args, int nargs, int overlap);
+
+// bcu_has_launch_ex reports whether the driver has cuLaunchKernelEx.
+int bcu_has_launch_ex(void);
 
 int bcu_capture_begin(void *s);
 int bcu_capture_end(void *s, void **graph);

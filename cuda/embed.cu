@@ -6,6 +6,8 @@
 extern "C" __global__ void embed_gather(const __half* __restrict__ table,
                                         const int* __restrict__ params,
                                         float* __restrict__ h, int hidden) {
+  grid_dep_launch();
+  grid_dep_wait();
   const int t = blockIdx.x;
   const int id = params[kParamIds + t];
   const __half* row = table + (size_t)id * hidden;

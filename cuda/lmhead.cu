@@ -70,6 +70,8 @@ __device__ void lm_head_body(const __half* __restrict__ W, const __half* __restr
   extern "C" __global__ void __launch_bounds__(256) lm_head_##NT(                          \
       const __half* __restrict__ W, const __half* __restrict__ x, float* __restrict__ logits, \
       int tokens, int vocab, int hidden) {                                                 \
+    grid_dep_launch();                                                                       \
+    grid_dep_wait();                                                                         \
     lm_head_body<NT, R>(W, x, logits, tokens, vocab, hidden);                              \
   }
 LM_HEAD(1, 1)

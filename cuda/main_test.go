@@ -11,9 +11,10 @@ import (
 
 // TestMain lets a GPU run repeat every test with another verify key block
 // (BRIEF_VERIFY_KEY_BLOCK=64, say), verify kernel
-// (BRIEF_VERIFY_KERNEL=attn_verify) or prefill attention kernel
-// (BRIEF_PREFILL_KERNEL=attn_prefill2 or attn_prefill2q) before a
-// benchmark's winner becomes the default.
+// (BRIEF_VERIFY_KERNEL=attn_verify), prefill attention kernel
+// (BRIEF_PREFILL_KERNEL=attn_prefill2 or attn_prefill2q) or without
+// overlapped launches (BRIEF_OVERLAP=0), before a benchmark's winner becomes
+// the default.
 func TestMain(m *testing.M) {
 	if v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -40,6 +41,10 @@ func TestMain(m *testing.M) {
 	default:
 		fmt.Fprintf(os.Stderr, "BRIEF_PREFILL_KERNEL=%q: want attn_prefill2 or attn_prefill2q\n", v)
 		os.Exit(2)
+	}
+	if os.Getenv("BRIEF_OVERLAP") == "0" {
+		overlapLaunches = false
+		fmt.Fprintln(os.Stderr, "overlapped launches off")
 	}
 	os.Exit(m.Run())
 }

@@ -17,6 +17,8 @@ constexpr int kNormVec = 4;  // float4 per thread at most: hidden <= 16 * blockD
 extern "C" __global__ void add_rmsnorm(float* __restrict__ h, const __half* __restrict__ y,
                                        const __half* __restrict__ w, __half* __restrict__ out,
                                        int hidden, float eps) {
+  grid_dep_launch();
+  grid_dep_wait();
   const int t = blockIdx.x, n4 = hidden / 4;
   float4* hr = reinterpret_cast<float4*>(h + (size_t)t * hidden);
   const uint2* yr = y ? reinterpret_cast<const uint2*>(y + (size_t)t * hidden) : nullptr;

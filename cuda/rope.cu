@@ -13,6 +13,8 @@ extern "C" __global__ void rope_append(__half* __restrict__ qkv, __half* __restr
                                        __half* __restrict__ vc, const int* __restrict__ params,
                                        int heads, int kv_heads, int head_dim, int cap,
                                        float theta) {
+  grid_dep_launch();
+  grid_dep_wait();
   const int t = blockIdx.x, hh = blockIdx.y, i = threadIdx.x;
   const int half = head_dim / 2;
   const int pos = params[kParamPos] + t;

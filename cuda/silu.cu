@@ -6,6 +6,8 @@
 // gate in the first inter columns; out (tokens, inter) fp16.
 extern "C" __global__ void silu_mul(const __half* __restrict__ gu, __half* __restrict__ out,
                                     int inter) {
+  grid_dep_launch();
+  grid_dep_wait();
   const int t = blockIdx.y;
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
   if (j >= inter) return;
