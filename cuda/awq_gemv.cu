@@ -204,13 +204,19 @@ struct Pair {
   uint32_t z0, z1;
 };
 
+// pair_load_w issues a group's weight and scale/zero loads: constant data,
+// safe before grid_dep_wait.
 template <int NT>
-__device__ __forceinline__ void pair_load(Pair<NT>& d, const uint4* wc, const uint32_t* zc, const uint4* const xc[NT],
-                                          const bool xv[NT]) {
+__device__ __forceinline__ void pair_load_w(Pair<NT>& d, const uint4* wc, const uint32_t* zc) {
   d.q[0] = ld_stream(wc);
   d.q[1] = ld_stream(wc + 32);
   d.z0 = __ldg(zc);
   d.z1 = __ldg(zc + 8);
+}
+
+// pair_load_x issues a group's x loads (the previous kernel's output).
+template <int NT>
+__device__ __forceinline__ void pair_load_x(Pair<NT>& d, const uint4* const xc[NT], const bool xv[NT]) {
 #pragma unroll
   for (int h = 0; h < 2; h++)
 #pragma unroll
@@ -222,6 +228,13 @@ __device__ __forceinline__ void pair_load(Pair<NT>& d, const uint4* wc, const ui
         d.x[h][nt][0] = d.x[h][nt][1] = make_uint4(0, 0, 0, 0);
       }
     }
+}
+
+template <int NT>
+__device__ __forceinline__ void pair_load(Pair<NT>& d, const uint4* wc, const uint32_t* zc, const uint4* const xc[NT],
+                                          const bool xv[NT]) {
+  pair_load_w<NT>(d, wc, zc);
+  pair_load_x<NT>(d, xc, xv);
 }
 
 template <int NT>
@@ -272,9 +285,13 @@ __device__ __forceinline__ void gemv_g128(const uint8_t* __restrict__ w, const _
 #pragma unroll
     for (int v = 0; v < 4; v++) acc[nt][v] = 0.f;
 
+  // Launched overlapped, the first group's weights are requested while the
+  // previous kernel drains; x is its output, so it waits for grid_dep_wait.
   Pair<NT> a, b;
   int gi = g0;
-  if (gi < g1) pair_load<NT>(a, wc, zc, xc, xv);
+  if (gi < g1) pair_load_w<NT>(a, wc, zc);
+  grid_dep_wait();
+  if (gi < g1) pair_load_x<NT>(a, xc, xv);
   for (; gi < g1; gi += 2) {
     const bool hb = gi + 1 < g1;
     wc += 64;
@@ -309,14 +326,6 @@ __device__ __forceinline__ void gemv_g128(const uint8_t* __restrict__ w, const _
   }
 }
 
-// gemv_prefetch asks for the block's stripe of packed weights (in*8 bytes,
-// contiguous) in L2. Launched overlapped, a block runs this while the
-// previous kernel drains, before its grid_dep_wait; weights are never written.
-__device__ __forceinline__ void gemv_prefetch(const uint8_t* w, int in) {
-  const uint8_t* p = w + (size_t)blockIdx.x * in * 8;
-  for (int off = threadIdx.x * 128; off < in * 8; off += blockDim.x * 128) prefetch_l2(p + off);
-}
-
 // Dynamic shared memory of a launch with `warps` warps (awq.go: awqPlan).
 __host__ __device__ constexpr int gemv_shared(int warps, int nt) { return warps * nt * 4 * 32 * 4; }
 // Most warps per block: 16 for one n-tile; 8 for two, whose double-buffered
@@ -332,12 +341,12 @@ __host__ __device__ constexpr int gemv_max_warps(int nt) { return nt == 1 ? 16 :
   extern "C" __global__ void __launch_bounds__(32 * awq::gemv_max_warps(NT))                   \
       awq_gemv_g##G##_n##NT(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, \
                             int in, int out) {                                                  \
-    awq::gemv_prefetch(w, in);                                                                  \
-    grid_dep_wait();                                                                            \
-    if (G == 128)                                                                               \
-      awq::gemv_g128<NT>(w, x, y, tokens, in, out);                                             \
-    else                                                                                        \
+    if (G == 128) {                                                                             \
+      awq::gemv_g128<NT>(w, x, y, tokens, in, out); /* waits after its first weight loads */   \
+    } else {                                                                                    \
+      grid_dep_wait();                                                                          \
       awq::gemv<G, NT>(w, x, y, tokens, in, out);                                               \
+    }                                                                                           \
   }
 
 AWQ_GEMV(32, 1)

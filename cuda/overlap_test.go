@@ -12,21 +12,32 @@ import (
 )
 
 // preWait is what a kernel may do before grid_dep_wait: let the next kernel
-// start, or prefetch weights, which no kernel writes.
+// start.
 var preWait = map[string]bool{
-	"grid_dep_launch();":         true,
-	"awq::gemv_prefetch(w, in);": true,
+	"grid_dep_launch();": true,
 }
+
+// waitsInside are the kernel bodies that call grid_dep_wait themselves,
+// after loading weights (constant data); before their wait they may not
+// read or write anything else (memory accesses other than weightLoads).
+var waitsInside = map[string]string{"awq::gemv_g128<NT>(": "gemv_g128"}
+
+// weightLoads are the calls that read weights only.
+var weightLoads = regexp.MustCompile(`pair_load_w<NT>\(a, wc, zc\);`)
+
+// memoryAccess spots a load or store before a wait in a waitsInside
+// function: x and y are its activations in and out, red and smem its shared
+// memory (declarations are dropped first).
+var memoryAccess = regexp.MustCompile(`\b(x|y|red|smem)\s*\[|\*\s*(x|y)\b|__ldg\(|ld_stream\(|pair_load(_x)?<|atomic`)
 
 // TestKernelsWaitForPredecessor: launched overlapped, a kernel may run
 // while the previous one still writes, so every kernel entry must call
-// grid_dep_wait before any other statement but those in preWait.
+// grid_dep_wait before touching memory, weights aside.
 func TestKernelsWaitForPredecessor(t *testing.T) {
 	files, err := filepath.Glob("*.cu")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no kernel sources: %v", err)
 	}
-	entry := regexp.MustCompile(`__global__`)
 	kernels := 0
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -34,31 +45,86 @@ func TestKernelsWaitForPredecessor(t *testing.T) {
 			t.Fatal(err)
 		}
 		src := string(b)
-		for _, loc := range entry.FindAllStringIndex(src, -1) {
+		for _, loc := range regexp.MustCompile(`__global__`).FindAllStringIndex(src, -1) {
 			open := strings.IndexByte(src[loc[1]:], '{')
 			if open < 0 {
 				t.Fatalf("%s: __global__ at byte %d has no body", f, loc[0])
 			}
+			fields := strings.Fields(strings.SplitN(src[loc[1]:loc[1]+open], "(", 2)[0])
+			name := fields[len(fields)-1]
 			body := src[loc[1]+open+1:]
-			name := strings.Fields(strings.SplitN(src[loc[1]:loc[1]+open], "(", 2)[0])
+			body = body[:max(matchBrace(body), 0)]
+			kernels++
 			wait := strings.Index(body, "grid_dep_wait();")
-			end := matchBrace(body)
-			if wait < 0 || (end >= 0 && wait > end) {
-				t.Errorf("%s: kernel %v never calls grid_dep_wait", f, name)
+			if wait < 0 {
+				t.Errorf("%s: kernel %s never calls grid_dep_wait", f, name)
 				continue
 			}
-			for _, st := range strings.Split(body[:wait], ";") {
-				st = strings.TrimSpace(strings.ReplaceAll(st, "\\", ""))
-				if st != "" && !preWait[st+";"] {
-					t.Errorf("%s: kernel %v runs %q before grid_dep_wait", f, name, st)
+			for _, st := range statements(body[:wait]) {
+				if preWait[st] {
+					continue
 				}
+				fn := ""
+				for call, f := range waitsInside {
+					if strings.Contains(st, call) {
+						fn = f
+					}
+				}
+				if fn == "" {
+					t.Errorf("%s: kernel %s runs %q before grid_dep_wait", f, name, st)
+					continue
+				}
+				checkWaitsInside(t, f, src, fn)
 			}
-			kernels++
 		}
 	}
 	if kernels < 10 {
 		t.Fatalf("found %d kernel entries; the scan is broken", kernels)
 	}
+}
+
+// checkWaitsInside checks that device function fn of file f calls
+// grid_dep_wait and touches only weights before it.
+func checkWaitsInside(t *testing.T, f, src, fn string) {
+	t.Helper()
+	loc := regexp.MustCompile(`__device__[^;{]*\b` + fn + `\(`).FindStringIndex(src)
+	if loc == nil {
+		t.Errorf("%s: no device function %s", f, fn)
+		return
+	}
+	body := src[loc[1]:]
+	body = body[strings.IndexByte(body, '{')+1:]
+	body = body[:max(matchBrace(body), 0)]
+	wait := strings.Index(body, "grid_dep_wait();")
+	if wait < 0 {
+		t.Errorf("%s: %s never calls grid_dep_wait", f, fn)
+		return
+	}
+	pre := weightLoads.ReplaceAllString(body[:wait], "")
+	pre = regexp.MustCompile(`extern __shared__[^;]*;`).ReplaceAllString(pre, "")
+	if m := memoryAccess.FindString(pre); m != "" {
+		t.Errorf("%s: %s accesses memory (%q) before grid_dep_wait", f, fn, m)
+	}
+	if !weightLoads.MatchString(body[:wait]) {
+		t.Errorf("%s: %s loads no weights before grid_dep_wait: call it at the top instead", f, fn)
+	}
+}
+
+// statements splits code into statements without comments, line
+// continuations and bare braces or else keywords.
+func statements(code string) []string {
+	code = regexp.MustCompile(`(?s)/\*.*?\*/|//[^\n]*`).ReplaceAllString(code, "")
+	code = strings.ReplaceAll(code, "\\", "")
+	var out []string
+	for _, st := range strings.Split(code, ";") {
+		st = strings.Trim(st, " \t\n{}")
+		st = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(st, "}")), "else"))
+		st = strings.Trim(st, " \t\n{}")
+		if st != "" {
+			out = append(out, st+";")
+		}
+	}
+	return out
 }
 
 // matchBrace is the index of the brace that closes a body whose opening
