@@ -92,7 +92,7 @@ type device struct {
 	capture  bool // inside a graph capture: no synchronization allowed
 
 	// overlap launches kernels with programmatic stream serialization
-	// (Hopper and newer, a CUDA 12 driver): each may start while the previous
+	// (Hopper, a CUDA 12 driver): each may start while the previous
 	// one drains, doing what needs no earlier result (a mat-vec's weights into
 	// L2) before its grid_dep_wait. See overlapLaunches.
 	overlap bool
@@ -168,7 +168,9 @@ func openDevice(ordinal int) (*device, error) {
 	if d.sharedOptin, err = attr(attrSharedOptin); err != nil {
 		return nil, err
 	}
-	d.overlap = overlapLaunches && d.cc >= 90 && C.bcu_has_launch_ex() != 0
+	// Only sm_90 runs cubins built with griddepcontrol: newer chips JIT the
+	// compute_80 PTX, which has no grid_dep_wait, so they must not overlap.
+	d.overlap = overlapLaunches && d.cc == 90 && C.bcu_has_launch_ex() != 0
 	var total C.size_t
 	if err := check(C.bcu_device_total_mem(&total, dev), "cuDeviceTotalMem"); err != nil {
 		return nil, err
