@@ -18,6 +18,7 @@
 // key j for each of its warp's rows, then lanes switch to head dimensions
 // to accumulate p * v.
 #include "common.cuh"
+#include "ptx.cuh"
 
 constexpr int kAttnWarps = 4;
 constexpr int kKeyTile = 32;
@@ -276,19 +277,6 @@ extern "C" __global__ void attn_reduce(const float* __restrict__ ws_acc,
 
 constexpr int kPrefillKeys = 64;
 
-__device__ __forceinline__ void mma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
-  __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&h);
-}
-
 template <int D, bool PREFETCH>
 __device__ void attn_prefill_body(const __half* __restrict__ qkv, const __half* __restrict__ kc,
                                   const __half* __restrict__ vc, const int* __restrict__ params,
@@ -394,7 +382,7 @@ __device__ void attn_prefill_body(const __half* __restrict__ qkv, const __half* 
 #pragma unroll
       for (int nt = 0; nt < kPrefillKeys / 8; nt++) {
         const __half* kr = Ks + (nt * 8 + g) * KS + ks * 16 + t4 * 2;
-        mma16816(s[nt], qa[ks], *reinterpret_cast<const uint32_t*>(kr),
+        mma_16816(s[nt], qa[ks], *reinterpret_cast<const uint32_t*>(kr),
                  *reinterpret_cast<const uint32_t*>(kr + 8));
       }
     }
@@ -445,7 +433,7 @@ __device__ void attn_prefill_body(const __half* __restrict__ qkv, const __half* 
 #pragma unroll
       for (int dt = 0; dt < D / 8; dt++) {
         const __half* vr = Vt + (dt * 8 + g) * VS + kk * 16 + t4 * 2;
-        mma16816(o[dt], pa, *reinterpret_cast<const uint32_t*>(vr), *reinterpret_cast<const uint32_t*>(vr + 8));
+        mma_16816(o[dt], pa, *reinterpret_cast<const uint32_t*>(vr), *reinterpret_cast<const uint32_t*>(vr + 8));
       }
     }
   }

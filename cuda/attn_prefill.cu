@@ -19,6 +19,7 @@
 // (69,632 bytes for head dim 128, above the 48 KB default: the Go launcher
 // raises the limit per kernel).
 #include "common.cuh"
+#include "ptx.cuh"
 
 constexpr int kP2Warps = 8;
 constexpr int kP2Rows = kP2Warps * 16;
@@ -29,42 +30,6 @@ constexpr int kP2Stages = 2;
 // engine.go's prefill2Smem is the same formula.
 __host__ __device__ constexpr int prefill2_smem(int D, int MW, int KEYS) {
   return (kP2Stages * 2 * KEYS + (MW == 2 ? kP2Rows : 0)) * (D + 8) * 2;
-}
-
-__device__ __forceinline__ void p2_mma(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t p2_pack(float lo, float hi) {
-  __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&h);
-}
-
-__device__ __forceinline__ void p2_ldsm_x4(uint32_t* r, uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
-__device__ __forceinline__ void p2_ldsm_x4_trans(uint32_t* r, uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
-// 16 bytes global -> shared; src_bytes 0 writes zeros (src must still be a
-// valid address).
-__device__ __forceinline__ void p2_cp16(uint32_t dst, const void* src, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void p2_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void p2_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
 // grid (ceil(tokens*G / 128), kv_heads, splits), block 32 * kP2Rows / (16*MW),
@@ -152,8 +117,8 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
       const bool in = kp >= lo && kp < k_end;  // absolute blocks may start below lo
       const size_t off = head_base + (in ? (size_t)(kp % cap) * D : 0) + cc * 8;
       const uint32_t so = (uint32_t)((stage * TILE + j * KS + cc * 8) * 2);
-      p2_cp16(sK_addr + so, kc + off, in ? 16 : 0);
-      p2_cp16(sV_addr + so, vc + off, in ? 16 : 0);
+      cp_async_16(sK_addr + so, kc + off, in ? 16 : 0);
+      cp_async_16(sV_addr + so, vc + off, in ? 16 : 0);
     }
   };
   const int ntiles = k_begin < k_end ? (k_end - k_begin + KEYS - 1) / KEYS : 0;
@@ -164,11 +129,11 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
       const int idx = tid + c * NT;
       const int r = idx / CHR, cc = idx % CHR, gr = min(row0 + r, nrows - 1);
       const __half* src = qkv + (size_t)(gr / G) * qstride + (size_t)(kv * G + gr % G) * D + cc * 8;
-      p2_cp16(sQ_addr + (uint32_t)((r * KS + cc * 8) * 2), src, 16);
+      cp_async_16(sQ_addr + (uint32_t)((r * KS + cc * 8) * 2), src, 16);
     }
   }
   if (ntiles > 0) issue(k_begin, 0);
-  p2_commit();
+  cp_async_commit_group();
 
   // MW == 1: Q as A fragments, one per 16 head dimensions, read once
   // straight from global memory while the first tile is in flight.
@@ -212,8 +177,8 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
   for (int it = 0; it < ntiles; it++) {
     const int k0 = k_begin + it * KEYS, stage = it & 1;
     if (it + 1 < ntiles) issue(k0 + KEYS, stage ^ 1);
-    p2_commit();
-    p2_wait<1>();     // tile it (and Q) has landed: this thread's copies
+    cp_async_commit_group();
+    cp_async_wait_group<1>();     // tile it (and Q) has landed: this thread's copies
     __syncthreads();  // ... and everyone's
 
     // Skip a tile no row of this warp can see, and every tile for a warp
@@ -236,17 +201,17 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
 #pragma unroll
             for (int i = 0; i < 4; i++) a[mi][i] = qa[MW == 1 ? ks : 0][i];
           } else {
-            p2_ldsm_x4(a[mi], q_lane + (uint32_t)((mi * 16 * KS + ks * 16) * 2));
+            ldsm_x4(a[mi], q_lane + (uint32_t)((mi * 16 * KS + ks * 16) * 2));
           }
         }
 #pragma unroll
         for (int np = 0; np < KEYS / 16; np++) {
           uint32_t b[4];
-          p2_ldsm_x4(b, kb + (uint32_t)((np * 16 * KS + ks * 16) * 2));
+          ldsm_x4(b, kb + (uint32_t)((np * 16 * KS + ks * 16) * 2));
 #pragma unroll
           for (int mi = 0; mi < MW; mi++) {
-            p2_mma(s[mi][2 * np], a[mi], b[0], b[1]);
-            p2_mma(s[mi][2 * np + 1], a[mi], b[2], b[3]);
+            mma_16816(s[mi][2 * np], a[mi], b[0], b[1]);
+            mma_16816(s[mi][2 * np + 1], a[mi], b[2], b[3]);
           }
         }
       }
@@ -309,19 +274,19 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
         uint32_t pa[MW][4];
 #pragma unroll
         for (int mi = 0; mi < MW; mi++) {
-          pa[mi][0] = p2_pack(s[mi][2 * kk][0], s[mi][2 * kk][1]);
-          pa[mi][1] = p2_pack(s[mi][2 * kk][2], s[mi][2 * kk][3]);
-          pa[mi][2] = p2_pack(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
-          pa[mi][3] = p2_pack(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+          pa[mi][0] = pack_half2(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+          pa[mi][1] = pack_half2(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+          pa[mi][2] = pack_half2(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+          pa[mi][3] = pack_half2(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
         }
 #pragma unroll
         for (int dp = 0; dp < D / 16; dp++) {
           uint32_t b[4];
-          p2_ldsm_x4_trans(b, vb + (uint32_t)((kk * 16 * KS + dp * 16) * 2));
+          ldsm_x4_trans(b, vb + (uint32_t)((kk * 16 * KS + dp * 16) * 2));
 #pragma unroll
           for (int mi = 0; mi < MW; mi++) {
-            p2_mma(o[mi][2 * dp], pa[mi], b[0], b[1]);
-            p2_mma(o[mi][2 * dp + 1], pa[mi], b[2], b[3]);
+            mma_16816(o[mi][2 * dp], pa[mi], b[0], b[1]);
+            mma_16816(o[mi][2 * dp + 1], pa[mi], b[2], b[3]);
           }
         }
       }

@@ -26,6 +26,7 @@
 // float operations are spelled with rounding intrinsics, so no contraction
 // depends on where the row sits.
 #include "common.cuh"
+#include "ptx.cuh"
 
 constexpr int kVerifyWarps = 4;
 
@@ -37,37 +38,6 @@ __host__ __device__ constexpr int verify_smem(int D, int KW, bool solo) {
          + (solo ? 0
                  : (kVerifyWarps - 1) * (D / 8) * 32 * 16   // O partials of warps 1..3
                        + (kVerifyWarps - 1) * 32 * 16);     // their m and l
-}
-
-__device__ __forceinline__ void vmma16816(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t vpack_half2(float lo, float hi) {
-  __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&h);
-}
-
-// 16 bytes global -> shared, bypassing L1; bytes 0 fills zeros instead.
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t* r, uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr)
-               : "memory");
 }
 
 // grid (row tiles of 64, kv_heads, splits), block 128, dynamic shared
@@ -139,9 +109,9 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
         const int kp = k0 + j0 + RPC * c;
         const bool ok = kp >= lo && kp < k_end;
         const int slot = slot0 + RPC * c < cap ? slot0 + RPC * c : slot0 + RPC * c - cap;
-        cp_async16(dst + RPC * c * KS * 2, src + (ok ? slot * D : 0), ok ? 16 : 0);
+        cp_async_16(dst + RPC * c * KS * 2, src + (ok ? slot * D : 0), ok ? 16 : 0);
       }
-      cp_async_commit();
+      cp_async_commit_group();
     }
   };
 
@@ -186,7 +156,7 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
         __syncwarp();  // every lane done with the previous tile
         load_tile(k0);
       }
-      cp_async_wait<1>();  // K landed (no-op for a tile already waited for)
+      cp_async_wait_group<1>();  // K landed (no-op for a tile already waited for)
       __syncwarp();
 
       // S = Q K^T for the tile's keys.
@@ -198,7 +168,7 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
           const __half* kr = Ks + (nt * 8 + g) * KS + ks * 16 + t4 * 2;
-          vmma16816(s[nt], qa[ks], *reinterpret_cast<const uint32_t*>(kr),
+          mma_16816(s[nt], qa[ks], *reinterpret_cast<const uint32_t*>(kr),
                     *reinterpret_cast<const uint32_t*>(kr + 8));
         }
       }
@@ -241,23 +211,23 @@ __device__ void attn_verify_body(const __half* __restrict__ qkv, const __half* _
         o[dt][2] = __fmul_rn(o[dt][2], alpha[1]), o[dt][3] = __fmul_rn(o[dt][3], alpha[1]);
       }
 
-      cp_async_wait<0>();  // V landed
+      cp_async_wait_group<0>();  // V landed
       __syncwarp();
       // O += P V: S accumulators of n-tiles 2kk, 2kk+1 are P's A fragment;
       // ldmatrix.trans turns row-major V (key, d) into B fragments: matrix
       // q = lane/8 of the x4 is keys kk*16 + 8(q&1).., dims (dt + q/2)*8..
 #pragma unroll
       for (int kk = 0; kk < KW / 16; kk++) {
-        uint32_t pa[4] = {vpack_half2(s[2 * kk][0], s[2 * kk][1]), vpack_half2(s[2 * kk][2], s[2 * kk][3]),
-                          vpack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                          vpack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+        uint32_t pa[4] = {pack_half2(s[2 * kk][0], s[2 * kk][1]), pack_half2(s[2 * kk][2], s[2 * kk][3]),
+                          pack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                          pack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3])};
         const int vrow = kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7);
 #pragma unroll
         for (int dt = 0; dt < DT; dt += 2) {
           uint32_t b[4];
-          ldmatrix_x4_trans(b, vs_addr + (vrow * KS + (dt + (lane >> 4)) * 8) * 2);
-          vmma16816(o[dt], pa, b[0], b[1]);
-          vmma16816(o[dt + 1], pa, b[2], b[3]);
+          ldsm_x4_trans(b, vs_addr + (vrow * KS + (dt + (lane >> 4)) * 8) * 2);
+          mma_16816(o[dt], pa, b[0], b[1]);
+          mma_16816(o[dt + 1], pa, b[2], b[3]);
         }
       }
     }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "common.cuh"
+#include "ptx.cuh"
 
 namespace awq {
 
@@ -66,15 +67,6 @@ __device__ __forceinline__ void dequant16(uint32_t q, uint32_t szg, uint32_t szg
   a[3] = as_u32(__hmul2(__hfma2(as_h2(lop3<0xea>(q8, kMask16, kMagic)), r16, nz1), s1));
 }
 
-// mma: c += A (16x16, fp16) * B (16x8, fp16), fp32 accumulators.
-__device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-      "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
 // ld_stream loads 16 bytes that are read exactly once per step (weights):
 // no L1 allocation, so x and the scales keep the cache.
 __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
@@ -91,18 +83,12 @@ __device__ __forceinline__ uint32_t smem_addr(const void* p) {
 // cp_async16 copies 16 bytes global -> shared, zero-filling when !valid
 // (src must still be a valid address).
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
+  cp_async_16(smem_addr(dst), src, valid ? 16 : 0);
 }
 // cp_async4 copies 4 bytes global -> shared through L1 (scales: each is
 // read by the 4 lanes of a quad and by two chunks).
 __device__ __forceinline__ void cp_async4(void* dst, const void* src) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(dst)), "l"(src));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
 }  // namespace awq

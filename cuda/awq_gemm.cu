@@ -104,16 +104,16 @@ __device__ __forceinline__ void gemm(const uint8_t* __restrict__ w, const __half
 #pragma unroll
   for (int st = 0; st < STAGES - 1; st++) {
     if (st < chunks) load(st, st);
-    cp_async_commit();
+    cp_async_commit_group();
   }
   int st = 0;
   for (int c = 0; c < chunks; c++) {
-    cp_async_wait<STAGES - 2>();
+    cp_async_wait_group<STAGES - 2>();
     __syncthreads();  // chunk c landed for all; the stage of chunk c-1 is free again
     {
       const int cn = c + STAGES - 1;
       if (cn < chunks) load(cn, st == 0 ? STAGES - 1 : st - 1);
-      cp_async_commit();
+      cp_async_commit_group();
     }
     const uint8_t* sp = smem + st * SB;
     const uint4* ws = reinterpret_cast<const uint4*>(sp);
@@ -148,12 +148,12 @@ __device__ __forceinline__ void gemm(const uint8_t* __restrict__ w, const __half
       for (int nt = 0; nt < WT; nt++) {
         const uint32_t* b = reinterpret_cast<const uint32_t*>(&xb[nt][0]);
 #pragma unroll
-        for (int i = 0; i < WS; i++) mma(acc[i][nt], a[i], b[2 * j], b[2 * j + 1]);
+        for (int i = 0; i < WS; i++) mma_16816(acc[i][nt], a[i], b[2 * j], b[2 * j + 1]);
       }
     }
     st = st == STAGES - 1 ? 0 : st + 1;
   }
-  cp_async_wait<0>();
+  cp_async_wait_group<0>();
 
 #pragma unroll
   for (int i = 0; i < WS; i++) {

@@ -78,7 +78,7 @@ __device__ __forceinline__ void gemv_chunk(float acc[NT][4], const GemvChunk<NT>
 #pragma unroll
       for (int nt = 0; nt < NT; nt++) {
         const uint32_t* b = reinterpret_cast<const uint32_t*>(&d.x[nt][0]);
-        mma(part[nt], a, b[2 * j], b[2 * j + 1]);
+        mma_16816(part[nt], a, b[2 * j], b[2 * j + 1]);
       }
     }
     const float s0 = __low2float(as_h2(d.z0)), s1 = __low2float(as_h2(d.z1)) * (1.f / 16.f);
@@ -97,7 +97,7 @@ __device__ __forceinline__ void gemv_chunk(float acc[NT][4], const GemvChunk<NT>
 #pragma unroll
       for (int nt = 0; nt < NT; nt++) {
         const uint32_t* b = reinterpret_cast<const uint32_t*>(&d.x[nt][0]);
-        mma(acc[nt], a, b[2 * j], b[2 * j + 1]);
+        mma_16816(acc[nt], a, b[2 * j], b[2 * j + 1]);
       }
     }
   }
@@ -192,7 +192,7 @@ __device__ __forceinline__ void chunk_part(float part[NT][4], const uint4 q, con
 #pragma unroll
     for (int nt = 0; nt < NT; nt++) {
       const uint32_t* b = reinterpret_cast<const uint32_t*>(&x[nt][0]);
-      mma(part[nt], a, b[2 * j], b[2 * j + 1]);
+      mma_16816(part[nt], a, b[2 * j], b[2 * j + 1]);
     }
   }
 }

@@ -80,16 +80,16 @@ __device__ __forceinline__ void gemm(const uint8_t* __restrict__ w, const __half
 #pragma unroll
   for (int st = 0; st < kGemmStages - 1; st++) {
     if (st < chunks) gemm_load<GROUP>(smem + st * kGemmStageBytes, w, x, st, s0, n0, tokens, in, out);
-    cp_async_commit();
+    cp_async_commit_group();
   }
   for (int c = 0; c < chunks; c++) {
-    cp_async_wait<kGemmStages - 2>();
+    cp_async_wait_group<kGemmStages - 2>();
     __syncthreads();  // chunk c landed for all; stage (c-1)%S is free again
     {
       const int cn = c + kGemmStages - 1;
       if (cn < chunks)
         gemm_load<GROUP>(smem + (cn % kGemmStages) * kGemmStageBytes, w, x, cn, s0, n0, tokens, in, out);
-      cp_async_commit();
+      cp_async_commit_group();
     }
     const uint8_t* st = smem + (c % kGemmStages) * kGemmStageBytes;
     const uint4* ws = reinterpret_cast<const uint4*>(st);
@@ -124,11 +124,11 @@ __device__ __forceinline__ void gemm(const uint8_t* __restrict__ w, const __half
       for (int nt = 0; nt < 4; nt++) {
         const uint32_t* b = reinterpret_cast<const uint32_t*>(&xb[nt][0]);
 #pragma unroll
-        for (int i = 0; i < 2; i++) mma(acc[i][nt], a[i], b[2 * j], b[2 * j + 1]);
+        for (int i = 0; i < 2; i++) mma_16816(acc[i][nt], a[i], b[2 * j], b[2 * j + 1]);
       }
     }
   }
-  cp_async_wait<0>();
+  cp_async_wait_group<0>();
 
 #pragma unroll
   for (int i = 0; i < 2; i++) {

@@ -77,17 +77,17 @@ __device__ __forceinline__ void gemm(const uint8_t* __restrict__ w, const __half
 #pragma unroll
   for (int st = 0; st < STAGES - 1; st++) {
     if (st < chunks) gemm_load<MS, NTOK, THREADS, GROUP>(smem + st * SB, w, x, st, s0, n0, tokens, in, out);
-    cp_async_commit();
+    cp_async_commit_group();
   }
   int st = 0;
   for (int c = 0; c < chunks; c++) {
-    cp_async_wait<STAGES - 2>();
+    cp_async_wait_group<STAGES - 2>();
     __syncthreads();  // chunk c landed for all; the stage of chunk c-1 is free again
     {
       const int cn = c + STAGES - 1;
       const int sn = st == 0 ? STAGES - 1 : st - 1;
       if (cn < chunks) gemm_load<MS, NTOK, THREADS, GROUP>(smem + sn * SB, w, x, cn, s0, n0, tokens, in, out);
-      cp_async_commit();
+      cp_async_commit_group();
     }
     const uint8_t* sp = smem + st * SB;
     const uint4* ws = reinterpret_cast<const uint4*>(sp);
@@ -124,13 +124,13 @@ __device__ __forceinline__ void gemm(const uint8_t* __restrict__ w, const __half
         for (int nt = 0; nt < WT; nt++) {
           const uint32_t* b = reinterpret_cast<const uint32_t*>(&xb[nt]);
 #pragma unroll
-          for (int i = 0; i < WS; i++) mma(acc[i][nt], a[i], b[2 * jj], b[2 * jj + 1]);
+          for (int i = 0; i < WS; i++) mma_16816(acc[i][nt], a[i], b[2 * jj], b[2 * jj + 1]);
         }
       }
     }
     st = st == STAGES - 1 ? 0 : st + 1;
   }
-  cp_async_wait<0>();
+  cp_async_wait_group<0>();
 
 #pragma unroll
   for (int i = 0; i < WS; i++) {

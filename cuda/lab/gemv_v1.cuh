@@ -72,7 +72,7 @@ __device__ __forceinline__ void gemv(const uint8_t* __restrict__ w, const __half
 #pragma unroll
           for (int nt = 0; nt < NT; nt++) {
             const uint32_t* b = reinterpret_cast<const uint32_t*>(&xb[u][nt][0]);
-            mma(acc[nt], a, b[2 * j], b[2 * j + 1]);
+            mma_16816(acc[nt], a, b[2 * j], b[2 * j + 1]);
           }
         }
       }

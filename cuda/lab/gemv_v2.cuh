@@ -61,7 +61,7 @@ __device__ __forceinline__ void gemv(const uint8_t* __restrict__ w, const __half
       cp_async4(&zring[i * 32].x, zsrc + zo);
       cp_async4(&zring[i * 32].y, zsrc + zo + 8);
     }
-    cp_async_commit();
+    cp_async_commit_group();
   }
 
   float acc[NT][4];
@@ -74,7 +74,7 @@ __device__ __forceinline__ void gemv(const uint8_t* __restrict__ w, const __half
   if (n > 0) load_x<NT>(xc, xr, xv, warp);
   int st = 0;  // ring stage of chunk i
   for (int i = 0; i < n; i++) {
-    cp_async_wait<S - 2>();  // this lane's copies of chunk i have landed
+    cp_async_wait_group<S - 2>();  // this lane's copies of chunk i have landed
     const uint4 q = wring[st * 32];
     const uint2 z = zring[st * 32];
     {
@@ -87,7 +87,7 @@ __device__ __forceinline__ void gemv(const uint8_t* __restrict__ w, const __half
         cp_async4(&zring[sn * 32].x, zsrc + zo);
         cp_async4(&zring[sn * 32].y, zsrc + zo + 8);
       }
-      cp_async_commit();
+      cp_async_commit_group();
     }
     uint4 xn[NT][2];
     if (i + 1 < n) load_x<NT>(xn, xr, xv, warp + (i + 1) * nw);
@@ -114,7 +114,7 @@ __device__ __forceinline__ void gemv(const uint8_t* __restrict__ w, const __half
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
           const uint32_t* b = reinterpret_cast<const uint32_t*>(&xc[nt][0]);
-          mma(part[nt], a, b[2 * j], b[2 * j + 1]);
+          mma_16816(part[nt], a, b[2 * j], b[2 * j + 1]);
         }
       }
       const float s0 = __low2float(as_h2(z.x)), s1 = __low2float(as_h2(z.y)) * (1.f / 16.f);
@@ -133,7 +133,7 @@ __device__ __forceinline__ void gemv(const uint8_t* __restrict__ w, const __half
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
           const uint32_t* b = reinterpret_cast<const uint32_t*>(&xc[nt][0]);
-          mma(acc[nt], a, b[2 * j], b[2 * j + 1]);
+          mma_16816(acc[nt], a, b[2 * j], b[2 * j + 1]);
         }
       }
     }
@@ -141,7 +141,7 @@ __device__ __forceinline__ void gemv(const uint8_t* __restrict__ w, const __half
     for (int nt = 0; nt < NT; nt++) xc[nt][0] = xn[nt][0], xc[nt][1] = xn[nt][1];
     st = st == S - 1 ? 0 : st + 1;
   }
-  cp_async_wait<0>();
+  cp_async_wait_group<0>();
   __syncthreads();  // every warp is done with its ring: reuse it for the reduction
 
   float* red = reinterpret_cast<float*>(smem);  // (warp, value, lane)

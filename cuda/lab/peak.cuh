@@ -9,7 +9,7 @@ __global__ void peak_hmma(int iters, float* sink) {
   float c[8][4] = {};
   for (int i = 0; i < iters; i++) {
 #pragma unroll
-    for (int k = 0; k < 8; k++) awq::mma(c[k], a, b0, b1);
+    for (int k = 0; k < 8; k++) mma_16816(c[k], a, b0, b1);
   }
   float s = 0;
 #pragma unroll
