@@ -197,3 +197,49 @@ func TestOverlapSameBits(t *testing.T) {
 		}
 	}
 }
+
+// TestOverlapCaptureFallback: where a driver cannot capture overlapped
+// launches, the engine captures without them and computes the same logits.
+func TestOverlapCaptureFallback(t *testing.T) {
+	m := synthModel(t, "small", 7)
+	defer func(v, f bool) { overlapLaunches, failOverlapCapture = v, f }(overlapLaunches, failOverlapCapture)
+	prompt := make([]int, 300)
+	for i := range prompt {
+		prompt[i] = (i * 7919) % m.Config.Vocab
+	}
+	var runs [2][][]float32
+	for i, fail := range []bool{false, true} {
+		overlapLaunches, failOverlapCapture = !fail, fail
+		e := testEngine(t, m, Options{})
+		if fail && !e.d.overlap {
+			t.Skipf("%s (sm_%d) runs without overlapped launches", e.d.name, e.d.cc)
+		}
+		next, err := e.Prefill(context.Background(), prompt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 4 { // the first step runs eagerly and is captured; the rest replay
+			ids, err := e.Verify([]int{next})
+			if err != nil {
+				t.Fatal(err)
+			}
+			next = ids[0]
+			l, err := e.LastLogits()
+			if err != nil {
+				t.Fatal(err)
+			}
+			runs[i] = append(runs[i], l)
+		}
+		if fail && e.d.overlap {
+			t.Error("overlap still on after a failed capture")
+		}
+		e.Close()
+	}
+	for s := range runs[0] {
+		for j := range runs[0][s] {
+			if math.Float32bits(runs[0][s][j]) != math.Float32bits(runs[1][s][j]) {
+				t.Fatalf("step %d: logit %d is %v after the fallback, %v without overlap", s, j, runs[1][s][j], runs[0][s][j])
+			}
+		}
+	}
+}
