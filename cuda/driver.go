@@ -525,9 +525,9 @@ type graph struct {
 }
 
 // captureGraph records what body queues on the stream into a graph. A
-// driver that runs overlapped launches but cannot capture them (CUDA 12.0 to
-// 12.2) fails the capture; the device then stops overlapping and captures
-// again.
+// driver that runs overlapped launches but cannot capture them (graphs got
+// programmatic edges in CUDA 12.3) fails the capture; the device then stops
+// overlapping and captures again.
 func (d *device) captureGraph(what string, body func() error) (*graph, error) {
 	g, err := d.capture1(what, body)
 	if err != nil && d.overlap {
