@@ -11,7 +11,7 @@
 constexpr int kParamPos = 0;
 constexpr int kParamIds = 4;
 
-// Overlapped launches (Hopper and newer; driver.go's device.overlap): a
+// Overlapped launches (sm_90; driver.go's device.overlap): a
 // kernel may start while the previous one on the stream still runs.
 // grid_dep_wait blocks until that kernel has finished and its writes are
 // visible (and so, transitively, every earlier one); a kernel calls it before
@@ -30,11 +30,6 @@ __device__ __forceinline__ void grid_dep_launch() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
-}
-
-// prefetch_l2 asks for the 128-byte line at p in L2 (no registers, no wait).
-__device__ __forceinline__ void prefetch_l2(const void* p) {
-  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

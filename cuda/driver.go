@@ -92,9 +92,9 @@ type device struct {
 	capture  bool // inside a graph capture: no synchronization allowed
 
 	// overlap launches kernels with programmatic stream serialization
-	// (Hopper, a CUDA 12 driver): each may start while the previous
-	// one drains, doing what needs no earlier result (a mat-vec's weights into
-	// L2) before its grid_dep_wait. See overlapLaunches.
+	// (sm_90, a CUDA 12 driver): each may start while the previous one
+	// drains, doing what needs no earlier result (a mat-vec's first weight
+	// loads) before its grid_dep_wait. See overlapLaunches.
 	overlap bool
 
 	// prof, when set, brackets every launch with events (profiling only).
@@ -530,15 +530,15 @@ type graph struct {
 // overlapping and captures again.
 func (d *device) captureGraph(what string, body func() error) (*graph, error) {
 	g, err := d.capture1(what, body)
-	if err != nil && d.overlap {
-		d.overlap = false
-		g, err2 := d.capture1(what, body)
-		if err2 != nil {
-			return nil, errors.Join(err, err2)
-		}
-		return g, nil
+	if err == nil || !d.overlap {
+		return g, err
 	}
-	return g, err
+	d.overlap = false
+	g, err2 := d.capture1(what, body)
+	if err2 != nil {
+		return nil, errors.Join(err, err2)
+	}
+	return g, nil
 }
 
 // failOverlapCapture makes launches fail while capturing with overlap on
