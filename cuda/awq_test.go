@@ -426,19 +426,27 @@ func TestAWQPlan(t *testing.T) {
 // kernelDefined reports whether the AWQ sources instantiate kernel name.
 func kernelDefined(t *testing.T, name string) bool {
 	t.Helper()
-	for file, re := range map[string]*regexp.Regexp{
-		"awq_gemv.cu": regexp.MustCompile(`(?m)^AWQ_GEMV\((\d+), (\d+)\)`),
-		"awq_gemm.cu": regexp.MustCompile(`(?m)^AWQ_GEMM\((\d+)\)`),
+	for _, f := range []struct {
+		file string
+		re   *regexp.Regexp
+	}{
+		{"awq_gemv.cu", regexp.MustCompile(`(?m)^AWQ_GEMV\((\d+), (\d+)\)`)},
+		{"awq_gemv.cu", regexp.MustCompile(`(?m)^AWQ_GEMV_ROPE\((\d+)\)`)},
+		{"awq_gemm.cu", regexp.MustCompile(`(?m)^AWQ_GEMM\((\d+)\)`)},
 	} {
+		file, re := f.file, f.re
 		src, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
 			var names []string
-			if len(m) == 3 {
+			switch {
+			case len(m) == 3:
 				names = []string{fmt.Sprintf("awq_gemv_g%s_n%s", m[1], m[2])}
-			} else {
+			case strings.HasPrefix(m[0], "AWQ_GEMV_ROPE"):
+				names = []string{fmt.Sprintf("awq_gemv_g128_n%s_rope", m[1])}
+			default:
 				names = []string{fmt.Sprintf("awq_gemm_g%s", m[1]), fmt.Sprintf("awq_gemm_small_g%s", m[1])}
 			}
 			for _, n := range names {
@@ -558,4 +566,164 @@ func FuzzPackAWQ(f *testing.F) {
 			t.Fatalf("in=%d out=%d+%d group=%d: %d bytes, out %d", in, out, out2, group, len(p.Bytes), p.Out)
 		}
 	})
+}
+
+// ropeShapes are q|k|v shapes for the fused-RoPE order: the 7B's, the
+// "small" synthetic model's, head_dim 64, and odd head counts.
+var ropeShapes = []struct{ heads, kvHeads, headDim int }{
+	{32, 8, 128}, {8, 2, 128}, {4, 2, 64}, {3, 1, 64}, {1, 1, 128}, {5, 5, 64},
+}
+
+// TestRopeOrder: ropeOrder is a permutation that keeps every column in its
+// head, leaves v alone, and puts each q and k RoPE pair in rows g and g+8 of
+// one stripe, at the column the kernels compute (rope_epilogue: column
+// 8*((16s mod D)/16) + g of head 16s/D and the one D/2 after it;
+// rope_append_perm: column i at device column 16(i/8) + i%8 of its head).
+func TestRopeOrder(t *testing.T) {
+	for _, sh := range ropeShapes {
+		H, KV, D := sh.heads, sh.kvHeads, sh.headDim
+		half, qk := D/2, (H+KV)*D
+		order := ropeOrder(H, KV, D)
+		if err := checkOrder(order, (H+2*KV)*D); err != nil {
+			t.Fatalf("%+v: %v", sh, err)
+		}
+		inv := invertOrder(order)
+		for m, o := range order {
+			if inv[o] != m {
+				t.Fatalf("%+v: inverse of column %d is %d, want %d", sh, o, inv[o], m)
+			}
+			if o/D != m/D {
+				t.Fatalf("%+v: device column %d (head %d) holds column %d of head %d", sh, m, m/D, o, o/D)
+			}
+			if m >= qk && o != m {
+				t.Fatalf("%+v: v device column %d holds column %d", sh, m, o)
+			}
+		}
+		for s := 0; s < qk/awqStripe; s++ {
+			col0 := s * awqStripe
+			for g := range 8 {
+				head, c := col0/D, 8*((col0%D)/awqStripe)+g
+				if order[col0+g] != head*D+c || order[col0+g+8] != head*D+c+half {
+					t.Fatalf("%+v: stripe %d rows %d, %d hold columns %d, %d; the epilogue expects %d, %d",
+						sh, s, g, g+8, order[col0+g], order[col0+g+8], head*D+c, head*D+c+half)
+				}
+			}
+		}
+		for h := range H + KV {
+			for i := range half {
+				pc := 16*(i/8) + i%8
+				if order[h*D+pc] != h*D+i || order[h*D+pc+8] != h*D+i+half {
+					t.Fatalf("%+v: head %d pair %d: device columns %d, %d hold %d, %d", sh, h, i, pc, pc+8, order[h*D+pc], order[h*D+pc+8])
+				}
+			}
+		}
+	}
+}
+
+// TestPackAWQOrder: packing in an order moves whole columns, scales and
+// zeros with them: device column m dequantizes to column order[m] of the
+// file, and the emulated mat-vec's column m is the unpermuted one's
+// column order[m] (to rounding: emulateGemv adds its steps in map order;
+// the GPU test checks bits).
+func TestPackAWQOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, sh := range []struct{ heads, kvHeads, headDim int }{{4, 2, 64}, {3, 1, 64}, {2, 1, 128}} {
+		H, KV, D := sh.heads, sh.kvHeads, sh.headDim
+		q, k, v := randomAWQ(r, 256, H*D, 128), randomAWQ(r, 256, KV*D, 128), randomAWQ(r, 256, KV*D, 128)
+		want := concat(fileDequant(q), fileDequant(k), fileDequant(v))
+		order := ropeOrder(H, KV, D)
+		p, err := packAWQOrder(order, q, k, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := packAWQ(q, k, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Bytes) != len(plain.Bytes) || p.Out != plain.Out {
+			t.Fatalf("%+v: permuted packing has %d bytes out %d, plain %d bytes out %d", sh, len(p.Bytes), p.Out, len(plain.Bytes), plain.Out)
+		}
+		deviceFragments(p, func(kk, n int, val float64) {
+			if val != want[kk][order[n]] {
+				t.Fatalf("%+v: device W[%d][%d] = %g, file W[%d][%d] = %g", sh, kk, n, val, kk, order[n], want[kk][order[n]])
+			}
+		})
+		x := make([][]float64, 11)
+		for i := range x {
+			x[i] = make([]float64, 256)
+			for j := range x[i] {
+				x[i][j] = r.Float64()*2 - 1
+			}
+		}
+		yp, y := emulateGemv(p, x), emulateGemv(plain, x)
+		for i := range x {
+			for m, o := range order {
+				if math.Abs(yp[i][m]-y[i][o]) > 1e-12*(1+math.Abs(y[i][o])) {
+					t.Fatalf("%+v: token %d device column %d = %v, unpermuted column %d = %v", sh, i, m, yp[i][m], o, y[i][o])
+				}
+			}
+		}
+	}
+	l := randomAWQ(r, 128, 32, 128)
+	for _, tc := range []struct {
+		name  string
+		order []int
+		want  string
+	}{
+		{"short", make([]int, 16), "16 columns, the linears have 32"},
+		{"repeat", make([]int, 32), "not a permutation"},
+		{"out of range", shifted(32), "not a permutation"},
+	} {
+		if _, err := packAWQOrder(tc.order, l); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestAWQRopePlan: the fused-RoPE mat-vec runs group 128 at 1..16 tokens
+// with the plain mat-vec's shape, under a kernel the sources define; other
+// groups and longer steps get no fused kernel.
+func TestAWQRopePlan(t *testing.T) {
+	for _, sh := range []struct{ in, heads, kvHeads, headDim int }{{4096, 32, 8, 128}, {1024, 8, 2, 128}, {512, 4, 2, 64}} {
+		p := &awqPacked{In: sh.in, Out: (sh.heads + 2*sh.kvHeads) * sh.headDim, Group: 128}
+		for tokens := 1; tokens <= 16; tokens++ {
+			l, base := awqRopePlan(p, tokens, 90), awqPlan(p, tokens, 90)
+			if l.Kernel != base.Kernel+"_rope" || l.Grid != base.Grid || l.Block != base.Block || l.Shared != base.Shared || l.Workspace != 0 {
+				t.Errorf("%+v tokens %d: plan %+v, want %+v under the _rope name", sh, tokens, l, base)
+			}
+			if !kernelDefined(t, l.Kernel) {
+				t.Errorf("%+v tokens %d: kernel %q is not defined in cuda/awq_gemv.cu", sh, tokens, l.Kernel)
+			}
+		}
+		for _, tokens := range []int{0, 17, 512} {
+			if l := awqRopePlan(p, tokens, 90); l.Kernel != "" {
+				t.Errorf("%+v tokens %d: plan %+v, want none", sh, tokens, l)
+			}
+		}
+	}
+	for _, g := range []int{32, 64} {
+		if l := awqRopePlan(&awqPacked{In: 4096, Out: 6144, Group: g}, 1, 90); l.Kernel != "" {
+			t.Errorf("group %d: plan %+v, want none", g, l)
+		}
+	}
+	for _, tc := range []struct {
+		group, heads, kvHeads, headDim int
+		want                           bool
+	}{
+		{128, 32, 8, 128, true}, {128, 4, 2, 64, true}, {64, 32, 8, 128, false}, {32, 4, 2, 32, false},
+		{128, 4, 2, 32, false}, {128, 4, 2, 96, false}, {128, 4, 2, 256, false}, {128, 0, 0, 128, false},
+	} {
+		if got := ropeFusable(tc.group, tc.heads, tc.kvHeads, tc.headDim); got != tc.want {
+			t.Errorf("%+v: fusable %v", tc, got)
+		}
+	}
+}
+
+// shifted is 1..n: n columns, one out of range.
+func shifted(n int) []int {
+	o := make([]int, n)
+	for i := range o {
+		o[i] = i + 1
+	}
+	return o
 }
