@@ -178,7 +178,7 @@ func (e *Engine) qkvRope(L *layerBufs, T, li int) error {
 		if p.Kernel == "" {
 			return fmt.Errorf("layer %d q|k|v: no fused-RoPE kernel for in %d out %d group %d tokens %d", li, L.qkv.p.In, L.qkv.p.Out, L.qkv.p.Group, T)
 		}
-		e.d.tag = "q|k|v+rope"
+		e.d.tag = "q|k|v" // the kernel name tells the fused one apart
 		defer func() { e.d.tag = "" }()
 		return e.d.launch(p.Kernel, launchShape{Grid: p.Grid, Block: p.Block, Shared: p.Shared},
 			fmt.Sprintf("%s in %d out %d cache %d", shapes, L.qkv.p.In, L.qkv.p.Out, e.cap),
