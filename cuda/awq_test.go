@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -727,3 +728,155 @@ func shifted(n int) []int {
 	}
 	return o
 }
+
+// TestRopeEpilogueEmulated runs Go transliterations of rope_epilogue
+// (awq_gemv.cu) and rope_append_perm (rope.cu), line for line in their
+// index arithmetic, on a q|k|v output in ropeOrder, and checks that they
+// write what rope_append writes from the plain order: q to its own columns,
+// k and v to slot pos % cap. The rotation is a stand-in that tells the
+// column pair and position apart; the GPU tests check the real one's bits.
+func TestRopeEpilogueEmulated(t *testing.T) {
+	rot := func(x1, x2 float64, pos, i int) (float64, float64) {
+		return x1 + 1e3*float64(pos) + 1e7*float64(i), x2 - 1e3*float64(pos) - 1e7*float64(i)
+	}
+	r := rand.New(rand.NewPCG(23, 24))
+	for _, sh := range ropeShapes {
+		for _, pc := range []struct{ pos, cap, tokens int }{{0, 64, 1}, {35, 40, 16}, {4093, 4113, 11}, {7, 20, 9}} {
+			H, KV, D := sh.heads, sh.kvHeads, sh.headDim
+			half, out, T := D/2, (H+2*KV)*D, pc.tokens
+			order := ropeOrder(H, KV, D)
+			y := make([][]float64, T) // plain order, as the mat-vec stores it
+			for tok := range y {
+				y[tok] = make([]float64, out)
+				for c := range y[tok] {
+					y[tok][c] = r.Float64()
+				}
+			}
+			newCache := func() []float64 { return slices.Repeat([]float64{math.NaN()}, KV*pc.cap*D) }
+
+			// rope_append on the plain order: grid (T, H+KV), block D/2.
+			wantQ := make([][]float64, T)
+			wantK, wantV := newCache(), newCache()
+			for tok := range T {
+				wantQ[tok] = slices.Clone(y[tok])
+				pos := pc.pos + tok
+				for hh := range H + KV {
+					for i := range half {
+						r1, r2 := rot(y[tok][hh*D+i], y[tok][hh*D+i+half], pos, i)
+						if hh < H {
+							wantQ[tok][hh*D+i], wantQ[tok][hh*D+i+half] = r1, r2
+							continue
+						}
+						slot := ((hh-H)*pc.cap + pos%pc.cap) * D
+						wantK[slot+i], wantK[slot+i+half] = r1, r2
+						v := y[tok][(H+KV+hh-H)*D:]
+						wantV[slot+i], wantV[slot+i+half] = v[i], v[i+half]
+					}
+				}
+			}
+			check := func(what string, q [][]float64, k, v []float64) {
+				t.Helper()
+				for tok := range T {
+					for c := range H * D {
+						if q[tok][c] != wantQ[tok][c] {
+							t.Fatalf("%s %+v %+v: token %d q column %d = %v, want %v", what, sh, pc, tok, c, q[tok][c], wantQ[tok][c])
+						}
+					}
+				}
+				for i := range wantK {
+					if !sameFloat(k[i], wantK[i]) || !sameFloat(v[i], wantV[i]) {
+						t.Fatalf("%s %+v %+v: cache element %d: k %v v %v, want %v %v", what, sh, pc, i, k[i], v[i], wantK[i], wantV[i])
+					}
+				}
+			}
+
+			// The mat-vec's block reduction holds, per stripe s, accumulator
+			// (nt*4 + i) of lane l: row g + 8*(i>=2), token nt*8 + 2*(l&3) + (i&1)
+			// (the plain store's mapping), here from one warp.
+			NT := 1
+			if T > 8 {
+				NT = 2
+			}
+			gotQ := make([][]float64, T)
+			for tok := range gotQ {
+				gotQ[tok] = make([]float64, out)
+			}
+			gotK, gotV := newCache(), newCache()
+			for s := range out / awqStripe {
+				red := make([]float64, NT*4*32)
+				for idx := range red {
+					v, l := idx/32, idx%32
+					nt, i := v/4, v%4
+					col := s*awqStripe + (l >> 2)
+					if i >= 2 {
+						col += 8
+					}
+					if tok := nt*8 + 2*(l&3) + (i & 1); tok < T {
+						red[idx] = y[tok][order[col]]
+					}
+				}
+				// rope_epilogue, one warp (nw = 1).
+				qk, col0 := (H+KV)*D, s*awqStripe
+				for idx := 0; idx < NT*2*32; idx++ {
+					l, p := idx%32, idx/32
+					nt, i, g := p/2, p%2, l>>2
+					tok := nt*8 + 2*(l&3) + i
+					if tok >= T || col0 >= out {
+						continue
+					}
+					v1 := (nt*4+i)*32 + l
+					v2 := v1 + 2*32
+					h1, h2 := red[v1], red[v2]
+					pos := pc.pos + tok
+					slot := (pos % pc.cap) * D
+					if col0 < qk {
+						head, c := col0/D, 8*((col0%D)/awqStripe)+g
+						r1, r2 := rot(h1, h2, pos, c)
+						if head < H {
+							gotQ[tok][head*D+c], gotQ[tok][head*D+c+half] = r1, r2
+						} else {
+							k := (head-H)*pc.cap*D + slot
+							gotK[k+c], gotK[k+c+half] = r1, r2
+						}
+					} else {
+						c := col0 - qk + g
+						head, d := c/D, c%D
+						v := head*pc.cap*D + slot
+						gotV[v+d], gotV[v+d+8] = h1, h2
+					}
+				}
+			}
+			check("rope_epilogue", gotQ, gotK, gotV)
+
+			// rope_append_perm on the permuted order (the GEMM's output).
+			gotQ = make([][]float64, T)
+			gotK, gotV = newCache(), newCache()
+			for tok := range T {
+				gotQ[tok] = make([]float64, out)
+				for m, o := range order {
+					gotQ[tok][m] = y[tok][o]
+				}
+				x := slices.Clone(gotQ[tok]) // every thread reads before any writes
+				pos := pc.pos + tok
+				for hh := range H + KV {
+					for i := range half {
+						pcol := 16*(i/8) + i%8
+						r1, r2 := rot(x[hh*D+pcol], x[hh*D+pcol+8], pos, i)
+						if hh < H {
+							gotQ[tok][hh*D+i], gotQ[tok][hh*D+i+half] = r1, r2
+							continue
+						}
+						slot := ((hh-H)*pc.cap + pos%pc.cap) * D
+						gotK[slot+i], gotK[slot+i+half] = r1, r2
+						v := x[(H+KV+hh-H)*D:]
+						gotV[slot+i], gotV[slot+i+half] = v[i], v[i+half]
+					}
+				}
+			}
+			check("rope_append_perm", gotQ, gotK, gotV)
+		}
+	}
+}
+
+// sameFloat is a == b, with NaN equal to NaN (unwritten cache slots).
+func sameFloat(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
