@@ -23,6 +23,7 @@
 //   groups in one k-step, so there each weight is scaled in fp16 first.
 // A version with per-lane cp.async rings in shared memory (v2) was slower.
 #include "awq_common.cuh"
+#include "rope.cuh"
 
 namespace awq {
 
@@ -258,11 +259,78 @@ __device__ __forceinline__ void pair_compute(float acc[NT][4], const Pair<NT>& d
   }
 }
 
-// gemv_g128: group 128, NT n-tiles. Warp w takes the contiguous groups
-// [w*per, (w+1)*per), two chunks each, in ping-pong pairs.
+// RopeArgs are the fused-RoPE epilogue's extra arguments (gemv_g128 with
+// ROPE): this layer's caches kc, vc (kv_heads, cap, head_dim) fp16, the step
+// parameters, and the attention shape.
+struct RopeArgs {
+  __half* kc;
+  __half* vc;
+  const int* params;
+  int heads, kv_heads, head_dim, cap;
+  float theta;
+};
+
+// rope_epilogue ends a q|k|v mat-vec packed in the fused-RoPE column order
+// (awq.go: ropeOrder): in the q and k heads, stripe j of a head holds
+// columns 8j..8j+7 in rows 0..7 and their rotate-half partners
+// D/2+8j..D/2+8j+7 in rows 8..15, so accumulators i and i+2 of a lane
+// (rows g, g+8, same token) are one RoPE pair. Each pair is summed over the
+// warps and rounded to fp16 exactly as the plain store does, rotated by
+// rope_rotate as rope_append does, and written where rope_append would put
+// it: q rotated to its own columns of y (the q|k|v rows), k rotated and v
+// into the cache slot pos % cap. The k and v columns of y are not written
+// (the attention kernels read k and v from the cache only).
 template <int NT>
+__device__ __forceinline__ void rope_epilogue(const float* red, __half* __restrict__ y, const RopeArgs& ra, int s,
+                                              int nw, int tokens, int out) {
+  const int D = ra.head_dim, half = D / 2;
+  const int qk = (ra.heads + ra.kv_heads) * D;  // the permuted q and k columns
+  const int col0 = s * kStripe;
+  const int pos0 = ra.params[kParamPos];
+  for (int idx = threadIdx.x; idx < NT * 2 * 32; idx += blockDim.x) {
+    const int l = idx % 32, p = idx / 32;  // p = 2nt + i, i = 0, 1
+    const int nt = p / 2, i = p % 2, g = l >> 2;
+    const int tok = nt * 8 + 2 * (l & 3) + i;
+    if (tok >= tokens || col0 >= out) continue;
+    const int v1 = (nt * 4 + i) * 32 + l, v2 = v1 + 2 * 32;  // rows g, g+8
+    float sum1 = 0.f, sum2 = 0.f;
+    for (int k = 0; k < nw; k++) {
+      sum1 += red[k * NT * 4 * 32 + v1];
+      sum2 += red[k * NT * 4 * 32 + v2];
+    }
+    const __half h1 = __float2half_rn(sum1), h2 = __float2half_rn(sum2);
+    const int pos = pos0 + tok;
+    const size_t slot = (size_t)(pos % ra.cap) * D;
+    if (col0 < qk) {
+      const int head = col0 / D, c = 8 * ((col0 % D) / kStripe) + g;  // pair (c, c + D/2) of the head
+      __half r1, r2;
+      rope_rotate(h1, h2, pos, c, D, ra.theta, r1, r2);
+      if (head < ra.heads) {
+        __half* q = y + (size_t)tok * out + (size_t)head * D;
+        q[c] = r1;
+        q[c + half] = r2;
+      } else {
+        __half* k = ra.kc + (size_t)(head - ra.heads) * ra.cap * D + slot;
+        k[c] = r1;
+        k[c + half] = r2;
+      }
+    } else {
+      // v keeps the file's column order; rows g and g+8 lie in one head
+      // (D is a multiple of 16 and stripes start at multiples of 16).
+      const int c = col0 - qk + g, head = c / D, d = c % D;
+      __half* v = ra.vc + (size_t)head * ra.cap * D + slot;
+      v[d] = h1;
+      v[d + 8] = h2;
+    }
+  }
+}
+
+// gemv_g128: group 128, NT n-tiles. Warp w takes the contiguous groups
+// [w*per, (w+1)*per), two chunks each, in ping-pong pairs. With ROPE the
+// epilogue is rope_epilogue's instead of the plain y store.
+template <int NT, bool ROPE = false>
 __device__ __forceinline__ void gemv_g128(const uint8_t* __restrict__ w, const __half* __restrict__ x,
-                                     __half* __restrict__ y, int tokens, int in, int out) {
+                                     __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra = RopeArgs()) {
   extern __shared__ __align__(16) uint8_t smem[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
   const int g = lane >> 2, t = lane & 3;
@@ -315,14 +383,18 @@ __device__ __forceinline__ void gemv_g128(const uint8_t* __restrict__ w, const _
 #pragma unroll
     for (int v = 0; v < 4; v++) red[(warp * NT * 4 + nt * 4 + v) * 32 + lane] = acc[nt][v];
   __syncthreads();
-  for (int idx = threadIdx.x; idx < NT * 4 * 32; idx += blockDim.x) {
-    float sum = 0.f;
-    for (int k = 0; k < nw; k++) sum += red[k * NT * 4 * 32 + idx];
-    const int v = idx / 32, l = idx % 32;
-    const int nt = v / 4, i = v % 4;
-    const int col = s * kStripe + (l >> 2) + (i >= 2 ? 8 : 0);
-    const int tok = nt * 8 + 2 * (l & 3) + (i & 1);
-    if (col < out && tok < tokens) y[(size_t)tok * out + col] = __float2half_rn(sum);
+  if constexpr (ROPE) {
+    rope_epilogue<NT>(red, y, ra, s, nw, tokens, out);
+  } else {
+    for (int idx = threadIdx.x; idx < NT * 4 * 32; idx += blockDim.x) {
+      float sum = 0.f;
+      for (int k = 0; k < nw; k++) sum += red[k * NT * 4 * 32 + idx];
+      const int v = idx / 32, l = idx % 32;
+      const int nt = v / 4, i = v % 4;
+      const int col = s * kStripe + (l >> 2) + (i >= 2 ? 8 : 0);
+      const int tok = nt * 8 + 2 * (l & 3) + (i & 1);
+      if (col < out && tok < tokens) y[(size_t)tok * out + col] = __float2half_rn(sum);
+    }
   }
 }
 
@@ -355,3 +427,20 @@ AWQ_GEMV(128, 1)
 AWQ_GEMV(32, 2)
 AWQ_GEMV(64, 2)
 AWQ_GEMV(128, 2)
+
+// Fused-RoPE kernels: awq_gemv_g128_n<NT>_rope runs the group-128 mat-vec
+// on a q|k|v projection packed in the fused-RoPE column order (awq.go:
+// ropeOrder) and ends with rope_epilogue instead of the y store, replacing
+// awq_gemv_g128_n<NT> + rope_append for 1..16 tokens. Launch as
+// awq_gemv_g128_n<NT> (awq.go: awqRopePlan); qkv (tokens, out) receives the
+// rotated q only, kc and vc (kv_heads, cap, head_dim) the step's k and v.
+#define AWQ_GEMV_ROPE(NT)                                                                                 \
+  extern "C" __global__ void __launch_bounds__(32 * awq::gemv_max_warps(NT)) awq_gemv_g128_n##NT##_rope(  \
+      const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params,          \
+      int tokens, int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {         \
+    awq::gemv_g128<NT, true>(w, x, qkv, tokens, in, out, /* waits after its first weight loads */         \
+                             awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta});       \
+  }
+
+AWQ_GEMV_ROPE(1)
+AWQ_GEMV_ROPE(2)

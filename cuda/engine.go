@@ -62,6 +62,11 @@ type Engine struct {
 	wsRows  int64  // splits x rows the workspace holds
 	awqWS   devPtr // AWQ kernels' scratch (0 when none needs it)
 
+	// ropeFused: q|k|v is packed in ropeOrder; steps of up to 16 tokens run
+	// the fused-RoPE mat-vec, longer ones the GEMM and rope_append_perm
+	// (awq.go: ropeFused, the package knob it follows).
+	ropeFused bool
+
 	graphs   [inference.MaxVerify + 1]*graph
 	lastRows int // logits rows the last step wrote (LastLogits reads the last)
 	hostIDs  []byte
@@ -192,6 +197,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 
 	hid, H, KV, D, I := c.Hidden, c.Heads, c.KVHeads, c.HeadDim, c.Intermediate
 	qkvW := (H + 2*KV) * D
+	e.ropeFused = ropeFused && ropeFusable(c.Quant.GroupSize, H, KV, D)
 	// Everything the engine will allocate, checked against free memory first.
 	var need int64
 	for range c.Layers {
@@ -281,12 +287,12 @@ func (e *Engine) uploadLayer(i int, l *inference.Layer) error {
 	d := e.d
 	lb := &e.layers[i]
 	var err error
-	up := func(dst *awqDev, what string, ls ...inference.AWQLinear) {
+	up := func(dst *awqDev, what string, order []int, ls ...inference.AWQLinear) {
 		if err != nil {
 			return
 		}
 		var p awqPacked
-		if p, err = packAWQ(ls...); err != nil {
+		if p, err = packAWQOrder(order, ls...); err != nil {
 			err = fmt.Errorf("layer %d %s: %w", i, what, err)
 			return
 		}
@@ -299,10 +305,14 @@ func (e *Engine) uploadLayer(i int, l *inference.Layer) error {
 		p.Bytes = nil
 		dst.p = p
 	}
-	up(&lb.qkv, "q|k|v", l.Q, l.K, l.V)
-	up(&lb.o, "o_proj", l.O)
-	up(&lb.gu, "gate|up", l.Gate, l.Up)
-	up(&lb.down, "down_proj", l.Down)
+	var qkvOrder []int // one packed copy either way: the permutation costs no memory
+	if e.ropeFused {
+		qkvOrder = ropeOrder(c.Heads, c.KVHeads, c.HeadDim)
+	}
+	up(&lb.qkv, "q|k|v", qkvOrder, l.Q, l.K, l.V)
+	up(&lb.o, "o_proj", nil, l.O)
+	up(&lb.gu, "gate|up", nil, l.Gate, l.Up)
+	up(&lb.down, "down_proj", nil, l.Down)
 	if err != nil {
 		return err
 	}

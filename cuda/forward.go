@@ -38,12 +38,7 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 	ap := e.attnPlan(T)
 	for li := range e.layers {
 		L := &e.layers[li]
-		if err := e.awq(&L.qkv, e.xn, e.qkv, T, li, "q|k|v"); err != nil {
-			return err
-		}
-		if err := d.launch("rope_append", launchShape{Grid: [3]uint32{uint32(T), uint32(H + KV)}, Block: [3]uint32{uint32(D / 2)}},
-			sh("layer %d tokens %d heads %d/%d head_dim %d", li, T, H, KV, D),
-			e.qkv, L.k, L.v, e.params, H, KV, D, e.cap, float32(c.RopeTheta)); err != nil {
+		if err := e.qkvRope(L, T, li); err != nil {
 			return err
 		}
 		if err := d.launch(ap.kernel, ap.shape, sh("layer %d tokens %d heads %d/%d head_dim %d window %d cache %d splits %d", li, T, H, KV, D, c.SlidingWindow, e.cap, ap.splits),
@@ -170,6 +165,46 @@ func normThreads(hidden int) uint32 {
 	return uint32(min(max(n, 32), 1024))
 }
 
+// qkvRope queues the q|k|v projection, RoPE and the KV-cache append for
+// T tokens: the mat-vec or GEMM then rope_append, or, with e.ropeFused,
+// the fused-RoPE mat-vec for up to 16 tokens and the GEMM then
+// rope_append_perm (which reads the permuted columns) beyond.
+func (e *Engine) qkvRope(L *layerBufs, T, li int) error {
+	c := &e.cfg
+	H, KV, D := c.Heads, c.KVHeads, c.HeadDim
+	shapes := fmt.Sprintf("layer %d tokens %d heads %d/%d head_dim %d", li, T, H, KV, D)
+	if e.ropeFused && T <= awqGemvMaxTokens {
+		p := awqRopePlan(&L.qkv.p, e.planTokens(&L.qkv.p, T), e.d.cc)
+		if p.Kernel == "" {
+			return fmt.Errorf("layer %d q|k|v: no fused-RoPE kernel for in %d out %d group %d tokens %d", li, L.qkv.p.In, L.qkv.p.Out, L.qkv.p.Group, T)
+		}
+		e.d.tag = "q|k|v" // the kernel name tells the fused one apart
+		defer func() { e.d.tag = "" }()
+		return e.d.launch(p.Kernel, launchShape{Grid: p.Grid, Block: p.Block, Shared: p.Shared},
+			fmt.Sprintf("%s in %d out %d cache %d", shapes, L.qkv.p.In, L.qkv.p.Out, e.cap),
+			L.qkv.ptr, e.xn, e.qkv, L.k, L.v, e.params, T, L.qkv.p.In, L.qkv.p.Out, H, KV, D, e.cap, float32(c.RopeTheta))
+	}
+	if err := e.awq(&L.qkv, e.xn, e.qkv, T, li, "q|k|v"); err != nil {
+		return err
+	}
+	rope := "rope_append"
+	if e.ropeFused {
+		rope = "rope_append_perm"
+	}
+	return e.d.launch(rope, launchShape{Grid: [3]uint32{uint32(T), uint32(H + KV)}, Block: [3]uint32{uint32(D / 2)}},
+		shapes, e.qkv, L.k, L.v, e.params, H, KV, D, e.cap, float32(c.RopeTheta))
+}
+
+// planTokens is the token count a T-token step's AWQ plan is made for (see
+// awq): MaxVerify for every verify step where the mat-vec kernels for 1..8
+// and 9..16 tokens would split p's sums differently, else T.
+func (e *Engine) planTokens(p *awqPacked, T int) int {
+	if T <= inference.MaxVerify && !gemvTokenInvariant(p) {
+		return inference.MaxVerify
+	}
+	return T
+}
+
 // awq queues y = x W for T tokens through the AWQ launch plan. A verify
 // step's tokens must get the same sums whatever the step's size, or prompt
 // lookup would stop giving greedy decoding's output at a near-tie. Where the
@@ -178,11 +213,7 @@ func normThreads(hidden int) uint32 {
 // MaxVerify tokens (the kernel skips the missing ones); with group 128 they
 // split it the same way (gemvTokenInvariant) and each step takes its own.
 func (e *Engine) awq(l *awqDev, x, y devPtr, T, layer int, what string) error {
-	planT := T
-	if T <= inference.MaxVerify && !gemvTokenInvariant(&l.p) {
-		planT = inference.MaxVerify
-	}
-	p := awqPlan(&l.p, planT, e.d.cc)
+	p := awqPlan(&l.p, e.planTokens(&l.p, T), e.d.cc)
 	if p.Kernel == "" {
 		return fmt.Errorf("layer %d %s: no AWQ kernel for in %d out %d group %d tokens %d", layer, what, l.p.In, l.p.Out, l.p.Group, T)
 	}
