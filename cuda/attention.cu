@@ -358,6 +358,11 @@ __device__ void attn_prefill_body(const __half* __restrict__ qkv, const __half* 
       }
     }
   };
+  // A warp whose 16 rows are all padding (a verify step of 1..12 tokens
+  // fills 4 to 48 of the block's 64 rows) only helps load the tiles: its
+  // scores would be masked anyway, and computing them cost shared-memory
+  // bandwidth the real rows need. Each real row's arithmetic is unchanged.
+  const bool active = row0 + warp * 16 < nrows;
   if (PREFETCH && k_begin < k_end) fetch(k_begin);
   for (int k0 = k_begin; k0 < k_end; k0 += kPrefillKeys) {
     __syncthreads();
@@ -373,6 +378,7 @@ __device__ void attn_prefill_body(const __half* __restrict__ qkv, const __half* 
     }
     __syncthreads();
     if (PREFETCH && k0 + kPrefillKeys < k_end) fetch(k0 + kPrefillKeys);
+    if (!active) continue;
 
     float s[kPrefillKeys / 8][4];
 #pragma unroll
@@ -458,8 +464,8 @@ __device__ void attn_prefill_body(const __half* __restrict__ qkv, const __half* 
 }
 
 // attn_prefill_d* issue the next key tile's loads before computing the
-// current one (255 registers: two blocks per SM); attn_prefill_sync_d* load
-// each tile when it is needed (168 registers: three blocks per SM).
+// current one (255 registers at head dim 128); attn_prefill_sync_d* load
+// each tile when it is needed (225). Both run two blocks per SM.
 #define ATTN_PREFILL(NAME, D, PF)                                                            \
   extern "C" __global__ void __launch_bounds__(kAttnWarps * 32) NAME(                        \
       const __half* __restrict__ qkv, const __half* __restrict__ kc,                         \

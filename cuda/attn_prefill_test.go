@@ -188,8 +188,8 @@ func TestPrefill2Plan(t *testing.T) {
 		{"attn_prefill2", 17, 64, "attn_prefill2_d64", 1, 256, 36864},
 		{"attn_prefill2q", 512, 128, "attn_prefill2q_d128", 16, 128, 69632},
 		{"attn_prefill2q", 17, 64, "attn_prefill2q_d64", 1, 128, 36864},
-		{"attn_prefill2", 16, 128, "attn_prefill_sync_d128", 1, 128, 0},
-		{"attn_prefill2q", 1, 128, "attn_prefill_sync_d128", 1, 128, 0},
+		{"attn_prefill2", 16, 128, "attn_prefill_d128", 1, 128, 0},
+		{"attn_prefill2q", 1, 128, "attn_prefill_d128", 1, 128, 0},
 		{"attn_prefill2", 512, 32, "attn_d32_r16", 32, 128, attnSmem(32, 16)},
 		{"", 512, 128, "attn_prefill_sync_d128", 32, 128, 0},
 	} {

@@ -178,7 +178,7 @@ func BenchmarkOpenHermes(b *testing.B) {
 			b.Logf("verify attention %q, %d tokens at position %d: %.3f ms a step (attn_reduce %.3f ms)", v, T, e.Len(), prof["attn_prefill"+v+"_d128"], prof["attn_reduce"])
 		}
 	}
-	verifyVariant = "_sync"
+	verifyVariant = ""
 	b.Logf("engine memory %+v", e.Memory())
 }
 
@@ -223,7 +223,7 @@ func BenchmarkVerifyKeyBlocks(b *testing.B) {
 		prompt[i] = rng.IntN(m.Config.Vocab)
 	}
 	defer func(v int) { verifyBlockKeys = v }(verifyBlockKeys)
-	for _, kb := range []int{64, 128, 256} {
+	for _, kb := range []int{64, 128, 192, 256} {
 		verifyBlockKeys = kb
 		e, err := New(m, Options{})
 		if errors.Is(err, ErrNoGPU) {
@@ -313,6 +313,106 @@ func BenchmarkVerifyKernels(b *testing.B) {
 			p := e.attnPlan(n)
 			b.Logf("%s, %d-token step at position %d: %s, %d splits of %d keys; attention %.3f ms, attn_reduce %.3f ms a step (profiled)",
 				name, n, e.Len(), p.kernel, p.splits, p.blockKeys, attn, prof["attn_reduce"])
+		}
+		e.Close()
+	}
+}
+
+// BenchmarkStepWithout times replayed 1- and 8-token steps at the reference
+// context with one stage of the network left out (skipLaunch), one engine
+// each: the difference to the full step bounds what fusing that stage into
+// its neighbours, or making it free, could save. Its logits are wrong.
+func BenchmarkStepWithout(b *testing.B) {
+	m := benchModel(b)
+	rng := rand.New(rand.NewPCG(1, 1))
+	prompt := make([]int, 6435)
+	for i := range prompt {
+		prompt[i] = rng.IntN(m.Config.Vocab)
+	}
+	stages := []struct {
+		name string
+		skip func(kernel, tag string) bool
+	}{
+		{"nothing", nil},
+		{"add_rmsnorm", func(k, _ string) bool { return k == "add_rmsnorm" }},
+		{"attention", func(k, _ string) bool { return strings.HasPrefix(k, "attn_") && k != "attn_reduce" }},
+		{"attn_reduce", func(k, _ string) bool { return k == "attn_reduce" }},
+		{"silu_mul", func(k, _ string) bool { return k == "silu_mul" }},
+		{"rope_append", func(k, _ string) bool { return strings.HasPrefix(k, "rope_append") }},
+		{"q|k|v", func(_, t string) bool { return t == "q|k|v" }},
+		{"o_proj", func(_, t string) bool { return t == "o_proj" }},
+		{"gate|up", func(_, t string) bool { return t == "gate|up" }},
+		{"down_proj", func(_, t string) bool { return t == "down_proj" }},
+	}
+	defer func() { skipLaunch = nil }()
+	for _, st := range stages {
+		skipLaunch = nil
+		e, err := New(m, Options{})
+		if errors.Is(err, ErrNoGPU) {
+			b.Skip(err.Error())
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.Prefill(context.Background(), prompt); err != nil {
+			e.Close()
+			b.Fatal(err)
+		}
+		skipLaunch = st.skip // steps only: graphs are captured at each size's first step
+		for _, n := range []int{1, 8} {
+			b.Run(fmt.Sprintf("without_%s/verify%d", st.name, n), func(b *testing.B) {
+				for b.Loop() {
+					if _, err := e.Verify(prompt[:n]); err != nil {
+						b.Fatal(err)
+					}
+					if err := e.Rollback(e.Len() - n); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/step")
+			})
+		}
+		skipLaunch = nil
+		e.Close()
+	}
+}
+
+// BenchmarkVerifyVariants times replayed verify steps at the reference
+// context with each tensor-core attention variant (verifyVariant), one
+// engine each: graphs keep the kernel they were captured with.
+func BenchmarkVerifyVariants(b *testing.B) {
+	m := benchModel(b)
+	rng := rand.New(rand.NewPCG(1, 1))
+	prompt := make([]int, 6435)
+	for i := range prompt {
+		prompt[i] = rng.IntN(m.Config.Vocab)
+	}
+	defer func(v string) { verifyVariant = v }(verifyVariant)
+	for _, v := range []string{"_sync", ""} {
+		verifyVariant = v
+		e, err := New(m, Options{})
+		if errors.Is(err, ErrNoGPU) {
+			b.Skip(err.Error())
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.Prefill(context.Background(), prompt); err != nil {
+			e.Close()
+			b.Fatal(err)
+		}
+		for _, n := range []int{1, 8, 11, 16} {
+			b.Run(fmt.Sprintf("attn_prefill%s/verify%d", v, n), func(b *testing.B) {
+				for b.Loop() {
+					if _, err := e.Verify(prompt[:n]); err != nil {
+						b.Fatal(err)
+					}
+					if err := e.Rollback(e.Len() - n); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/step")
+			})
 		}
 		e.Close()
 	}

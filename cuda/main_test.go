@@ -11,7 +11,8 @@ import (
 
 // TestMain lets a GPU run repeat every test with another verify key block
 // (BRIEF_VERIFY_KEY_BLOCK=64, say), verify kernel
-// (BRIEF_VERIFY_KERNEL=attn_verify), prefill attention kernel
+// (BRIEF_VERIFY_KERNEL=attn_verify), tensor-core attention variant for
+// verify steps (BRIEF_VERIFY_VARIANT=_sync), prefill attention kernel
 // (BRIEF_PREFILL_KERNEL=attn_prefill2 or attn_prefill2q) or without
 // overlapped launches (BRIEF_OVERLAP=0), before a benchmark's winner becomes
 // the default.
@@ -40,6 +41,14 @@ func TestMain(m *testing.M) {
 		}
 		prefillKernel = v
 		fmt.Fprintf(os.Stderr, "prefill attention %s\n", v)
+	}
+	if v, ok := os.LookupEnv("BRIEF_VERIFY_VARIANT"); ok {
+		if v != "" && v != "_sync" {
+			fmt.Fprintf(os.Stderr, "BRIEF_VERIFY_VARIANT=%q: want \"\" or _sync\n", v)
+			os.Exit(2)
+		}
+		verifyVariant = v
+		fmt.Fprintf(os.Stderr, "verify attention variant %q\n", v)
 	}
 	if os.Getenv("BRIEF_OVERLAP") == "0" {
 		overlapLaunches = false
