@@ -55,11 +55,7 @@ func BenchmarkOpenHermes(b *testing.B) {
 	}
 	defer e.Close()
 	b.Logf("%s: weights uploaded in %v, engine memory %+v", e.Name(), time.Since(start), e.Memory())
-	rng := rand.New(rand.NewPCG(1, 1))
-	prompt := make([]int, 6435)
-	for i := range prompt {
-		prompt[i] = rng.IntN(m.Config.Vocab)
-	}
+	prompt := benchPrompt(m)
 	b.Run("prefill6435", func(b *testing.B) {
 		for b.Loop() {
 			e.Reset()
@@ -212,107 +208,108 @@ func profileTable(p map[string]float64) string {
 	return sb.String()
 }
 
+// benchPrompt is a prompt of the reference run's length (6,435 ids), drawn
+// from a fixed seed.
+func benchPrompt(m *inference.Model) []int {
+	rng := rand.New(rand.NewPCG(1, 1))
+	prompt := make([]int, 6435)
+	for i := range prompt {
+		prompt[i] = rng.IntN(m.Config.Vocab)
+	}
+	return prompt
+}
+
+// benchEngine opens an engine on m with the package's knobs as they are now
+// and prefills prompt; it skips without a GPU. The caller closes it.
+func benchEngine(b *testing.B, m *inference.Model, prompt []int) *Engine {
+	b.Helper()
+	e, err := New(m, Options{})
+	if errors.Is(err, ErrNoGPU) {
+		b.Skip(err.Error())
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := e.Prefill(context.Background(), prompt); err != nil {
+		e.Close()
+		b.Fatal(err)
+	}
+	return e
+}
+
+// benchVerify runs sub-benchmark name: replayed verify steps of the first n
+// prompt ids at the engine's position, each rolled back, in ms/step.
+func benchVerify(b *testing.B, e *Engine, name string, prompt []int, n int) {
+	b.Run(name, func(b *testing.B) {
+		for b.Loop() {
+			if _, err := e.Verify(prompt[:n]); err != nil {
+				b.Fatal(err)
+			}
+			if err := e.Rollback(e.Len() - n); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/step")
+	})
+}
+
+// attentionMs is the profiled attention kernels' milliseconds of a step.
+func attentionMs(prof map[string]float64) float64 {
+	ms := 0.0
+	for k, v := range prof {
+		if kernelFamily(k) == "attention" {
+			ms += v
+		}
+	}
+	return ms
+}
+
 // BenchmarkVerifyKeyBlocks times replayed verify steps of 1 and 11 tokens at
 // the reference context for several attention key blocks, one engine each
 // (the split workspace is sized when the engine opens).
 func BenchmarkVerifyKeyBlocks(b *testing.B) {
 	m := benchModel(b)
-	rng := rand.New(rand.NewPCG(1, 1))
-	prompt := make([]int, 6435)
-	for i := range prompt {
-		prompt[i] = rng.IntN(m.Config.Vocab)
-	}
+	prompt := benchPrompt(m)
 	defer func(v int) { verifyBlockKeys = v }(verifyBlockKeys)
 	for _, kb := range []int{64, 128, 192, 256} {
 		verifyBlockKeys = kb
-		e, err := New(m, Options{})
-		if errors.Is(err, ErrNoGPU) {
-			b.Skip(err.Error())
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := e.Prefill(context.Background(), prompt); err != nil {
-			b.Fatal(err)
-		}
+		e := benchEngine(b, m, prompt)
 		for _, n := range []int{1, 11} {
-			b.Run(fmt.Sprintf("keys%d/verify%d", kb, n), func(b *testing.B) {
-				for b.Loop() {
-					if _, err := e.Verify(prompt[:n]); err != nil {
-						b.Fatal(err)
-					}
-					if err := e.Rollback(e.Len() - n); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/step")
-			})
+			benchVerify(b, e, fmt.Sprintf("keys%d/verify%d", kb, n), prompt, n)
 		}
 		prof, err := e.Profile(1, 20)
 		if err != nil {
+			e.Close()
 			b.Fatal(err)
 		}
-		b.Logf("key block %d: %d splits; 1-token step attention %.3f ms, attn_reduce %.3f ms (profiled)", kb, e.attnPlan(1).splits, prof["attn_prefill_sync_d128"], prof["attn_reduce"])
+		b.Logf("key block %d: %d splits; 1-token step attention %.3f ms, attn_reduce %.3f ms (profiled)", kb, e.attnPlan(1).splits, attentionMs(prof), prof["attn_reduce"])
 		e.Close()
 	}
 }
 
 // BenchmarkVerifyKernels times replayed verify steps of 1 and 11 tokens at
-// the reference context with today's verify attention (attn_prefill_sync,
-// verifyKernel "") and attn_verify.cu's kernels, one engine each (graphs
-// and the split workspace are made for the kernel of the engine's
-// lifetime), and logs each one's profiled attention and attn_reduce time.
+// the reference context with the tensor-core attention (verifyKernel "")
+// and attn_verify.cu's kernels, one engine each (graphs and the split
+// workspace are made for the kernel of the engine's lifetime), and logs
+// each one's profiled attention and attn_reduce time.
 func BenchmarkVerifyKernels(b *testing.B) {
 	m := benchModel(b)
-	rng := rand.New(rand.NewPCG(1, 1))
-	prompt := make([]int, 6435)
-	for i := range prompt {
-		prompt[i] = rng.IntN(m.Config.Vocab)
-	}
+	prompt := benchPrompt(m)
 	defer func(v string) { verifyKernel = v }(verifyKernel)
 	for _, k := range []string{"", "attn_verify", "attn_verify_k64"} {
 		verifyKernel = k
-		e, err := New(m, Options{})
-		if errors.Is(err, ErrNoGPU) {
-			b.Skip(err.Error())
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := e.Prefill(context.Background(), prompt); err != nil {
-			e.Close()
-			b.Fatal(err)
-		}
-		name := k
-		if name == "" {
-			name = "attn_prefill_sync"
-		}
+		e := benchEngine(b, m, prompt)
+		name := strings.TrimSuffix(e.attnPlan(1).kernel, fmt.Sprintf("_d%d", m.Config.HeadDim))
 		for _, n := range []int{1, 11} {
-			b.Run(fmt.Sprintf("%s/verify%d", name, n), func(b *testing.B) {
-				for b.Loop() {
-					if _, err := e.Verify(prompt[:n]); err != nil {
-						b.Fatal(err)
-					}
-					if err := e.Rollback(e.Len() - n); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/step")
-			})
+			benchVerify(b, e, fmt.Sprintf("%s/verify%d", name, n), prompt, n)
 			prof, err := e.Profile(n, 20)
 			if err != nil {
 				e.Close()
 				b.Fatal(err)
 			}
-			attn := 0.0
-			for kn, ms := range prof {
-				if kernelFamily(kn) == "attention" {
-					attn += ms
-				}
-			}
 			p := e.attnPlan(n)
 			b.Logf("%s, %d-token step at position %d: %s, %d splits of %d keys; attention %.3f ms, attn_reduce %.3f ms a step (profiled)",
-				name, n, e.Len(), p.kernel, p.splits, p.blockKeys, attn, prof["attn_reduce"])
+				name, n, e.Len(), p.kernel, p.splits, p.blockKeys, attentionMs(prof), prof["attn_reduce"])
 		}
 		e.Close()
 	}
@@ -324,11 +321,7 @@ func BenchmarkVerifyKernels(b *testing.B) {
 // its neighbours, or making it free, could save. Its logits are wrong.
 func BenchmarkStepWithout(b *testing.B) {
 	m := benchModel(b)
-	rng := rand.New(rand.NewPCG(1, 1))
-	prompt := make([]int, 6435)
-	for i := range prompt {
-		prompt[i] = rng.IntN(m.Config.Vocab)
-	}
+	prompt := benchPrompt(m)
 	stages := []struct {
 		name string
 		skip func(kernel, tag string) bool
@@ -347,30 +340,10 @@ func BenchmarkStepWithout(b *testing.B) {
 	defer func() { skipLaunch = nil }()
 	for _, st := range stages {
 		skipLaunch = nil
-		e, err := New(m, Options{})
-		if errors.Is(err, ErrNoGPU) {
-			b.Skip(err.Error())
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := e.Prefill(context.Background(), prompt); err != nil {
-			e.Close()
-			b.Fatal(err)
-		}
+		e := benchEngine(b, m, prompt)
 		skipLaunch = st.skip // steps only: graphs are captured at each size's first step
 		for _, n := range []int{1, 8} {
-			b.Run(fmt.Sprintf("without_%s/verify%d", st.name, n), func(b *testing.B) {
-				for b.Loop() {
-					if _, err := e.Verify(prompt[:n]); err != nil {
-						b.Fatal(err)
-					}
-					if err := e.Rollback(e.Len() - n); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/step")
-			})
+			benchVerify(b, e, fmt.Sprintf("without_%s/verify%d", st.name, n), prompt, n)
 		}
 		skipLaunch = nil
 		e.Close()
@@ -382,37 +355,13 @@ func BenchmarkStepWithout(b *testing.B) {
 // engine each: graphs keep the kernel they were captured with.
 func BenchmarkVerifyVariants(b *testing.B) {
 	m := benchModel(b)
-	rng := rand.New(rand.NewPCG(1, 1))
-	prompt := make([]int, 6435)
-	for i := range prompt {
-		prompt[i] = rng.IntN(m.Config.Vocab)
-	}
+	prompt := benchPrompt(m)
 	defer func(v string) { verifyVariant = v }(verifyVariant)
 	for _, v := range []string{"_sync", ""} {
 		verifyVariant = v
-		e, err := New(m, Options{})
-		if errors.Is(err, ErrNoGPU) {
-			b.Skip(err.Error())
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := e.Prefill(context.Background(), prompt); err != nil {
-			e.Close()
-			b.Fatal(err)
-		}
+		e := benchEngine(b, m, prompt)
 		for _, n := range []int{1, 8, 11, 16} {
-			b.Run(fmt.Sprintf("attn_prefill%s/verify%d", v, n), func(b *testing.B) {
-				for b.Loop() {
-					if _, err := e.Verify(prompt[:n]); err != nil {
-						b.Fatal(err)
-					}
-					if err := e.Rollback(e.Len() - n); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/step")
-			})
+			benchVerify(b, e, fmt.Sprintf("attn_prefill%s/verify%d", v, n), prompt, n)
 		}
 		e.Close()
 	}

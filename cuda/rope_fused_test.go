@@ -2,7 +2,6 @@ package cuda
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -367,50 +366,26 @@ func TestLookupMatchesGreedyRopeFused(t *testing.T) {
 // logs each one's kernel profile of a 1-token step.
 func BenchmarkRopeFused(b *testing.B) {
 	m := benchModel(b)
-	rng := rand.New(rand.NewPCG(1, 1))
-	prompt := make([]int, 6435)
-	for i := range prompt {
-		prompt[i] = rng.IntN(m.Config.Vocab)
-	}
+	prompt := benchPrompt(m)
+	defer func(v bool) { ropeFused = v }(ropeFused)
 	for _, on := range []bool{false, true} {
 		name := map[bool]string{false: "off", true: "on"}[on]
-		func() {
-			defer func(v bool) { ropeFused = v }(ropeFused)
-			ropeFused = on
-			e, err := New(m, Options{})
-			if errors.Is(err, ErrNoGPU) {
-				b.Skip(err.Error())
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer e.Close()
-			if e.ropeFused != on {
-				b.Fatalf("engine ropeFused = %v with the knob %v", e.ropeFused, on)
-			}
-			if _, err := e.Prefill(context.Background(), prompt); err != nil {
-				b.Fatal(err)
-			}
-			for _, n := range []int{1, 8, 11, 16} {
-				b.Run(fmt.Sprintf("%s/verify%d", name, n), func(b *testing.B) {
-					toks := prompt[:n]
-					for b.Loop() {
-						if _, err := e.Verify(toks); err != nil {
-							b.Fatal(err)
-						}
-						if err := e.Rollback(e.Len() - n); err != nil {
-							b.Fatal(err)
-						}
-					}
-					b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/step")
-				})
-			}
-			prof, err := e.Profile(1, 20)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Logf("fused RoPE %s, %s, kernel time per 1-token step at position %d:\n%s", name, e.Name(), e.Len(), profileTable(prof))
-			b.Logf("fused RoPE %s: engine memory %+v", name, e.Memory())
-		}()
+		ropeFused = on
+		e := benchEngine(b, m, prompt)
+		if e.ropeFused != on {
+			e.Close()
+			b.Fatalf("engine ropeFused = %v with the knob %v", e.ropeFused, on)
+		}
+		for _, n := range []int{1, 8, 11, 16} {
+			benchVerify(b, e, fmt.Sprintf("%s/verify%d", name, n), prompt, n)
+		}
+		prof, err := e.Profile(1, 20)
+		if err != nil {
+			e.Close()
+			b.Fatal(err)
+		}
+		b.Logf("fused RoPE %s, %s, kernel time per 1-token step at position %d:\n%s", name, e.Name(), e.Len(), profileTable(prof))
+		b.Logf("fused RoPE %s: engine memory %+v", name, e.Memory())
+		e.Close()
 	}
 }
