@@ -444,3 +444,16 @@ func margin(v []float32) float64 {
 	}
 	return a - b
 }
+
+// TestProfileStepSize: Profile refuses steps its buffers cannot hold.
+func TestProfileStepSize(t *testing.T) {
+	e := testEngine(t, synthModel(t, "small", 8), Options{})
+	for _, T := range []int{0, -1, e.chunk + 1} {
+		if _, err := e.Profile(T, 1); err == nil {
+			t.Errorf("Profile(%d) with chunks of %d: no error", T, e.chunk)
+		}
+	}
+	if _, err := e.Profile(e.chunk, 1); err != nil {
+		t.Errorf("Profile(%d): %v", e.chunk, err)
+	}
+}

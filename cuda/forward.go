@@ -106,6 +106,10 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 // linear they compute). Kernel-by-kernel timing has no graph, so the sum is
 // a little above a replayed step's time.
 func (e *Engine) Profile(T, steps int) (map[string]float64, error) {
+	if T < 1 || T > e.chunk {
+		// The activations and the split workspace hold one prefill chunk.
+		return nil, fmt.Errorf("profile of %d tokens: a step holds 1 to %d", T, e.chunk)
+	}
 	toks := make([]int, T)
 	for i := range toks {
 		toks[i] = i % e.cfg.Vocab
