@@ -366,3 +366,22 @@ func BenchmarkVerifyVariants(b *testing.B) {
 		e.Close()
 	}
 }
+
+// BenchmarkStepBoundaries times replayed 1-token steps at the reference
+// context with 0, 1 and 2 empty kernels after every launch (extraLaunches),
+// one engine each: the slope is what one more kernel boundary costs in a
+// step, the most that fusing a kernel into its neighbour can save beyond
+// the kernel's own work. Logits are unchanged (the kernel does nothing).
+func BenchmarkStepBoundaries(b *testing.B) {
+	m := benchModel(b)
+	prompt := benchPrompt(m)
+	defer func() { extraLaunches = 0 }()
+	for _, x := range []int{0, 1, 2} {
+		extraLaunches = 0
+		e := benchEngine(b, m, prompt)
+		extraLaunches = x // steps only: graphs are captured at each size's first step
+		benchVerify(b, e, fmt.Sprintf("extra%d/verify1", x), prompt, 1)
+		extraLaunches = 0
+		e.Close()
+	}
+}

@@ -375,6 +375,22 @@ func (d *device) launch(name string, ls launchShape, shapes string, args ...any)
 	if skipLaunch != nil && skipLaunch(name, d.tag) {
 		return nil
 	}
+	if extraLaunches > 0 && name != "noop_boundary" {
+		if err := d.launchWithoutExtras(name, ls, shapes, args...); err != nil {
+			return err
+		}
+		for range extraLaunches {
+			if err := d.launchWithoutExtras("noop_boundary", launchShape{Grid: [3]uint32{1}, Block: [3]uint32{32}}, "boundary"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return d.launchWithoutExtras(name, ls, shapes, args...)
+}
+
+// launchWithoutExtras is launch without the benchmarks' extra boundaries.
+func (d *device) launchWithoutExtras(name string, ls launchShape, shapes string, args ...any) error {
 	f, err := d.function(name)
 	if err != nil {
 		return err
@@ -549,6 +565,11 @@ func (d *device) captureGraph(what string, body func() error) (*graph, error) {
 // what fusing it away could save. The results are then wrong; only
 // benchmarks set it.
 var skipLaunch func(kernel, tag string) bool
+
+// extraLaunches, when positive, adds that many empty kernels
+// (noop_boundary) after every launch: BenchmarkStepBoundaries times what a
+// kernel boundary costs in a replayed step. Only benchmarks set it.
+var extraLaunches = 0
 
 // failOverlapCapture makes launches fail while capturing with overlap on
 // (tests of captureGraph's fallback).
