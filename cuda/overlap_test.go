@@ -200,13 +200,7 @@ func TestOverlapSameBits(t *testing.T) {
 		keep()
 		e.Close()
 	}
-	for s := range runs[0] {
-		for j := range runs[0][s] {
-			if math.Float32bits(runs[0][s][j]) != math.Float32bits(runs[1][s][j]) {
-				t.Fatalf("step %d: logit %d is %v overlapped, %v not", s, j, runs[1][s][j], runs[0][s][j])
-			}
-		}
-	}
+	sameSteps(t, runs[1], runs[0], "overlapped", "not")
 }
 
 // TestOverlapCaptureFallback: where a driver cannot capture overlapped
@@ -246,10 +240,20 @@ func TestOverlapCaptureFallback(t *testing.T) {
 		}
 		e.Close()
 	}
-	for s := range runs[0] {
-		for j := range runs[0][s] {
-			if math.Float32bits(runs[0][s][j]) != math.Float32bits(runs[1][s][j]) {
-				t.Fatalf("step %d: logit %d is %v after the fallback, %v without overlap", s, j, runs[1][s][j], runs[0][s][j])
+	sameSteps(t, runs[1], runs[0], "after the fallback", "overlapped")
+}
+
+// sameSteps fails t unless two runs' logits are equal bit for bit, step
+// by step (named for the message).
+func sameSteps(t *testing.T, got, want [][]float32, gotName, wantName string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d steps %s, %d %s", len(got), gotName, len(want), wantName)
+	}
+	for s := range want {
+		for j := range want[s] {
+			if math.Float32bits(got[s][j]) != math.Float32bits(want[s][j]) {
+				t.Fatalf("step %d: logit %d is %v %s, %v %s", s, j, got[s][j], gotName, want[s][j], wantName)
 			}
 		}
 	}

@@ -3,7 +3,6 @@ package cuda
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -309,13 +308,7 @@ func TestRopeFusedEngine(t *testing.T) {
 					}
 					e.Close()
 				}
-				for s := range runs[0] {
-					for j := range runs[0][s] {
-						if math.Float32bits(runs[0][s][j]) != math.Float32bits(runs[1][s][j]) {
-							t.Fatalf("step %d: logit %d is %v fused, %v unfused", s, j, runs[1][s][j], runs[0][s][j])
-						}
-					}
-				}
+				sameSteps(t, runs[1], runs[0], "fused", "unfused")
 			})
 		}
 	}
