@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/briefapp/brief/inference"
@@ -353,6 +355,37 @@ func TestAttnWorkspaceCoversPrefillPlans(t *testing.T) {
 						t.Fatalf("%d SMs, %q, %d tokens: %d splits, capped from %d", sms, k, T, p.splits, want)
 					}
 				}
+			}
+		}
+	}
+}
+
+// TestVerifyEarlyPlan: with verifyEarly, verify steps of head dims 64 and
+// 128 run attn_verify2 on the default's grid and splits, with its shared
+// memory; other head dims and prefill chunks are unchanged.
+func TestVerifyEarlyPlan(t *testing.T) {
+	const H, KV, sms, keyRange = 32, 8, 132, 4096 + 15
+	defer func(v bool) { verifyEarly = v }(verifyEarly)
+	for _, D := range []int{32, 64, 128} {
+		for _, tokens := range []int{1, 4, 5, 11, 16, 17, 512} {
+			verifyEarly = false
+			base := planAttention(tokens, H, KV, D, sms, keyRange)
+			verifyEarly = true
+			p := planAttention(tokens, H, KV, D, sms, keyRange)
+			if D == 32 || tokens > inference.MaxVerify {
+				if p.kernel != base.kernel || p.shape != base.shape {
+					t.Errorf("head dim %d, %d tokens: plan %+v, want the default %+v", D, tokens, p, base)
+				}
+				continue
+			}
+			want := base
+			want.kernel = fmt.Sprintf("attn_verify2_d%d", D)
+			want.shape.Shared = uint32(prefill2Smem(prefill2Shape{keys: verify2Keys}, D))
+			if p != want {
+				t.Errorf("head dim %d, %d tokens: plan %+v, want %+v", D, tokens, p, want)
+			}
+			if src, err := os.ReadFile("attn_prefill.cu"); err != nil || !strings.Contains(string(src), fmt.Sprintf("ATTN_VERIFY2(%s, %d)", p.kernel, D)) {
+				t.Errorf("kernel %s is not instantiated in attn_prefill.cu (%v)", p.kernel, err)
 			}
 		}
 	}
