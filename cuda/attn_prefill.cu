@@ -47,7 +47,17 @@ __host__ __device__ constexpr int prefill2_smem(int D, int MW, int KEYS) {
 // fragment feeds two mma: a quarter less shared-memory traffic per row and
 // key with 32-key tiles). KEYS is the key tile: 64 for MW == 1,
 // 32 for MW == 2 (64 spills there: 255 registers).
-template <int D, int MW, int KEYS>
+//
+// ROWS is the rows of a block (kP2Rows for prefill chunks; 64 for verify
+// steps, whose 4..64 rows would leave half a 128-row block idle). EARLY
+// (verify steps, a block's keys in at most two tiles): the copies of keys
+// written by earlier steps (positions before the step's first, which the
+// step's own q|k|v kernel does not touch; the ring holds the window plus a
+// chunk, so their slots are not reused by this step) and the zero fills are
+// issued before grid_dep_wait, so they travel while the previous kernel
+// drains; the step's own keys, Q and everything else wait. The body then
+// calls grid_dep_wait itself.
+template <int D, int MW, int KEYS, int ROWS = kP2Rows, bool EARLY = false>
 __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half* __restrict__ kc,
                                    const __half* __restrict__ vc, const int* __restrict__ params,
                                    int tokens, int heads, int kv_heads, int cap, int window,
@@ -55,13 +65,14 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
                                    float* __restrict__ ws_ml) {
   static_assert(D % 16 == 0 && D >= 32, "head_dim a multiple of 16");
   static_assert(MW == 1 || MW == 2, "one or two m-tiles per warp");
-  constexpr int WARPS = kP2Rows / (16 * MW);
+  constexpr int WARPS = ROWS / (16 * MW);
   constexpr int NT = WARPS * 32;
   constexpr int KS = D + 8;                        // K, V and Q row stride in halves
   constexpr int TILE = KEYS * KS;               // halves of one K (or V) tile
   constexpr int CHR = D / 8;                       // 16-byte chunks per row
   constexpr int CPT = KEYS * CHR / NT;          // K (or V) chunks per thread per tile
-  static_assert(KEYS * CHR % NT == 0 && kP2Rows * CHR % NT == 0, "whole chunks per thread");
+  static_assert(KEYS * CHR % NT == 0 && ROWS * CHR % NT == 0, "whole chunks per thread");
+  static_assert(!EARLY || MW == 1, "early copies with Q in registers only");
   extern __shared__ __align__(16) unsigned char p2_smem[];
   __half* const sK = reinterpret_cast<__half*>(p2_smem);  // (stages, KEYS, KS)
   __half* const sV = sK + kP2Stages * TILE;               // (stages, KEYS, KS)
@@ -73,11 +84,11 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
   const int G = heads / kv_heads;
   const int kv = blockIdx.y, z = blockIdx.z, nsplit = gridDim.z;
   const int nrows = tokens * G;
-  const int row0 = blockIdx.x * kP2Rows;
+  const int row0 = blockIdx.x * ROWS;
   const int qstride = (heads + 2 * kv_heads) * D;
   const int pos0 = params[kParamPos];
   const int p_first = pos0 + row0 / G;
-  const int p_last = pos0 + (min(row0 + kP2Rows, nrows) - 1) / G;
+  const int p_last = pos0 + (min(row0 + ROWS, nrows) - 1) / G;
   const int lo = window > 0 ? max(0, p_first - window + 1) : 0;
   int k_begin, k_end;  // [k_begin, k_end): this block's keys, as attn_prefill_body
   if (block_keys > 0) {
@@ -109,30 +120,44 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
   // idx / CHR, 16-byte column idx % CHR): consecutive threads read
   // consecutive 16 bytes of a key row.
   const size_t head_base = (size_t)kv * cap * D;
-  auto issue = [&](int k0, int stage) {
+  // part: 0 every chunk; 1 (EARLY, before the wait) the zero fills and the
+  // keys before pos0; 2 (EARLY, after it) the step's own keys.
+  auto issue_part = [&](int k0, int stage, int part) {
 #pragma unroll
     for (int c = 0; c < CPT; c++) {
       const int idx = tid + c * NT;
       const int j = idx / CHR, cc = idx % CHR, kp = k0 + j;
       const bool in = kp >= lo && kp < k_end;  // absolute blocks may start below lo
+      if (part != 0 && (part == 1) != (!in || kp < pos0)) continue;
       const size_t off = head_base + (in ? (size_t)(kp % cap) * D : 0) + cc * 8;
       const uint32_t so = (uint32_t)((stage * TILE + j * KS + cc * 8) * 2);
       cp_async_16(sK_addr + so, kc + off, in ? 16 : 0);
       cp_async_16(sV_addr + so, vc + off, in ? 16 : 0);
     }
   };
+  auto issue = [&](int k0, int stage) { issue_part(k0, stage, 0); };
   const int ntiles = k_begin < k_end ? (k_end - k_begin + KEYS - 1) / KEYS : 0;
+  const bool early = EARLY && ntiles <= kP2Stages;  // both tiles in flight at once
+  if (early) {
+    for (int it = 0; it < ntiles; it++) issue_part(k_begin + it * KEYS, it, 1);
+    cp_async_commit_group();
+  }
+  if (EARLY) grid_dep_wait();
   if (MW == 2 && ntiles > 0) {
     // The block's Q rows, in the first copy group.
 #pragma unroll
-    for (int c = 0; c < kP2Rows * CHR / NT; c++) {
+    for (int c = 0; c < ROWS * CHR / NT; c++) {
       const int idx = tid + c * NT;
       const int r = idx / CHR, cc = idx % CHR, gr = min(row0 + r, nrows - 1);
       const __half* src = qkv + (size_t)(gr / G) * qstride + (size_t)(kv * G + gr % G) * D + cc * 8;
       cp_async_16(sQ_addr + (uint32_t)((r * KS + cc * 8) * 2), src, 16);
     }
   }
-  if (ntiles > 0) issue(k_begin, 0);
+  if (early) {
+    for (int it = 0; it < ntiles; it++) issue_part(k_begin + it * KEYS, it, 2);
+  } else if (ntiles > 0) {
+    issue(k_begin, 0);
+  }
   cp_async_commit_group();
 
   // MW == 1: Q as A fragments, one per 16 head dimensions, read once
@@ -176,9 +201,13 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
 
   for (int it = 0; it < ntiles; it++) {
     const int k0 = k_begin + it * KEYS, stage = it & 1;
-    if (it + 1 < ntiles) issue(k0 + KEYS, stage ^ 1);
+    if (!early && it + 1 < ntiles) issue(k0 + KEYS, stage ^ 1);
     cp_async_commit_group();
-    cp_async_wait_group<1>();     // tile it (and Q) has landed: this thread's copies
+    if (early) {
+      cp_async_wait_group<0>();  // both tiles were requested at the start
+    } else {
+      cp_async_wait_group<1>();  // tile it (and Q) has landed: this thread's copies
+    }
     __syncthreads();  // ... and everyone's
 
     // Skip a tile no row of this warp can see, and every tile for a warp
@@ -336,3 +365,19 @@ ATTN_PREFILL2(attn_prefill2_d64, 64, 1, 64, 1)
 ATTN_PREFILL2(attn_prefill2_d128, 128, 1, 64, 1)
 ATTN_PREFILL2(attn_prefill2q_d64, 64, 2, 32, 2)
 ATTN_PREFILL2(attn_prefill2q_d128, 128, 2, 32, 2)
+
+// attn_verify2_d*: the same body for verify steps (1..16 tokens): 4 warps x
+// 16 rows, both 64-key tiles of a 128-key block requested at once, the
+// earlier steps' keys before grid_dep_wait (the body waits itself).
+#define ATTN_VERIFY2(NAME, D)                                                                \
+  extern "C" __global__ void __launch_bounds__(128) NAME(                                    \
+      const __half* __restrict__ qkv, const __half* __restrict__ kc,                         \
+      const __half* __restrict__ vc, const int* __restrict__ params, int tokens, int heads,  \
+      int kv_heads, int cap, int window, float scale, int block_keys,                        \
+      float* __restrict__ ws_acc, float* __restrict__ ws_ml) {                               \
+    grid_dep_launch();                                                                       \
+    attn_prefill2_body<D, 1, 64, 64, true>(qkv, kc, vc, params, tokens, heads, kv_heads, cap,  \
+                                           window, scale, block_keys, ws_acc, ws_ml);        \
+  }
+ATTN_VERIFY2(attn_verify2_d64, 64)
+ATTN_VERIFY2(attn_verify2_d128, 128)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/briefapp/brief/inference"
@@ -351,6 +353,103 @@ func TestAttnWorkspaceCoversPrefillPlans(t *testing.T) {
 					// The kernel sized for runs its own plan, uncapped.
 					if want := planAttention(T, 32, 8, 128, sms, e.keyRange()).splits; k2 == k && p.splits != want {
 						t.Fatalf("%d SMs, %q, %d tokens: %d splits, capped from %d", sms, k, T, p.splits, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestVerifyEarlyPlan: with verifyEarly, verify steps of head dims 64 and
+// 128 run attn_verify2 on the default's grid and splits, with its shared
+// memory; other head dims and prefill chunks are unchanged.
+func TestVerifyEarlyPlan(t *testing.T) {
+	const H, KV, sms, keyRange = 32, 8, 132, 4096 + 15
+	defer func(v bool) { verifyEarly = v }(verifyEarly)
+	for _, D := range []int{32, 64, 128} {
+		for _, tokens := range []int{1, 4, 5, 11, 16, 17, 512} {
+			verifyEarly = false
+			base := planAttention(tokens, H, KV, D, sms, keyRange)
+			verifyEarly = true
+			p := planAttention(tokens, H, KV, D, sms, keyRange)
+			if D == 32 || tokens > inference.MaxVerify {
+				if p.kernel != base.kernel || p.shape != base.shape {
+					t.Errorf("head dim %d, %d tokens: plan %+v, want the default %+v", D, tokens, p, base)
+				}
+				continue
+			}
+			want := base
+			want.kernel = fmt.Sprintf("attn_verify2_d%d", D)
+			want.shape.Shared = uint32(prefill2Smem(prefill2Shape{keys: verify2Keys}, D))
+			if p != want {
+				t.Errorf("head dim %d, %d tokens: plan %+v, want %+v", D, tokens, p, want)
+			}
+			if src, err := os.ReadFile("attn_prefill.cu"); err != nil || !strings.Contains(string(src), fmt.Sprintf("ATTN_VERIFY2(%s, %d)", p.kernel, D)) {
+				t.Errorf("kernel %s is not instantiated in attn_prefill.cu (%v)", p.kernel, err)
+			}
+		}
+	}
+}
+
+// TestVerifyEarlySchedule: attn_verify2's copies before grid_dep_wait
+// (issue_part 1) are the zero fills and keys of earlier steps whose ring
+// slots the step's own appends do not touch, and the copies after it
+// (issue_part 2) are exactly the step's own keys; a verify plan's blocks
+// always fit the two tiles the early path needs. The kernel's index math
+// is written again in Go, for the engine's ring size (engine.go: the
+// window plus a chunk plus one, or the whole context).
+func TestVerifyEarlySchedule(t *testing.T) {
+	const G, rows, keys, chunk = 4, 64, verify2Keys, 512
+	for _, w := range []struct{ window, maxCtx int }{{4096, 32768}, {256, 4096}, {0, 8192}} {
+		cap := w.maxCtx
+		if w.window > 0 {
+			cap = min(w.maxCtx, w.window+chunk+1)
+		}
+		keyRange := cap
+		if w.window > 0 {
+			keyRange = min(w.window+inference.MaxVerify-1, cap)
+		}
+		for _, tokens := range []int{1, 2, 5, 8, 11, 16} {
+			p := planAttentionWith("", tokens, 32, 8, 128, 132, keyRange)
+			for _, pos0 := range []int{0, 1, 63, 64, 100, 255, 256, 4095, 4096, 4097, 4609, 6435, 7000} {
+				if pos0+tokens > w.maxCtx {
+					continue
+				}
+				nrows := tokens * G
+				for x := range (nrows + rows - 1) / rows {
+					row0 := x * rows
+					pFirst, pLast := pos0+row0/G, pos0+(min(row0+rows, nrows)-1)/G
+					lo := 0
+					if w.window > 0 {
+						lo = max(0, pFirst-w.window+1)
+					}
+					for z := range p.splits {
+						kBegin := (lo/p.blockKeys + z) * p.blockKeys
+						kEnd := min(pLast+1, kBegin+p.blockKeys)
+						ntiles := 0
+						if kBegin < kEnd {
+							ntiles = (kEnd - kBegin + keys - 1) / keys
+						}
+						if ntiles > 2 {
+							t.Fatalf("window %d, %d tokens at %d: block %d split %d has %d tiles, the early path takes 2", w.window, tokens, pos0, x, z, ntiles)
+						}
+						for kp := kBegin; kp < kBegin+ntiles*keys; kp++ {
+							in := kp >= lo && kp < kEnd
+							if !in || kp < pos0 { // issued before the wait
+								if !in {
+									continue
+								}
+								for j := range tokens {
+									if (pos0+j)%cap == kp%cap {
+										t.Fatalf("window %d, %d tokens at %d: key %d, copied before the wait, shares slot %d with the step's token %d", w.window, tokens, pos0, kp, kp%cap, pos0+j)
+									}
+								}
+								continue
+							}
+							if kp >= pos0+tokens {
+								t.Fatalf("window %d, %d tokens at %d: key %d copied after the wait is past the step's last", w.window, tokens, pos0, kp)
+							}
+						}
 					}
 				}
 			}

@@ -107,6 +107,20 @@ var verifyVariant = ""
 // ms), and every verify size must run the same kernel.
 var verifyKernel = ""
 
+// verifyEarly runs verify steps (1..MaxVerify tokens, head dims 64 and
+// 128) through attn_prefill.cu's attn_verify2_d*: attn_prefill2's body with
+// 64-row blocks, both 64-key tiles of a 128-key block requested at once by
+// cp.async, and the keys of earlier steps requested before the kernel
+// waits for its predecessor. Each row's arithmetic is attn_prefill_body's
+// (same mma operands in the same order, same softmax), so its logits are
+// expected bit for bit the default's (TestAttentionVariantsAgree). Off: it
+// has not run on a GPU yet (BRIEF_VERIFY_EARLY=1 in test runs).
+var verifyEarly = false
+
+// verify2Keys is attn_verify2's key tile; a block's keys beyond two tiles
+// are copied after the wait, tile by tile.
+const verify2Keys = 64
+
 // prefillKernel selects the prefill chunks' (tokens > MaxVerify) attention
 // for head dims 64 and 128: "" for attn_prefill{prefillVariant}_d* (64 rows
 // per block), or a kernel of attn_prefill.cu (prefill2Kernels: 128 rows per
@@ -210,6 +224,10 @@ func planAttentionWith(prefill string, tokens, heads, kvHeads, headDim, sms, key
 			}
 			threads = k.threads
 		}
+	}
+	if verifyEarly && verifyKernel == "" && tokens <= inference.MaxVerify && (headDim == 64 || headDim == 128) {
+		p.kernel = fmt.Sprintf("attn_verify2_d%d", headDim)
+		shared = prefill2Smem(prefill2Shape{keys: verify2Keys}, headDim)
 	}
 	unit := 64 // key blocks are whole key tiles of the kernel
 	kw := verifyKernels[verifyKernel]

@@ -351,17 +351,22 @@ func BenchmarkStepWithout(b *testing.B) {
 }
 
 // BenchmarkVerifyVariants times replayed verify steps at the reference
-// context with each tensor-core attention variant (verifyVariant), one
-// engine each: graphs keep the kernel they were captured with.
+// context with each tensor-core attention variant (verifyVariant) and
+// attn_verify2 (verifyEarly), one engine each: graphs keep the kernel they
+// were captured with.
 func BenchmarkVerifyVariants(b *testing.B) {
 	m := benchModel(b)
 	prompt := benchPrompt(m)
-	defer func(v string) { verifyVariant = v }(verifyVariant)
-	for _, v := range []string{"_sync", ""} {
-		verifyVariant = v
+	defer func(v string, early bool) { verifyVariant, verifyEarly = v, early }(verifyVariant, verifyEarly)
+	for _, v := range []string{"_sync", "", "early"} {
+		verifyVariant, verifyEarly = v, false
+		if v == "early" {
+			verifyVariant, verifyEarly = "", true
+		}
 		e := benchEngine(b, m, prompt)
+		name := strings.TrimSuffix(e.attnPlan(1).kernel, fmt.Sprintf("_d%d", m.Config.HeadDim))
 		for _, n := range []int{1, 8, 11, 16} {
-			benchVerify(b, e, fmt.Sprintf("attn_prefill%s/verify%d", v, n), prompt, n)
+			benchVerify(b, e, fmt.Sprintf("%s/verify%d", name, n), prompt, n)
 		}
 		e.Close()
 	}

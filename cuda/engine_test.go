@@ -201,7 +201,8 @@ func TestVerifyBatchInvariant(t *testing.T) {
 // TestLookupMatchesGreedy: prompt lookup through the generation loop gives
 // greedy decoding's ids on the GPU, with drafts accepted.
 // TestAttentionVariantsAgree: verify steps give the same logits, bit for
-// bit, with and without the next key tile prefetched.
+// bit, with and without the next key tile prefetched, and through
+// attn_verify2 (verifyEarly).
 func TestAttentionVariantsAgree(t *testing.T) {
 	m := synthModel(t, "small", 5)
 	defer func(v string) { verifyVariant = v }(verifyVariant)
@@ -214,10 +215,14 @@ func TestAttentionVariantsAgree(t *testing.T) {
 	if _, err := e.Prefill(context.Background(), prompt); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []int{1, 11} {
-		var logits [2][]float32
-		for i, v := range []string{"", "_sync"} {
-			verifyVariant = v
+	defer func(v bool) { verifyEarly = v }(verifyEarly)
+	for _, k := range []int{1, 11, 16} {
+		var logits [3][]float32
+		for i, v := range []string{"", "_sync", "early"} {
+			verifyVariant, verifyEarly = v, false
+			if v == "early" {
+				verifyVariant, verifyEarly = "", true
+			}
 			if _, err := e.Verify(prompt[:k]); err != nil {
 				t.Fatal(err)
 			}

@@ -17,18 +17,38 @@ var preWait = map[string]bool{
 	"grid_dep_launch();": true,
 }
 
-// waitsInside are the kernel bodies that call grid_dep_wait themselves,
-// after loading weights (constant data); before their wait they may not
-// read or write anything else (memory accesses other than weightLoads).
-var waitsInside = map[string]string{"awq::gemv_g128<NT>(": "gemv_g128", "awq::gemv_g128<NT, true>(": "gemv_g128"}
+// waitRule is a device function that calls grid_dep_wait itself, after
+// reading only what no kernel of the step writes: what early matches
+// (need must be among it: else the function should wait at the top) and
+// nothing access matches besides.
+type waitRule struct {
+	fn                  string
+	early, need, access *regexp.Regexp
+}
 
-// weightLoads are the calls that read weights only.
-var weightLoads = regexp.MustCompile(`pair_load_w<NT>\(a, wc, zc\);`)
+// gemvRule: the group-128 mat-vec requests its first weights (constant)
+// before the wait; x and y are its activations in and out, red and smem its
+// shared memory.
+var gemvRule = waitRule{"gemv_g128",
+	regexp.MustCompile(`pair_load_w<NT>\(a, wc, zc\);`),
+	regexp.MustCompile(`pair_load_w<NT>\(a, wc, zc\);`),
+	regexp.MustCompile(`\b(x|y|red|smem)\s*\[|\*\s*(x|y)\b|__ldg\(|ld_stream\(|pair_load(_x)?<|atomic`)}
 
-// memoryAccess spots a load or store before a wait in a waitsInside
-// function: x and y are its activations in and out, red and smem its shared
-// memory (declarations are dropped first).
-var memoryAccess = regexp.MustCompile(`\b(x|y|red|smem)\s*\[|\*\s*(x|y)\b|__ldg\(|ld_stream\(|pair_load(_x)?<|atomic`)
+// verifyEarlyRule: attn_verify2 reads the step's position (params, staged
+// by the host before the step's first kernel) and copies the keys of
+// earlier steps before the wait; Q (qkv), the step's own keys (issue_part
+// with part 2, or issue) and the outputs wait.
+var verifyEarlyRule = waitRule{"attn_prefill2_body",
+	regexp.MustCompile(`const int pos0 = params\[kParamPos\];|issue_part\(k_begin \+ it \* KEYS, it, 1\);`),
+	regexp.MustCompile(`issue_part\(k_begin \+ it \* KEYS, it, 1\);`),
+	regexp.MustCompile(`\b(qkv|kc|vc|ws_acc|ws_ml|params)\b|\b(sK|sV|sQ)\s*\[|cp_async_16\(|\bissue(_part)?\(|__ldg\(|atomic`)}
+
+// waitsInside are the calls of waitRule functions in kernel bodies.
+var waitsInside = map[string]waitRule{
+	"awq::gemv_g128<NT>(":                     gemvRule,
+	"awq::gemv_g128<NT, true>(":               gemvRule,
+	"attn_prefill2_body<D, 1, 64, 64, true>(": verifyEarlyRule,
+}
 
 // TestKernelsWaitForPredecessor: launched overlapped, a kernel may run
 // while the previous one still writes, so every kernel entry must call
@@ -57,9 +77,16 @@ func TestKernelsWaitForPredecessor(t *testing.T) {
 			kernels++
 			wait := strings.Index(body, "grid_dep_wait();")
 			if wait < 0 {
-				// A body that only calls a function that waits inside
-				// (awq_gemv_g128_n*_rope) waits there.
-				if st := statements(body); len(st) == 1 && waitsInsideFn(st[0]) != "" {
+				// A body that only lets the next kernel start and calls a
+				// function that waits inside (awq_gemv_g128_n*_rope,
+				// attn_verify2_d*) waits there.
+				var st []string
+				for _, s := range statements(body) {
+					if !preWait[s] {
+						st = append(st, s)
+					}
+				}
+				if len(st) == 1 && waitsInsideFn(st[0]).fn != "" {
 					checkWaitsInside(t, f, src, waitsInsideFn(st[0]))
 					continue
 				}
@@ -71,7 +98,7 @@ func TestKernelsWaitForPredecessor(t *testing.T) {
 					continue
 				}
 				fn := waitsInsideFn(st)
-				if fn == "" {
+				if fn.fn == "" {
 					t.Errorf("%s: kernel %s runs %q before grid_dep_wait", f, name, st)
 					continue
 				}
@@ -84,20 +111,22 @@ func TestKernelsWaitForPredecessor(t *testing.T) {
 	}
 }
 
-// waitsInsideFn is the waitsInside function statement st calls, or "".
-func waitsInsideFn(st string) string {
-	for call, fn := range waitsInside {
+// waitsInsideFn is the waitsInside rule of the function statement st
+// calls, or the zero rule.
+func waitsInsideFn(st string) waitRule {
+	for call, r := range waitsInside {
 		if strings.Contains(st, call) {
-			return fn
+			return r
 		}
 	}
-	return ""
+	return waitRule{}
 }
 
-// checkWaitsInside checks that device function fn of file f calls
-// grid_dep_wait and touches only weights before it.
-func checkWaitsInside(t *testing.T, f, src, fn string) {
+// checkWaitsInside checks that the device function of rule r in file f
+// calls grid_dep_wait and reads only what r allows before it.
+func checkWaitsInside(t *testing.T, f, src string, r waitRule) {
 	t.Helper()
+	fn := r.fn
 	loc := regexp.MustCompile(`__device__[^;{]*\b` + fn + `\(`).FindStringIndex(src)
 	if loc == nil {
 		t.Errorf("%s: no device function %s", f, fn)
@@ -111,13 +140,36 @@ func checkWaitsInside(t *testing.T, f, src, fn string) {
 		t.Errorf("%s: %s never calls grid_dep_wait", f, fn)
 		return
 	}
-	pre := weightLoads.ReplaceAllString(body[:wait], "")
+	pre := dropLambdas(body[:wait]) // definitions run nothing
+	pre = regexp.MustCompile(`(?s)/\*.*?\*/|//[^\n]*`).ReplaceAllString(pre, "")
+	early := r.need.MatchString(pre)
+	pre = r.early.ReplaceAllString(pre, "")
 	pre = regexp.MustCompile(`extern __shared__[^;]*;`).ReplaceAllString(pre, "")
-	if m := memoryAccess.FindString(pre); m != "" {
+	if m := r.access.FindString(pre); m != "" {
 		t.Errorf("%s: %s accesses memory (%q) before grid_dep_wait", f, fn, m)
 	}
-	if !weightLoads.MatchString(body[:wait]) {
-		t.Errorf("%s: %s loads no weights before grid_dep_wait: call it at the top instead", f, fn)
+	if !early {
+		t.Errorf("%s: %s reads nothing early before grid_dep_wait: call it at the top instead", f, fn)
+	}
+}
+
+// dropLambdas removes the bodies of the lambdas code defines
+// (`= [&](...) {...};`).
+func dropLambdas(code string) string {
+	for {
+		i := strings.Index(code, "= [&](")
+		if i < 0 {
+			return code
+		}
+		open := strings.IndexByte(code[i:], '{')
+		if open < 0 {
+			return code
+		}
+		end := matchBrace(code[i+open+1:])
+		if end < 0 {
+			return code
+		}
+		code = code[:i] + code[i+open+1+end+1:]
 	}
 }
 
