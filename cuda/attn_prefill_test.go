@@ -174,7 +174,8 @@ func TestPrefill2Schedule(t *testing.T) {
 
 // TestPrefill2Plan: prefill chunks take an attn_prefill2* kernel when
 // prefillKernel names it (128 rows, its threads and shared memory), verify
-// steps and small head dims never do, and the splits cover the GPU.
+// steps take attn_verify2 with verifyEarly and attn_prefill otherwise,
+// small head dims take neither, and the splits cover the GPU.
 func TestPrefill2Plan(t *testing.T) {
 	const H, KV, sms = 32, 8, 132
 	for _, c := range []struct {
@@ -184,21 +185,28 @@ func TestPrefill2Plan(t *testing.T) {
 		tiles     int
 		threads   int
 		shared    int
+		early     bool // verifyEarly
 	}{
-		{"attn_prefill2", 512, 128, "attn_prefill2_d128", 16, 256, 69632},
-		{"attn_prefill2", 100, 128, "attn_prefill2_d128", 4, 256, 69632},
-		{"attn_prefill2", 17, 64, "attn_prefill2_d64", 1, 256, 36864},
-		{"attn_prefill2q", 512, 128, "attn_prefill2q_d128", 16, 128, 69632},
-		{"attn_prefill2q", 17, 64, "attn_prefill2q_d64", 1, 128, 36864},
-		{"attn_prefill2", 16, 128, "attn_prefill_d128", 1, 128, 0},
-		{"attn_prefill2q", 1, 128, "attn_prefill_d128", 1, 128, 0},
-		{"attn_prefill2", 512, 32, "attn_d32_r16", 32, 128, attnSmem(32, 16)},
-		{"", 512, 128, "attn_prefill_sync_d128", 32, 128, 0},
+		{"attn_prefill2", 512, 128, "attn_prefill2_d128", 16, 256, 69632, false},
+		{"attn_prefill2", 100, 128, "attn_prefill2_d128", 4, 256, 69632, false},
+		{"attn_prefill2", 17, 64, "attn_prefill2_d64", 1, 256, 36864, false},
+		{"attn_prefill2q", 512, 128, "attn_prefill2q_d128", 16, 128, 69632, false},
+		{"attn_prefill2q", 17, 64, "attn_prefill2q_d64", 1, 128, 36864, false},
+		{"attn_prefill2", 16, 128, "attn_prefill_d128", 1, 128, 0, false},
+		{"attn_prefill2q", 1, 128, "attn_prefill_d128", 1, 128, 0, false},
+		{"attn_prefill2", 16, 128, "attn_verify2_d128", 1, 128, 69632, true},
+		{"attn_prefill2q", 1, 64, "attn_verify2_d64", 1, 128, 36864, true},
+		{"attn_prefill2", 512, 128, "attn_prefill2_d128", 16, 256, 69632, true},
+		{"attn_prefill2", 512, 32, "attn_d32_r16", 32, 128, attnSmem(32, 16), false},
+		{"attn_prefill2", 16, 32, "attn_d32_r16", 1, 128, attnSmem(32, 16), true},
+		{"", 512, 128, "attn_prefill_sync_d128", 32, 128, 0, false},
 	} {
+		defer func(v bool) { verifyEarly = v }(verifyEarly)
+		verifyEarly = c.early
 		p := planAttentionWith(c.prefill, c.tokens, H, KV, c.D, sms, 4096+15)
 		if p.kernel != c.kernel || p.tiles != c.tiles || p.shape.Block[0] != uint32(c.threads) || p.shape.Shared != uint32(c.shared) {
-			t.Errorf("%q, %d tokens, head dim %d: %s, %d tiles, %d threads, %d bytes shared; want %s, %d, %d, %d",
-				c.prefill, c.tokens, c.D, p.kernel, p.tiles, p.shape.Block[0], p.shape.Shared, c.kernel, c.tiles, c.threads, c.shared)
+			t.Errorf("%q, %d tokens, head dim %d, verifyEarly %v: %s, %d tiles, %d threads, %d bytes shared; want %s, %d, %d, %d",
+				c.prefill, c.tokens, c.D, c.early, p.kernel, p.tiles, p.shape.Block[0], p.shape.Shared, c.kernel, c.tiles, c.threads, c.shared)
 		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 // (BRIEF_VERIFY_KEY_BLOCK=64, say), verify kernel
 // (BRIEF_VERIFY_KERNEL=attn_verify), tensor-core attention variant for
 // verify steps (BRIEF_VERIFY_VARIANT=_sync) or attn_verify2
-// (BRIEF_VERIFY_EARLY=1), prefill attention kernel
+// off (BRIEF_VERIFY_EARLY=0), prefill attention kernel
 // (BRIEF_PREFILL_KERNEL=attn_prefill2 or attn_prefill2q) or without
 // overlapped launches (BRIEF_OVERLAP=0), before a benchmark's winner becomes
 // the default.
@@ -51,9 +51,9 @@ func TestMain(m *testing.M) {
 		verifyVariant = v
 		fmt.Fprintf(os.Stderr, "verify attention variant %q\n", v)
 	}
-	if os.Getenv("BRIEF_VERIFY_EARLY") == "1" {
-		verifyEarly = true
-		fmt.Fprintln(os.Stderr, "verify attention attn_verify2 (early copies)")
+	if os.Getenv("BRIEF_VERIFY_EARLY") == "0" {
+		verifyEarly = false
+		fmt.Fprintln(os.Stderr, "verify attention attn_verify2 off")
 	}
 	if os.Getenv("BRIEF_OVERLAP") == "0" {
 		overlapLaunches = false
