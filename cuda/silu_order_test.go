@@ -280,3 +280,17 @@ func TestSiluEpilogueEmulated(t *testing.T) {
 		}
 	}
 }
+
+// TestSiluKernelFamilies: a profile of the fused path books the fused
+// mat-vec under the AWQ mat-vec family (tagged gate|up by forward) and
+// silu_mul_perm under SiLU, as their unfused counterparts.
+func TestSiluKernelFamilies(t *testing.T) {
+	for _, tc := range []struct{ kernel, want string }{
+		{"awq_gemv_g128_n1_silu", "AWQ mat-vec"}, {"awq_gemv_g128_n2_silu", "AWQ mat-vec"}, {"awq_gemv_g128_n1", "AWQ mat-vec"},
+		{"silu_mul_perm", "SiLU"}, {"silu_mul", "SiLU"},
+	} {
+		if got := kernelFamily(tc.kernel); got != tc.want {
+			t.Errorf("kernelFamily(%q) = %q, want %q", tc.kernel, got, tc.want)
+		}
+	}
+}
