@@ -417,3 +417,55 @@ func awqRopePlan(p *awqPacked, tokens, cc int) awqLaunch {
 	l.Kernel += "_rope"
 	return l
 }
+
+// Fused SiLU (NOTES-silu-fused.md). With siluFused on, an engine whose
+// gate|up projection qualifies (siluFusable) packs it in siluOrder and runs
+// decode and verify steps through awq_gemv_g128_n<NT>_silu, which writes
+// silu(gate) * up to the MLP activations in its epilogue, instead of the
+// mat-vec and silu_mul; longer steps (prefill) run the GEMM on the same
+// permuted weights and silu_mul_perm. Off by default until a GPU run has
+// checked it (BRIEF_SILU_FUSED=1 turns it on for a test run).
+var siluFused = false
+
+// siluFusable reports whether a gate|up projection of two inter-column
+// linears with this group size can run the fused-SiLU mat-vec: group 128
+// (the kernel extends gemv_g128) and inter a multiple of 8, so that the
+// 2*inter columns are whole stripes of 8 gate and 8 up columns.
+func siluFusable(group, inter int) bool {
+	return group == 128 && inter > 0 && inter%8 == 0
+}
+
+// siluOrder is the fused-SiLU column order of a gate|up projection (gate
+// columns 0..inter-1, up columns inter..2*inter-1): order[m] is the column
+// device column m holds. Stripe s holds gate columns 8s..8s+7 in rows 0..7
+// and up columns 8s..8s+7 in rows 8..15, so that one lane's accumulators
+// for rows g and g+8 are the gate and up of activation 8s+g. inter must be
+// a multiple of 8 (siluFusable).
+func siluOrder(inter int) []int {
+	order := make([]int, 2*inter)
+	for m := range order {
+		s, r := m/awqStripe, m%awqStripe
+		order[m] = 8*s + r%8
+		if r >= 8 {
+			order[m] += inter
+		}
+	}
+	return order
+}
+
+// awqSiluPlan is the launch of the fused-SiLU mat-vec for tokens (1..16)
+// rows on a gate|up projection packed in siluOrder: the group-128 mat-vec's
+// shape (awqPlan) under the kernel's _silu name. The zero awqLaunch where it
+// does not apply (another group, out not 2x a multiple of 8, more tokens
+// than the mat-vec takes).
+func awqSiluPlan(p *awqPacked, tokens, cc int) awqLaunch {
+	if p == nil || p.Group != 128 || p.Out%awqStripe != 0 || tokens > awqGemvMaxTokens {
+		return awqLaunch{}
+	}
+	l := awqPlan(p, tokens, cc)
+	if l.Kernel == "" {
+		return l
+	}
+	l.Kernel += "_silu"
+	return l
+}

@@ -24,6 +24,7 @@
 // A version with per-lane cp.async rings in shared memory (v2) was slower.
 #include "awq_common.cuh"
 #include "rope.cuh"
+#include "silu.cuh"
 
 namespace awq {
 
@@ -325,10 +326,39 @@ __device__ __forceinline__ void rope_epilogue(const float* red, __half* __restri
   }
 }
 
+// silu_epilogue ends a gate|up mat-vec packed in the fused-SiLU column
+// order (awq.go: siluOrder): stripe s holds gate columns 8s..8s+7 in rows
+// 0..7 and the matching up columns in rows 8..15, so accumulators i and i+2
+// of a lane (rows g, g+8, same token) are one (gate, up) pair. Each sum runs
+// over the warps in the plain store's order and is rounded to fp16 as the
+// plain store rounds it; silu_gate (silu.cuh) then computes silu_mul's value
+// from those two halves. So act gets, bit for bit, what the plain mat-vec's
+// y store followed by silu_mul would write, with no gate|up round trip.
+// act (tokens, out/2) fp16.
+template <int NT>
+__device__ __forceinline__ void silu_epilogue(const float* red, __half* __restrict__ act, int s, int nw, int tokens,
+                                              int out) {
+  const int inter = out / 2, j0 = s * (kStripe / 2);
+  for (int idx = threadIdx.x; idx < NT * 2 * 32; idx += blockDim.x) {
+    const int l = idx % 32, p = idx / 32;  // p = 2nt + i, i = 0, 1
+    const int nt = p / 2, i = p % 2;
+    const int tok = nt * 8 + 2 * (l & 3) + i;
+    if (tok >= tokens || j0 >= inter) continue;
+    const int v1 = (nt * 4 + i) * 32 + l, v2 = v1 + 2 * 32;  // rows g (gate), g+8 (up)
+    float sum1 = 0.f, sum2 = 0.f;
+    for (int k = 0; k < nw; k++) {
+      sum1 += red[k * NT * 4 * 32 + v1];
+      sum2 += red[k * NT * 4 * 32 + v2];
+    }
+    act[(size_t)tok * inter + j0 + (l >> 2)] = silu_gate(__float2half_rn(sum1), __float2half_rn(sum2));
+  }
+}
+
 // gemv_g128: group 128, NT n-tiles. Warp w takes the contiguous groups
 // [w*per, (w+1)*per), two chunks each, in ping-pong pairs. With ROPE the
-// epilogue is rope_epilogue's instead of the plain y store.
-template <int NT, bool ROPE = false>
+// epilogue is rope_epilogue's, with SILU silu_epilogue's, instead of the
+// plain y store.
+template <int NT, bool ROPE = false, bool SILU = false>
 __device__ __forceinline__ void gemv_g128(const uint8_t* __restrict__ w, const __half* __restrict__ x,
                                      __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra = RopeArgs()) {
   extern __shared__ __align__(16) uint8_t smem[];
@@ -385,6 +415,8 @@ __device__ __forceinline__ void gemv_g128(const uint8_t* __restrict__ w, const _
   __syncthreads();
   if constexpr (ROPE) {
     rope_epilogue<NT>(red, y, ra, s, nw, tokens, out);
+  } else if constexpr (SILU) {
+    silu_epilogue<NT>(red, y, s, nw, tokens, out);
   } else {
     for (int idx = threadIdx.x; idx < NT * 4 * 32; idx += blockDim.x) {
       float sum = 0.f;
@@ -444,3 +476,18 @@ AWQ_GEMV(128, 2)
 
 AWQ_GEMV_ROPE(1)
 AWQ_GEMV_ROPE(2)
+
+// Fused-SiLU kernels: awq_gemv_g128_n<NT>_silu runs the group-128 mat-vec on
+// a gate|up projection packed in the fused-SiLU column order (awq.go:
+// siluOrder) and ends with silu_epilogue instead of the y store, replacing
+// awq_gemv_g128_n<NT> + silu_mul for 1..16 tokens. Same launch and
+// arguments as awq_gemv_g128_n<NT> (awq.go: awqSiluPlan), but y is act
+// (tokens, out/2) fp16, silu_mul's output.
+#define AWQ_GEMV_SILU(NT)                                                                                \
+  extern "C" __global__ void __launch_bounds__(32 * awq::gemv_max_warps(NT)) awq_gemv_g128_n##NT##_silu( \
+      const uint8_t* w, const __half* x, __half* act, void* ws, int tokens, int in, int out) {            \
+    awq::gemv_g128<NT, false, true>(w, x, act, tokens, in, out); /* waits after its first weight loads */ \
+  }
+
+AWQ_GEMV_SILU(1)
+AWQ_GEMV_SILU(2)

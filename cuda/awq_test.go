@@ -432,6 +432,7 @@ func kernelDefined(t *testing.T, name string) bool {
 	}{
 		{"awq_gemv.cu", regexp.MustCompile(`(?m)^AWQ_GEMV\((\d+), (\d+)\)`)},
 		{"awq_gemv.cu", regexp.MustCompile(`(?m)^AWQ_GEMV_ROPE\((\d+)\)`)},
+		{"awq_gemv.cu", regexp.MustCompile(`(?m)^AWQ_GEMV_SILU\((\d+)\)`)},
 		{"awq_gemm.cu", regexp.MustCompile(`(?m)^AWQ_GEMM\((\d+)\)`)},
 	} {
 		file, re := f.file, f.re
@@ -446,6 +447,8 @@ func kernelDefined(t *testing.T, name string) bool {
 				names = []string{fmt.Sprintf("awq_gemv_g%s_n%s", m[1], m[2])}
 			case strings.HasPrefix(m[0], "AWQ_GEMV_ROPE"):
 				names = []string{fmt.Sprintf("awq_gemv_g128_n%s_rope", m[1])}
+			case strings.HasPrefix(m[0], "AWQ_GEMV_SILU"):
+				names = []string{fmt.Sprintf("awq_gemv_g128_n%s_silu", m[1])}
 			default:
 				names = []string{fmt.Sprintf("awq_gemm_g%s", m[1]), fmt.Sprintf("awq_gemm_small_g%s", m[1])}
 			}

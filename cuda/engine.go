@@ -66,6 +66,10 @@ type Engine struct {
 	// the fused-RoPE mat-vec, longer ones the GEMM and rope_append_perm
 	// (awq.go: ropeFused, the package knob it follows).
 	ropeFused bool
+	// siluFused: gate|up is packed in siluOrder; steps of up to 16 tokens
+	// run the fused-SiLU mat-vec into act, longer ones the GEMM and
+	// silu_mul_perm (awq.go: siluFused, the package knob it follows).
+	siluFused bool
 
 	graphs   [inference.MaxVerify + 1]*graph
 	lastRows int // logits rows the last step wrote (LastLogits reads the last)
@@ -198,6 +202,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 	hid, H, KV, D, I := c.Hidden, c.Heads, c.KVHeads, c.HeadDim, c.Intermediate
 	qkvW := (H + 2*KV) * D
 	e.ropeFused = ropeFused && ropeFusable(c.Quant.GroupSize, H, KV, D)
+	e.siluFused = siluFused && siluFusable(c.Quant.GroupSize, I)
 	// Everything the engine will allocate, checked against free memory first.
 	var need int64
 	for range c.Layers {
@@ -311,7 +316,14 @@ func (e *Engine) uploadLayer(i int, l *inference.Layer) error {
 	}
 	up(&lb.qkv, "q|k|v", qkvOrder, l.Q, l.K, l.V)
 	up(&lb.o, "o_proj", nil, l.O)
-	up(&lb.gu, "gate|up", nil, l.Gate, l.Up)
+	var guOrder []int // likewise one packed copy
+	if e.siluFused {
+		if l.Gate.Out != c.Intermediate || l.Up.Out != c.Intermediate {
+			return fmt.Errorf("layer %d gate|up: gate has %d columns and up %d, want the intermediate size %d each", i, l.Gate.Out, l.Up.Out, c.Intermediate)
+		}
+		guOrder = siluOrder(c.Intermediate)
+	}
+	up(&lb.gu, "gate|up", guOrder, l.Gate, l.Up)
 	up(&lb.down, "down_proj", nil, l.Down)
 	if err != nil {
 		return err

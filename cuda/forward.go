@@ -23,7 +23,7 @@ const (
 func (e *Engine) forward(T int, mode logitsMode) error {
 	c := &e.cfg
 	d := e.d
-	hid, H, KV, D, I := c.Hidden, c.Heads, c.KVHeads, c.HeadDim, c.Intermediate
+	hid, H, KV, D := c.Hidden, c.Heads, c.KVHeads, c.HeadDim
 	eps := float32(c.RMSNormEps)
 	rows := launchShape{Grid: [3]uint32{uint32(T)}, Block: [3]uint32{normThreads(hid)}}
 	sh := func(f string, a ...any) string { return fmt.Sprintf(f, a...) }
@@ -58,11 +58,7 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 			e.h, e.proj, L.mlpNorm, e.xn, hid, eps); err != nil {
 			return err
 		}
-		if err := e.awq(&L.gu, e.xn, e.gu, T, li, "gate|up"); err != nil {
-			return err
-		}
-		if err := d.launch("silu_mul", launchShape{Grid: [3]uint32{uint32((I + 255) / 256), uint32(T)}, Block: [3]uint32{256}},
-			sh("layer %d tokens %d intermediate %d", li, T, I), e.gu, e.act, I); err != nil {
+		if err := e.gateUpSilu(L, T, li); err != nil {
 			return err
 		}
 		if err := e.awq(&L.down, e.act, e.proj, T, li, "down_proj"); err != nil {
@@ -199,6 +195,27 @@ func (e *Engine) qkvRope(L *layerBufs, T, li int) error {
 		shapes, e.qkv, L.k, L.v, e.params, H, KV, D, e.cap, float32(c.RopeTheta))
 }
 
+// gateUpSilu queues the gate|up projection and the SiLU gate for T tokens,
+// leaving silu(gate) * up in e.act: the mat-vec or GEMM into e.gu then
+// silu_mul, or, with e.siluFused, the fused-SiLU mat-vec straight into
+// e.act for up to 16 tokens and the GEMM then silu_mul_perm (which reads the
+// permuted columns) beyond.
+func (e *Engine) gateUpSilu(L *layerBufs, T, li int) error {
+	I := e.cfg.Intermediate
+	if e.siluFused && T <= awqGemvMaxTokens {
+		return e.awqWith(awqSiluPlan, &L.gu, e.xn, e.act, T, li, "gate|up")
+	}
+	if err := e.awq(&L.gu, e.xn, e.gu, T, li, "gate|up"); err != nil {
+		return err
+	}
+	silu := "silu_mul"
+	if e.siluFused {
+		silu = "silu_mul_perm"
+	}
+	return e.d.launch(silu, launchShape{Grid: [3]uint32{uint32((I + 255) / 256), uint32(T)}, Block: [3]uint32{256}},
+		fmt.Sprintf("layer %d tokens %d intermediate %d", li, T, I), e.gu, e.act, I)
+}
+
 // planTokens is the token count a T-token step's AWQ plan is made for (see
 // awq): MaxVerify for every verify step where the mat-vec kernels for 1..8
 // and 9..16 tokens would split p's sums differently, else T.
@@ -217,7 +234,13 @@ func (e *Engine) planTokens(p *awqPacked, T int) int {
 // MaxVerify tokens (the kernel skips the missing ones); with group 128 they
 // split it the same way (gemvTokenInvariant) and each step takes its own.
 func (e *Engine) awq(l *awqDev, x, y devPtr, T, layer int, what string) error {
-	p := awqPlan(&l.p, e.planTokens(&l.p, T), e.d.cc)
+	return e.awqWith(awqPlan, l, x, y, T, layer, what)
+}
+
+// awqWith is awq with the launch plan of plan (awqPlan, or awqSiluPlan for
+// the fused-SiLU mat-vec, whose y is the activations).
+func (e *Engine) awqWith(plan func(*awqPacked, int, int) awqLaunch, l *awqDev, x, y devPtr, T, layer int, what string) error {
+	p := plan(&l.p, e.planTokens(&l.p, T), e.d.cc)
 	if p.Kernel == "" {
 		return fmt.Errorf("layer %d %s: no AWQ kernel for in %d out %d group %d tokens %d", layer, what, l.p.In, l.p.Out, l.p.Group, T)
 	}

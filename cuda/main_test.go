@@ -15,8 +15,9 @@ import (
 // verify steps (BRIEF_VERIFY_VARIANT=_sync) or attn_verify2
 // off (BRIEF_VERIFY_EARLY=0), prefill attention kernel
 // (BRIEF_PREFILL_KERNEL=attn_prefill2 or attn_prefill2q) or without
-// overlapped launches (BRIEF_OVERLAP=0), before a benchmark's winner becomes
-// the default.
+// overlapped launches (BRIEF_OVERLAP=0), or with the fused-SiLU gate|up
+// mat-vec on (BRIEF_SILU_FUSED=1), before a benchmark's winner becomes the
+// default.
 func TestMain(m *testing.M) {
 	if v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -58,6 +59,15 @@ func TestMain(m *testing.M) {
 	if os.Getenv("BRIEF_OVERLAP") == "0" {
 		overlapLaunches = false
 		fmt.Fprintln(os.Stderr, "overlapped launches off")
+	}
+	switch v := os.Getenv("BRIEF_SILU_FUSED"); v {
+	case "", "0":
+	case "1":
+		siluFused = true
+		fmt.Fprintln(os.Stderr, "fused-SiLU gate|up mat-vec on")
+	default:
+		fmt.Fprintf(os.Stderr, "BRIEF_SILU_FUSED=%q: want 0 or 1\n", v)
+		os.Exit(2)
 	}
 	os.Exit(m.Run())
 }

@@ -47,6 +47,7 @@ var verifyEarlyRule = waitRule{"attn_prefill2_body",
 var waitsInside = map[string]waitRule{
 	"awq::gemv_g128<NT>(":                     gemvRule,
 	"awq::gemv_g128<NT, true>(":               gemvRule,
+	"awq::gemv_g128<NT, false, true>(":        gemvRule,
 	"attn_prefill2_body<D, 1, 64, 64, true>(": verifyEarlyRule,
 }
 
@@ -78,7 +79,7 @@ func TestKernelsWaitForPredecessor(t *testing.T) {
 			wait := strings.Index(body, "grid_dep_wait();")
 			if wait < 0 {
 				// A body that only lets the next kernel start and calls a
-				// function that waits inside (awq_gemv_g128_n*_rope,
+				// function that waits inside (awq_gemv_g128_n*_rope, _silu,
 				// attn_verify2_d*) waits there.
 				var st []string
 				for _, s := range statements(body) {
