@@ -16,7 +16,7 @@ import (
 // off (BRIEF_VERIFY_EARLY=0), prefill attention kernel
 // (BRIEF_PREFILL_KERNEL=attn_prefill2 or attn_prefill2q) or without
 // overlapped launches (BRIEF_OVERLAP=0), or with the fused-SiLU gate|up
-// mat-vec on (BRIEF_SILU_FUSED=1), before a benchmark's winner becomes the
+// mat-vec off (BRIEF_SILU_FUSED=0), before a benchmark's winner becomes the
 // default.
 func TestMain(m *testing.M) {
 	if v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK"); v != "" {
@@ -61,10 +61,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "overlapped launches off")
 	}
 	switch v := os.Getenv("BRIEF_SILU_FUSED"); v {
-	case "", "0":
-	case "1":
-		siluFused = true
-		fmt.Fprintln(os.Stderr, "fused-SiLU gate|up mat-vec on")
+	case "", "1":
+	case "0":
+		siluFused = false
+		fmt.Fprintln(os.Stderr, "fused-SiLU gate|up mat-vec off")
 	default:
 		fmt.Fprintf(os.Stderr, "BRIEF_SILU_FUSED=%q: want 0 or 1\n", v)
 		os.Exit(2)

@@ -12,7 +12,7 @@ import (
 
 // Tests of the fused-SiLU gate|up mat-vec (awq.go: siluFused). They need a
 // GPU; the CPU tests of its column order, packing and plan are in
-// silu_order_test.go. BRIEF_SILU_FUSED=1 (main_test.go) turns the knob on
+// silu_order_test.go. BRIEF_SILU_FUSED=0 (main_test.go) turns the knob off
 // for a whole run.
 
 // siluKernelShapes are gate|up shapes (input, intermediate) for the kernel
