@@ -201,8 +201,8 @@ func TestPrefill2Plan(t *testing.T) {
 		{"attn_prefill2", 16, 32, "attn_d32_r16", 1, 128, attnSmem(32, 16), true},
 		{"", 512, 128, "attn_prefill_sync_d128", 32, 128, 0, false},
 	} {
-		defer func(v bool) { verifyEarly = v }(verifyEarly)
-		verifyEarly = c.early
+		defer func(v bool, k string) { verifyEarly, verifyKernel = v, k }(verifyEarly, verifyKernel)
+		verifyEarly, verifyKernel = c.early, "" // the table is the tensor-core kernels' (BRIEF_VERIFY_KERNEL picks another)
 		p := planAttentionWith(c.prefill, c.tokens, H, KV, c.D, sms, 4096+15)
 		if p.kernel != c.kernel || p.tiles != c.tiles || p.shape.Block[0] != uint32(c.threads) || p.shape.Shared != uint32(c.shared) {
 			t.Errorf("%q, %d tokens, head dim %d, verifyEarly %v: %s, %d tiles, %d threads, %d bytes shared; want %s, %d, %d, %d",
@@ -373,7 +373,8 @@ func TestAttnWorkspaceCoversPrefillPlans(t *testing.T) {
 // memory; other head dims and prefill chunks are unchanged.
 func TestVerifyEarlyPlan(t *testing.T) {
 	const H, KV, sms, keyRange = 32, 8, 132, 4096 + 15
-	defer func(v bool) { verifyEarly = v }(verifyEarly)
+	defer func(v bool, k string) { verifyEarly, verifyKernel = v, k }(verifyEarly, verifyKernel)
+	verifyKernel = "" // attn_verify2 replaces the tensor-core default only (BRIEF_VERIFY_KERNEL picks another)
 	for _, D := range []int{32, 64, 128} {
 		for _, tokens := range []int{1, 4, 5, 11, 16, 17, 512} {
 			verifyEarly = false
