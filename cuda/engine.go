@@ -70,6 +70,11 @@ type Engine struct {
 	// run the fused-SiLU mat-vec into act, longer ones the GEMM and
 	// silu_mul_perm (awq.go: siluFused, the package knob it follows).
 	siluFused bool
+	// gemmEpilogue: steps of more than 16 tokens run the fused-epilogue
+	// GEMM (awq_gemm*_g128_silu / _rope) where siluFused / ropeFused packed
+	// the weights for it, instead of the GEMM and silu_mul_perm /
+	// rope_append_perm (awq.go: gemmEpilogue, the package knob it follows).
+	gemmEpilogue bool
 
 	graphs   [inference.MaxVerify + 1]*graph
 	lastRows int // logits rows the last step wrote (LastLogits reads the last)
@@ -203,6 +208,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 	qkvW := (H + 2*KV) * D
 	e.ropeFused = ropeFused && ropeFusable(c.Quant.GroupSize, H, KV, D)
 	e.siluFused = siluFused && siluFusable(c.Quant.GroupSize, I)
+	e.gemmEpilogue = gemmEpilogue && (e.ropeFused || e.siluFused)
 	// Everything the engine will allocate, checked against free memory first.
 	var need int64
 	for range c.Layers {
