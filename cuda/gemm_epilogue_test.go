@@ -106,7 +106,8 @@ func TestGemmRopeEpilogueMatches(t *testing.T) {
 var gemmEpiKnobs = []struct{ rope, silu bool }{{true, true}, {false, true}, {true, false}}
 
 // withGemmEpilogue opens an engine with the three knobs set, and checks
-// that it took the paths they ask for.
+// that it took the paths they ask for (and left out the gate|up buffer
+// where nothing writes it).
 func withGemmEpilogue(t *testing.T, m *inference.Model, opts Options, rope, silu, on bool) *Engine {
 	t.Helper()
 	defer func(r, s, g bool) { ropeFused, siluFused, gemmEpilogue = r, s, g }(ropeFused, siluFused, gemmEpilogue)
@@ -114,6 +115,9 @@ func withGemmEpilogue(t *testing.T, m *inference.Model, opts Options, rope, silu
 	e := testEngine(t, m, opts)
 	if e.ropeFused != rope || e.siluFused != silu || e.gemmEpilogue != on {
 		t.Fatalf("engine ropeFused %v siluFused %v gemmEpilogue %v with the knobs %v %v %v", e.ropeFused, e.siluFused, e.gemmEpilogue, rope, silu, on)
+	}
+	if (e.gu == 0) != (silu && on) {
+		t.Fatalf("gate|up buffer %#x with siluFused %v gemmEpilogue %v: it is needed exactly when SiLU is not always fused", e.gu, silu, on)
 	}
 	return e
 }
