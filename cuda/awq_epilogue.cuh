@@ -25,6 +25,11 @@ struct RopeArgs {
   float theta;
 };
 
+// rope_pair_col is the column c of the RoPE pair (c, c + D/2) that rows g
+// and g+8 of the ropeOrder stripe starting at device column col0 hold
+// (within its head).
+__device__ __forceinline__ int rope_pair_col(int col0, int g, int D) { return 8 * ((col0 % D) / 16) + g; }
+
 // rope_pair_store takes the fp16 outputs h1 (row g) and h2 (row g+8) of the
 // stripe starting at device column col0 of a q|k|v projection packed in
 // ropeOrder, for token tok at position pos, and writes them where
@@ -35,15 +40,17 @@ struct RopeArgs {
 // h2 are v columns d and d+8 of one head, copied to the V cache slot. The k
 // and v columns of y are not written (attention reads k and v from the
 // caches only).
+// inv_freq is rope_inv_freq(rope_pair_col(col0, g, D), D, theta), given by
+// the caller so that it is computed once per column pair.
 __device__ __forceinline__ void rope_pair_store(__half* __restrict__ y, const RopeArgs& ra, __half h1, __half h2,
-                                                int tok, int pos, int col0, int g, int out) {
+                                                int tok, int pos, int col0, int g, float inv_freq, int out) {
   const int D = ra.head_dim, half = D / 2;
   const int qk = (ra.heads + ra.kv_heads) * D;  // the permuted q and k columns
   const size_t slot = (size_t)(pos % ra.cap) * D;
   if (col0 < qk) {
-    const int head = col0 / D, c = 8 * ((col0 % D) / 16) + g;  // pair (c, c + D/2) of the head
+    const int head = col0 / D, c = rope_pair_col(col0, g, D);  // pair (c, c + D/2) of the head
     __half r1, r2;
-    rope_rotate(h1, h2, pos, c, D, ra.theta, r1, r2);
+    rope_rotate_freq(h1, h2, pos, inv_freq, r1, r2);
     if (head < ra.heads) {
       __half* q = y + (size_t)tok * out + (size_t)head * D;
       q[c] = r1;

@@ -189,10 +189,13 @@ __device__ __forceinline__ void gemm(const uint8_t* __restrict__ w, const __half
     }
   } else if constexpr (EPI == kEpiRope) {
     // ropeOrder: rope_pair_store rotates and writes as rope_append does.
+    // A thread's pairs in one stripe share the column pair, so its
+    // frequency is computed once (v stripes compute an unused one).
     const int pos0 = ra.params[kParamPos];
 #pragma unroll
     for (int i = 0; i < WS; i++) {
       const int col0 = (s0 + wm * WS + i) * kStripe;
+      const float inv_freq = rope_inv_freq(rope_pair_col(col0, g, ra.head_dim), ra.head_dim, ra.theta);
 #pragma unroll
       for (int nt = 0; nt < WT; nt++) {
 #pragma unroll
@@ -200,7 +203,7 @@ __device__ __forceinline__ void gemm(const uint8_t* __restrict__ w, const __half
           const int tok = n0 + (wn * WT + nt) * 8 + 2 * t + v;
           if (col0 < out && tok < tokens)
             rope_pair_store(y, ra, __float2half_rn(acc[i][nt][v]), __float2half_rn(acc[i][nt][v + 2]), tok,
-                            pos0 + tok, col0, g, out);
+                            pos0 + tok, col0, g, inv_freq, out);
         }
       }
     }
