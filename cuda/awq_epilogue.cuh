@@ -34,14 +34,13 @@ __device__ __forceinline__ int rope_pair_col(int col0, int g, int D) { return 8 
 // stripe starting at device column col0 of a q|k|v projection packed in
 // ropeOrder, for token tok at position pos, and writes them where
 // rope_append would leave them: in the q and k heads (D = head_dim) the pair
-// is columns (c, c + D/2) of the head, c = 8*(stripe of the head) + g,
-// rotated by rope_rotate; q goes to its own columns of y (tokens, out), k to
-// the K cache slot pos % cap; a v stripe keeps the file's order, so h1 and
-// h2 are v columns d and d+8 of one head, copied to the V cache slot. The k
-// and v columns of y are not written (attention reads k and v from the
-// caches only).
-// inv_freq is rope_inv_freq(rope_pair_col(col0, g, D), D, theta), given by
-// the caller so that it is computed once per column pair.
+// is columns (c, c + D/2) of the head, c = rope_pair_col(col0, g, D),
+// rotated as rope_rotate does (inv_freq = rope_inv_freq(c, D, theta), given
+// by the caller so that it is computed once per column pair); q goes to its
+// own columns of y (tokens, out), k to the K cache slot pos % cap; a v
+// stripe keeps the file's order, so h1 and h2 are v columns d and d+8 of one
+// head, copied to the V cache slot. The k and v columns of y are not written
+// (attention reads k and v from the caches only).
 __device__ __forceinline__ void rope_pair_store(__half* __restrict__ y, const RopeArgs& ra, __half h1, __half h2,
                                                 int tok, int pos, int col0, int g, float inv_freq, int out) {
   const int D = ra.head_dim, half = D / 2;
