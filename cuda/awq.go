@@ -472,3 +472,42 @@ func awqSiluPlan(p *awqPacked, tokens, cc int) awqLaunch {
 	l.Kernel += "_silu"
 	return l
 }
+
+// Fused GEMM epilogues (NOTES-gemm-epilogue.md). With gemmEpilogue on, an
+// engine that packs gate|up in siluOrder (siluFused) or q|k|v in ropeOrder
+// (ropeFused) also runs steps of more than 16 tokens (prefill chunks)
+// through awq_gemm[_small]_g128_silu / _rope, whose epilogue does what
+// silu_mul_perm / rope_append_perm would do after the plain GEMM, instead of
+// launching those kernels. BRIEF_GEMM_EPILOGUE=1 turns it on for a test run
+// (main_test.go).
+var gemmEpilogue = false
+
+// GEMM epilogue kinds, the suffix of the fused GEMM kernels' names.
+const (
+	epiSilu = "_silu" // gate|up in siluOrder -> silu(gate) * up
+	epiRope = "_rope" // q|k|v in ropeOrder -> RoPE and the KV append
+)
+
+// awqGemmEpiPlan is the launch of the fused-epilogue GEMM (epi: epiSilu or
+// epiRope) for tokens (> 16) rows of a group-128 projection packed in the
+// matching order: awqPlan's GEMM shape (large or small tile) under the
+// kernel's name plus epi. The zero awqLaunch where it does not apply
+// (another group, a step the mat-vec takes, for epiSilu an out that is not
+// whole stripes, an unknown epi).
+func awqGemmEpiPlan(p *awqPacked, tokens, cc int, epi string) awqLaunch {
+	if p == nil || p.Group != 128 || tokens <= awqGemvMaxTokens {
+		return awqLaunch{}
+	}
+	switch {
+	case epi == epiSilu && p.Out%awqStripe == 0:
+	case epi == epiRope:
+	default:
+		return awqLaunch{}
+	}
+	l := awqPlan(p, tokens, cc)
+	if l.Kernel == "" {
+		return l
+	}
+	l.Kernel += epi
+	return l
+}

@@ -24,18 +24,28 @@
 //   barrier. What would pay next: a producer warp that dequantizes each
 //   stripe once into fp16 shared memory for ldmatrix, or wgmma (sm_90a).
 #include "awq_common.cuh"
+#include "awq_epilogue.cuh"
 
 namespace awq {
 
 constexpr int kGemmXStride = 72;  // halves per x row in shared memory (64 + 8 pad)
 
+// What a GEMM does with its fp32 sums (gemm's EPI): store y, or, on
+// weights packed in a fused column order, the fused-SiLU or fused-RoPE
+// epilogue (NOTES-gemm-epilogue.md).
+constexpr int kEpiStore = 0, kEpiSilu = 1, kEpiRope = 2;
+
 __host__ __device__ constexpr int gemm_stage_bytes(int ms, int ntok) {
   return ms * 512 + ntok * kGemmXStride * 2 + 2 * ms * kStripe * 4;
 }
 
-template <int MS, int NTOK, int WM, int WN, int STAGES, int GROUP>
+// gemm: y = x W for the block's MS stripes x NTOK tokens. EPI kEpiStore
+// writes y (tokens, out); kEpiSilu and kEpiRope end as the fused mat-vec
+// kernels do (awq_gemv.cu: silu_epilogue, rope_epilogue): y is then the
+// activations (tokens, out/2), or q|k|v with ra the caches.
+template <int MS, int NTOK, int WM, int WN, int STAGES, int GROUP, int EPI = kEpiStore>
 __device__ __forceinline__ void gemm(const uint8_t* __restrict__ w, const __half* __restrict__ x,
-                                     __half* __restrict__ y, int tokens, int in, int out) {
+                                     __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra = RopeArgs()) {
   constexpr int THREADS = WM * WN * 32;
   constexpr int WS = MS / WM;        // stripes per warp
   constexpr int WT = NTOK / WN / 8;  // n-tiles per warp
@@ -155,15 +165,59 @@ __device__ __forceinline__ void gemm(const uint8_t* __restrict__ w, const __half
   }
   cp_async_wait_group<0>();
 
+  // Accumulator v of acc[i][nt]: stripe row g (+8 for v >= 2), token
+  // 2t (+1 for odd v) of the n-tile. In the fused orders rows g and g+8 are
+  // one pair, so v and v+2 (v = 0, 1) are one token's pair; each is rounded
+  // to fp16 as the plain store rounds it before the pair is combined.
+  if constexpr (EPI == kEpiSilu) {
+    // siluOrder: stripe s holds gate 8s..8s+7 in rows 0..7 and up in 8..15;
+    // act (tokens, out/2) gets silu_mul's value (silu.cuh: silu_gate).
+    const int inter = out / 2;
 #pragma unroll
-  for (int i = 0; i < WS; i++) {
+    for (int i = 0; i < WS; i++) {
+      const int j = (s0 + wm * WS + i) * (kStripe / 2) + g;
 #pragma unroll
-    for (int nt = 0; nt < WT; nt++) {
+      for (int nt = 0; nt < WT; nt++) {
 #pragma unroll
-      for (int v = 0; v < 4; v++) {
-        const int col = (s0 + wm * WS + i) * kStripe + g + (v >= 2 ? 8 : 0);
-        const int tok = n0 + (wn * WT + nt) * 8 + 2 * t + (v & 1);
-        if (col < out && tok < tokens) y[(size_t)tok * out + col] = __float2half_rn(acc[i][nt][v]);
+        for (int v = 0; v < 2; v++) {
+          const int tok = n0 + (wn * WT + nt) * 8 + 2 * t + v;
+          if (j < inter && tok < tokens)
+            y[(size_t)tok * inter + j] =
+                silu_gate(__float2half_rn(acc[i][nt][v]), __float2half_rn(acc[i][nt][v + 2]));
+        }
+      }
+    }
+  } else if constexpr (EPI == kEpiRope) {
+    // ropeOrder: rope_pair_store rotates and writes as rope_append does.
+    // A thread's pairs in one stripe share the column pair, so its
+    // frequency is computed once (v stripes compute an unused one).
+    const int pos0 = ra.params[kParamPos];
+#pragma unroll
+    for (int i = 0; i < WS; i++) {
+      const int col0 = (s0 + wm * WS + i) * kStripe;
+      const float inv_freq = rope_inv_freq(rope_pair_col(col0, g, ra.head_dim), ra.head_dim, ra.theta);
+#pragma unroll
+      for (int nt = 0; nt < WT; nt++) {
+#pragma unroll
+        for (int v = 0; v < 2; v++) {
+          const int tok = n0 + (wn * WT + nt) * 8 + 2 * t + v;
+          if (col0 < out && tok < tokens)
+            rope_pair_store(y, ra, __float2half_rn(acc[i][nt][v]), __float2half_rn(acc[i][nt][v + 2]), tok,
+                            pos0 + tok, col0, g, inv_freq, out);
+        }
+      }
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < WS; i++) {
+#pragma unroll
+      for (int nt = 0; nt < WT; nt++) {
+#pragma unroll
+        for (int v = 0; v < 4; v++) {
+          const int col = (s0 + wm * WS + i) * kStripe + g + (v >= 2 ? 8 : 0);
+          const int tok = n0 + (wn * WT + nt) * 8 + 2 * t + (v & 1);
+          if (col < out && tok < tokens) y[(size_t)tok * out + col] = __float2half_rn(acc[i][nt][v]);
+        }
       }
     }
   }
@@ -210,3 +264,54 @@ static_assert(kGemmShared <= 48 * 1024 && kGemmSmallShared <= 48 * 1024,
 AWQ_GEMM(32)
 AWQ_GEMM(64)
 AWQ_GEMM(128)
+
+// Fused-epilogue kernels (group 128, on weights packed in a fused column
+// order, NOTES-gemm-epilogue.md): awq_gemm[_small]_g128_silu runs the GEMM
+// on a gate|up projection in siluOrder and writes silu(gate) * up to act
+// (tokens, out/2), replacing the GEMM + silu_mul_perm; same launch and
+// arguments as awq_gemm[_small]_g128 (awq.go: awqGemmEpiPlan).
+#define AWQ_GEMM_SILU(G)                                                                                     \
+  extern "C" __global__ void __launch_bounds__(awq::kGemmThreads)                                          \
+      awq_gemm_g##G##_silu(const uint8_t* w, const __half* x, __half* act, void* ws, int tokens, int in,      \
+                           int out) {                                                                        \
+    grid_dep_launch();                                                                                       \
+    grid_dep_wait();                                                                                         \
+    awq::gemm<awq::kGemmMS, awq::kGemmNTok, awq::kGemmWM, awq::kGemmWN, awq::kGemmStages, G, awq::kEpiSilu>( \
+        w, x, act, tokens, in, out);                                                                         \
+  }                                                                                                          \
+  extern "C" __global__ void __launch_bounds__(awq::kGemmSmallThreads)                                     \
+      awq_gemm_small_g##G##_silu(const uint8_t* w, const __half* x, __half* act, void* ws, int tokens,       \
+                                 int in, int out) {                                                          \
+    grid_dep_launch();                                                                                       \
+    grid_dep_wait();                                                                                         \
+    awq::gemm<awq::kGemmSmallMS, awq::kGemmNTok, awq::kGemmSmallWM, 1, awq::kGemmSmallStages, G,            \
+              awq::kEpiSilu>(w, x, act, tokens, in, out);                                                    \
+  }
+
+AWQ_GEMM_SILU(128)
+
+// awq_gemm[_small]_g128_rope runs the GEMM on a q|k|v projection in
+// ropeOrder and ends as rope_append_perm would after it: q rotated into its
+// own columns of qkv (tokens, out), k rotated and v into the caches kc, vc
+// (kv_heads, cap, head_dim) at slot pos % cap. Launch shape as
+// awq_gemm[_small]_g128, arguments as awq_gemv_g128_n<NT>_rope.
+#define AWQ_GEMM_ROPE(G)                                                                                     \
+  extern "C" __global__ void __launch_bounds__(awq::kGemmThreads) awq_gemm_g##G##_rope(                     \
+      const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params, int tokens,  \
+      int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {                        \
+    grid_dep_launch();                                                                                       \
+    grid_dep_wait();                                                                                         \
+    awq::gemm<awq::kGemmMS, awq::kGemmNTok, awq::kGemmWM, awq::kGemmWN, awq::kGemmStages, G, awq::kEpiRope>( \
+        w, x, qkv, tokens, in, out, awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta});   \
+  }                                                                                                          \
+  extern "C" __global__ void __launch_bounds__(awq::kGemmSmallThreads) awq_gemm_small_g##G##_rope(          \
+      const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params, int tokens,  \
+      int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {                        \
+    grid_dep_launch();                                                                                       \
+    grid_dep_wait();                                                                                         \
+    awq::gemm<awq::kGemmSmallMS, awq::kGemmNTok, awq::kGemmSmallWM, 1, awq::kGemmSmallStages, G,            \
+              awq::kEpiRope>(w, x, qkv, tokens, in, out,                                                     \
+                             awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta});          \
+  }
+
+AWQ_GEMM_ROPE(128)

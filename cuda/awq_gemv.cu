@@ -23,8 +23,7 @@
 //   groups in one k-step, so there each weight is scaled in fp16 first.
 // A version with per-lane cp.async rings in shared memory (v2) was slower.
 #include "awq_common.cuh"
-#include "rope.cuh"
-#include "silu.cuh"
+#include "awq_epilogue.cuh"
 
 namespace awq {
 
@@ -260,17 +259,6 @@ __device__ __forceinline__ void pair_compute(float acc[NT][4], const Pair<NT>& d
   }
 }
 
-// RopeArgs are the fused-RoPE epilogue's extra arguments (gemv_g128 with
-// ROPE): this layer's caches kc, vc (kv_heads, cap, head_dim) fp16, the step
-// parameters, and the attention shape.
-struct RopeArgs {
-  __half* kc;
-  __half* vc;
-  const int* params;
-  int heads, kv_heads, head_dim, cap;
-  float theta;
-};
-
 // rope_epilogue ends a q|k|v mat-vec packed in the fused-RoPE column order
 // (awq.go: ropeOrder): in the q and k heads, stripe j of a head holds
 // columns 8j..8j+7 in rows 0..7 and their rotate-half partners
@@ -280,7 +268,10 @@ struct RopeArgs {
 // rope_rotate as rope_append does, and written where rope_append would put
 // it: q rotated to its own columns of y (the q|k|v rows), k rotated and v
 // into the cache slot pos % cap. The k and v columns of y are not written
-// (the attention kernels read k and v from the cache only).
+// (the attention kernels read k and v from the cache only). The GEMM's
+// epilogue (awq_gemm.cu, kEpiRope) does the same per pair through
+// rope_pair_store (awq_epilogue.cuh); this copy is kept as it was so that
+// the mat-vec's SASS does not change.
 template <int NT>
 __device__ __forceinline__ void rope_epilogue(const float* red, __half* __restrict__ y, const RopeArgs& ra, int s,
                                               int nw, int tokens, int out) {

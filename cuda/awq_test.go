@@ -434,6 +434,8 @@ func kernelDefined(t *testing.T, name string) bool {
 		{"awq_gemv.cu", regexp.MustCompile(`(?m)^AWQ_GEMV_ROPE\((\d+)\)`)},
 		{"awq_gemv.cu", regexp.MustCompile(`(?m)^AWQ_GEMV_SILU\((\d+)\)`)},
 		{"awq_gemm.cu", regexp.MustCompile(`(?m)^AWQ_GEMM\((\d+)\)`)},
+		{"awq_gemm.cu", regexp.MustCompile(`(?m)^AWQ_GEMM_SILU\((\d+)\)`)},
+		{"awq_gemm.cu", regexp.MustCompile(`(?m)^AWQ_GEMM_ROPE\((\d+)\)`)},
 	} {
 		file, re := f.file, f.re
 		src, err := os.ReadFile(file)
@@ -449,6 +451,10 @@ func kernelDefined(t *testing.T, name string) bool {
 				names = []string{fmt.Sprintf("awq_gemv_g128_n%s_rope", m[1])}
 			case strings.HasPrefix(m[0], "AWQ_GEMV_SILU"):
 				names = []string{fmt.Sprintf("awq_gemv_g128_n%s_silu", m[1])}
+			case strings.HasPrefix(m[0], "AWQ_GEMM_SILU"):
+				names = []string{fmt.Sprintf("awq_gemm_g%s_silu", m[1]), fmt.Sprintf("awq_gemm_small_g%s_silu", m[1])}
+			case strings.HasPrefix(m[0], "AWQ_GEMM_ROPE"):
+				names = []string{fmt.Sprintf("awq_gemm_g%s_rope", m[1]), fmt.Sprintf("awq_gemm_small_g%s_rope", m[1])}
 			default:
 				names = []string{fmt.Sprintf("awq_gemm_g%s", m[1]), fmt.Sprintf("awq_gemm_small_g%s", m[1])}
 			}

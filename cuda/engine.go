@@ -53,7 +53,7 @@ type Engine struct {
 	qkv     devPtr // (chunk, (heads+2*kv_heads)*head_dim) fp16
 	attnOut devPtr // (chunk, heads*head_dim) fp16
 	proj    devPtr // (chunk, hidden) fp16 output of o_proj / down_proj
-	gu      devPtr // (chunk, 2*intermediate) fp16
+	gu      devPtr // (chunk, 2*intermediate) fp16; 0 when siluFused and gemmEpilogue
 	act     devPtr // (chunk, intermediate) fp16
 	logits  devPtr // (MaxVerify, vocab) fp32
 	next    devPtr // (MaxVerify) int32 greedy ids
@@ -70,6 +70,11 @@ type Engine struct {
 	// run the fused-SiLU mat-vec into act, longer ones the GEMM and
 	// silu_mul_perm (awq.go: siluFused, the package knob it follows).
 	siluFused bool
+	// gemmEpilogue: steps of more than 16 tokens run the fused-epilogue
+	// GEMM (awq_gemm*_g128_silu / _rope) where siluFused / ropeFused packed
+	// the weights for it, instead of the GEMM and silu_mul_perm /
+	// rope_append_perm (awq.go: gemmEpilogue, the package knob it follows).
+	gemmEpilogue bool
 
 	graphs   [inference.MaxVerify + 1]*graph
 	lastRows int // logits rows the last step wrote (LastLogits reads the last)
@@ -203,6 +208,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 	qkvW := (H + 2*KV) * D
 	e.ropeFused = ropeFused && ropeFusable(c.Quant.GroupSize, H, KV, D)
 	e.siluFused = siluFused && siluFusable(c.Quant.GroupSize, I)
+	e.gemmEpilogue = gemmEpilogue && (e.ropeFused || e.siluFused)
 	// Everything the engine will allocate, checked against free memory first.
 	var need int64
 	for range c.Layers {
@@ -212,7 +218,13 @@ func (e *Engine) setup(w *inference.Weights) error {
 	}
 	need += 2 * 2 * int64(c.Vocab) * int64(hid)
 	ch := int64(e.chunk)
-	acts := ch*int64(hid)*(4+2+2) + ch*int64(qkvW)*2 + ch*int64(H*D)*2 + ch*int64(3*I)*2 +
+	// gate|up's output: none where every step writes the activations
+	// straight from the fused-SiLU mat-vec or GEMM.
+	guCols := 2 * I
+	if e.siluFused && e.gemmEpilogue {
+		guCols = 0
+	}
+	acts := ch*int64(hid)*(4+2+2) + ch*int64(qkvW)*2 + ch*int64(H*D)*2 + ch*int64(I+guCols)*2 +
 		int64(inference.MaxVerify)*int64(c.Vocab)*4
 	wsAcc, wsML := e.attnWorkspace()
 	need += acts + wsAcc + wsML
@@ -262,7 +274,9 @@ func (e *Engine) setup(w *inference.Weights) error {
 	e.qkv = alloc(ch*int64(qkvW)*2, "q|k|v")
 	e.attnOut = alloc(ch*int64(H*D)*2, "attention output")
 	e.proj = alloc(ch*int64(hid)*2, "projection output")
-	e.gu = alloc(ch*int64(2*I)*2, "gate|up")
+	if guCols > 0 {
+		e.gu = alloc(ch*int64(guCols)*2, "gate|up")
+	}
 	e.act = alloc(ch*int64(I)*2, "mlp activations")
 	e.logits = alloc(int64(inference.MaxVerify)*int64(c.Vocab)*4, "logits")
 	e.next = alloc(4*inference.MaxVerify, "greedy ids")

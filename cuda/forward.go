@@ -167,14 +167,20 @@ func normThreads(hidden int) uint32 {
 
 // qkvRope queues the q|k|v projection, RoPE and the KV-cache append for
 // T tokens: the mat-vec or GEMM then rope_append, or, with e.ropeFused,
-// the fused-RoPE mat-vec for up to 16 tokens and the GEMM then
-// rope_append_perm (which reads the permuted columns) beyond.
+// the fused-RoPE mat-vec for up to 16 tokens and beyond either the GEMM
+// then rope_append_perm (which reads the permuted columns) or, with
+// e.gemmEpilogue, the fused-RoPE GEMM.
 func (e *Engine) qkvRope(L *layerBufs, T, li int) error {
 	c := &e.cfg
 	H, KV, D := c.Heads, c.KVHeads, c.HeadDim
 	shapes := fmt.Sprintf("layer %d tokens %d heads %d/%d head_dim %d", li, T, H, KV, D)
-	if e.ropeFused && T <= awqGemvMaxTokens {
-		p := awqRopePlan(&L.qkv.p, e.planTokens(&L.qkv.p, T), e.d.cc)
+	if e.ropeFused && (T <= awqGemvMaxTokens || e.gemmEpilogue) {
+		var p awqLaunch
+		if T <= awqGemvMaxTokens {
+			p = awqRopePlan(&L.qkv.p, e.planTokens(&L.qkv.p, T), e.d.cc)
+		} else {
+			p = awqGemmEpiPlan(&L.qkv.p, T, e.d.cc, epiRope)
+		}
 		if p.Kernel == "" {
 			return fmt.Errorf("layer %d q|k|v: no fused-RoPE kernel for in %d out %d group %d tokens %d", li, L.qkv.p.In, L.qkv.p.Out, L.qkv.p.Group, T)
 		}
@@ -198,12 +204,17 @@ func (e *Engine) qkvRope(L *layerBufs, T, li int) error {
 // gateUpSilu queues the gate|up projection and the SiLU gate for T tokens,
 // leaving silu(gate) * up in e.act: the mat-vec or GEMM into e.gu then
 // silu_mul, or, with e.siluFused, the fused-SiLU mat-vec straight into
-// e.act for up to 16 tokens and the GEMM then silu_mul_perm (which reads the
-// permuted columns) beyond.
+// e.act for up to 16 tokens and beyond either the GEMM then silu_mul_perm
+// (which reads the permuted columns) or, with e.gemmEpilogue, the
+// fused-SiLU GEMM straight into e.act.
 func (e *Engine) gateUpSilu(L *layerBufs, T, li int) error {
 	I := e.cfg.Intermediate
 	if e.siluFused && T <= awqGemvMaxTokens {
 		return e.awqWith(awqSiluPlan, &L.gu, e.xn, e.act, T, li, "gate|up")
+	}
+	if e.siluFused && e.gemmEpilogue {
+		plan := func(p *awqPacked, tokens, cc int) awqLaunch { return awqGemmEpiPlan(p, tokens, cc, epiSilu) }
+		return e.awqWith(plan, &L.gu, e.xn, e.act, T, li, "gate|up")
 	}
 	if err := e.awq(&L.gu, e.xn, e.gu, T, li, "gate|up"); err != nil {
 		return err

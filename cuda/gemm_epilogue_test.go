@@ -1,0 +1,265 @@
+package cuda
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/briefapp/brief/inference"
+)
+
+// Tests of the fused GEMM epilogues (awq.go: gemmEpilogue). They need a
+// GPU; the CPU tests of the plans, names and index math are in
+// gemm_epilogue_order_test.go. BRIEF_GEMM_EPILOGUE=1 (main_test.go) turns
+// the knob on for a whole run.
+
+// gemmEpiKernelTokens are prefill chunk sizes for the kernel tests: the
+// smallest GEMM step, one block row, ragged block rows (small tile on the
+// smaller shapes), and the default chunk (large tile).
+var gemmEpiKernelTokens = []int{17, 64, 130, 512}
+
+// TestGemmSiluEpilogueMatches: the fused-SiLU GEMM on gate|up packed in
+// siluOrder writes, bit for bit, the activations of the plain GEMM on the
+// same packing followed by silu_mul_perm (today's prefill path with
+// siluFused) and of the plain GEMM on the plain packing followed by
+// silu_mul, every one of them written.
+func TestGemmSiluEpilogueMatches(t *testing.T) {
+	d := testDevice(t)
+	rng := rand.New(rand.NewPCG(71, 72))
+	maxT := slices.Max(gemmEpiKernelTokens)
+	for _, sh := range siluKernelShapes {
+		t.Run(fmt.Sprintf("%+v", sh), func(t *testing.T) {
+			d.bind(t)
+			in, inter := sh.in, sh.inter
+			plain, perm := siluGateUp(t, rng, in, inter)
+			w0, w1 := d.upRaw(t, plain.Bytes), d.upRaw(t, perm.Bytes)
+			out := plain.Out
+			x := d.upHalf(t, randHalves(rng, maxT*in, -1, 1))
+			gu := d.mustAlloc(t, 2*maxT*out)
+			for _, T := range gemmEpiKernelTokens {
+				a0, a1, a2 := d.mustAlloc(t, 2*T*inter), d.mustAlloc(t, 2*T*inter), d.mustAlloc(t, 2*T*inter)
+				l := awqPlan(&perm, T, d.cc)
+				awqLaunchTest(t, d, l, w1, x, gu, T, in, out)
+				siluLaunch(t, d, "silu_mul_perm", gu, a0, T, inter)
+				awqLaunchTest(t, d, awqPlan(&plain, T, d.cc), w0, x, gu, T, in, out)
+				siluLaunch(t, d, "silu_mul", gu, a2, T, inter)
+				f := awqGemmEpiPlan(&perm, T, d.cc, epiSilu)
+				awqLaunchTest(t, d, f, w1, x, a1, T, in, out)
+				what := fmt.Sprintf("%d tokens, %s", T, f.Kernel)
+				sameAct(t, d, what+" against silu_mul_perm", a0, a1, T, inter)
+				sameAct(t, d, what+" against silu_mul", a2, a1, T, inter)
+			}
+		})
+	}
+}
+
+// TestGemmRopeEpilogueMatches: the fused-RoPE GEMM on q|k|v packed in
+// ropeOrder leaves q (in q|k|v) and the k and v caches bit for bit as the
+// plain GEMM on the same packing followed by rope_append_perm (today's
+// prefill path with ropeFused), at several first positions, also where the
+// step's slots wrap around the ring.
+func TestGemmRopeEpilogueMatches(t *testing.T) {
+	d := testDevice(t)
+	rng := rand.New(rand.NewPCG(73, 74))
+	const theta = 10000
+	maxT := slices.Max(gemmEpiKernelTokens)
+	for _, sh := range ropeKernelShapes {
+		t.Run(fmt.Sprintf("%+v", sh), func(t *testing.T) {
+			d.bind(t)
+			H, KV, D, in := sh.heads, sh.kvHeads, sh.headDim, sh.in
+			_, perm := ropeQKV(t, rng, in, H, KV, D)
+			w := d.upRaw(t, perm.Bytes)
+			out := perm.Out
+			x := d.upHalf(t, randHalves(rng, maxT*in, -1, 1))
+			// A step's slots are distinct (the engine's ring holds the window
+			// plus a whole chunk): cap >= maxT.
+			for _, pc := range []struct{ pos, cap int }{{0, 600}, {100, 530}, {4093, 4700}} {
+				kvBytes := 2 * KV * pc.cap * D
+				for _, T := range gemmEpiKernelTokens {
+					kc0, vc0, kc1, vc1 := d.mustAlloc(t, kvBytes), d.mustAlloc(t, kvBytes), d.mustAlloc(t, kvBytes), d.mustAlloc(t, kvBytes)
+					y0, y1 := d.mustAlloc(t, 2*T*out), d.mustAlloc(t, 2*T*out)
+					pp := d.upI32(t, params(pc.pos, make([]int, T)))
+					awqLaunchTest(t, d, awqPlan(&perm, T, d.cc), w, x, y0, T, in, out)
+					if err := d.launch("rope_append_perm", launchShape{Grid: [3]uint32{uint32(T), uint32(H + KV)}, Block: [3]uint32{uint32(D / 2)}}, "test",
+						y0, kc0, vc0, pp, H, KV, D, pc.cap, float32(theta)); err != nil {
+						t.Fatal(err)
+					}
+					f := awqGemmEpiPlan(&perm, T, d.cc, epiRope)
+					if f.Kernel == "" {
+						t.Fatalf("no fused-RoPE GEMM for %d tokens", T)
+					}
+					if err := d.launch(f.Kernel, launchShape{Grid: f.Grid, Block: f.Block, Shared: f.Shared}, "test",
+						w, x, y1, kc1, vc1, pp, T, in, out, H, KV, D, pc.cap, float32(theta)); err != nil {
+						t.Fatal(err)
+					}
+					sameRope(t, d, fmt.Sprintf("%d tokens at %d, cache %d, %s", T, pc.pos, pc.cap, f.Kernel), y0, y1, kc0, kc1, vc0, vc1, T, out, H*D, KV, D, pc.pos, pc.cap)
+				}
+			}
+		})
+	}
+}
+
+// gemmEpiKnobs are the fused paths the engine tests combine with the
+// GEMM epilogue knob: both (the default), SiLU only, RoPE only.
+var gemmEpiKnobs = []struct{ rope, silu bool }{{true, true}, {false, true}, {true, false}}
+
+// withGemmEpilogue opens an engine with the three knobs set, and checks
+// that it took the paths they ask for (and left out the gate|up buffer
+// where nothing writes it).
+func withGemmEpilogue(t *testing.T, m *inference.Model, opts Options, rope, silu, on bool) *Engine {
+	t.Helper()
+	defer func(r, s, g bool) { ropeFused, siluFused, gemmEpilogue = r, s, g }(ropeFused, siluFused, gemmEpilogue)
+	ropeFused, siluFused, gemmEpilogue = rope, silu, on
+	e := testEngine(t, m, opts)
+	if e.ropeFused != rope || e.siluFused != silu || e.gemmEpilogue != on {
+		t.Fatalf("engine ropeFused %v siluFused %v gemmEpilogue %v with the knobs %v %v %v", e.ropeFused, e.siluFused, e.gemmEpilogue, rope, silu, on)
+	}
+	if (e.gu == 0) != (silu && on) {
+		t.Fatalf("gate|up buffer %#x with siluFused %v gemmEpilogue %v: it is needed exactly when SiLU is not always fused", e.gu, silu, on)
+	}
+	return e
+}
+
+// TestGemmEpilogueEngine: the fused GEMM epilogues change which kernels
+// run, never what they compute: prefills of 17, 300 and 700 tokens in
+// chunks of 40, 130 and 512 (ragged last chunks, the ring wrapping past the
+// window), then decode steps through the captured graphs and verify steps,
+// give the same logits bit for bit with the knob on and off, for each
+// combination of the fused RoPE and SiLU orders.
+func TestGemmEpilogueEngine(t *testing.T) {
+	for _, name := range []string{"small", "hd64"} {
+		m := ropeModel(t, name, 34) // group 128: both fused orders qualify
+		rng := rand.New(rand.NewPCG(35, 36))
+		prompt := make([]int, 700)
+		for i := range prompt {
+			prompt[i] = rng.IntN(m.Config.Vocab)
+		}
+		for _, k := range gemmEpiKnobs {
+			for _, opts := range []Options{{}, {Chunk: 40}, {Chunk: 130}} {
+				t.Run(fmt.Sprintf("%s rope %v silu %v chunk %d", name, k.rope, k.silu, opts.Chunk), func(t *testing.T) {
+					var runs [2][][]float32
+					for i, on := range []bool{false, true} {
+						e := withGemmEpilogue(t, m, opts, k.rope, k.silu, on)
+						keep := func() {
+							l, err := e.LastLogits()
+							if err != nil {
+								t.Fatal(err)
+							}
+							runs[i] = append(runs[i], l)
+						}
+						for _, n := range []int{17, 300} {
+							if _, err := e.Prefill(context.Background(), prompt[:n]); err != nil {
+								t.Fatal(err)
+							}
+							keep()
+							e.Reset()
+						}
+						next, err := e.Prefill(context.Background(), prompt)
+						if err != nil {
+							t.Fatal(err)
+						}
+						keep()
+						for range 10 {
+							ids, err := e.Verify([]int{next})
+							if err != nil {
+								t.Fatal(err)
+							}
+							next = ids[0]
+							keep()
+						}
+						for _, n := range []int{11, 16, 1, 3} {
+							if _, err := e.Verify(prompt[100 : 100+n]); err != nil {
+								t.Fatal(err)
+							}
+							keep()
+						}
+						e.Close()
+					}
+					sameSteps(t, runs[1], runs[0], "fused epilogue", "unfused")
+				})
+			}
+		}
+	}
+}
+
+// TestLookupMatchesGreedyGemmEpilogue: with the fused GEMM epilogues,
+// greedy ids equal those without them, and prompt lookup's equal greedy's.
+func TestLookupMatchesGreedyGemmEpilogue(t *testing.T) {
+	m := synthModel(t, "small", 4)
+	accepted := 0
+	for seed := uint64(8); seed < 11; seed++ {
+		rng := rand.New(rand.NewPCG(seed, seed+1))
+		prompt := make([]int, 200) // one 200-token GEMM chunk
+		for i := range prompt {
+			prompt[i] = rng.IntN(m.Config.Vocab)
+		}
+		var ids [3][]int
+		for i, run := range []struct {
+			on bool
+			s  inference.Strategy
+		}{{false, inference.Greedy}, {true, inference.Greedy}, {true, inference.Lookup}} {
+			e := withGemmEpilogue(t, m, Options{}, true, true, run.on)
+			rep, err := inference.Generate(context.Background(), e, nil, inference.Request{
+				Prompt: prompt, MaxNewTokens: 300, Strategy: run.s, LookupTokens: 10}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Close()
+			ids[i] = rep.TokenIDs
+			accepted += rep.Accepted
+		}
+		if !slices.Equal(ids[0], ids[1]) {
+			t.Errorf("prompt %d: greedy ids differ with the fused epilogues:\n off %v\n on  %v", seed, ids[0], ids[1])
+		}
+		if !slices.Equal(ids[1], ids[2]) {
+			t.Errorf("prompt %d: lookup ids differ from greedy with the fused epilogues:\n greedy %v\n lookup %v", seed, ids[1], ids[2])
+		}
+	}
+	if accepted == 0 {
+		t.Error("no drafted token accepted: the test does not exercise verify steps")
+	}
+	t.Logf("%d drafts accepted over 3 prompts", accepted)
+}
+
+// BenchmarkGemmEpilogue times the reference prompt's 6,435-token prefill
+// on the synthetic 7B ($BRIEF_SYNTH_DIR, see benchModel) with the fused
+// GEMM epilogues off and on, one engine at a time, and logs each one's
+// kernel profile of a 512-token chunk at that context.
+func BenchmarkGemmEpilogue(b *testing.B) {
+	m := benchModel(b)
+	prompt := benchPrompt(m)
+	defer func(v bool) { gemmEpilogue = v }(gemmEpilogue)
+	for _, on := range []bool{false, true} {
+		name := map[bool]string{false: "off", true: "on"}[on]
+		gemmEpilogue = on
+		e := benchEngine(b, m, prompt)
+		if e.gemmEpilogue != on {
+			e.Close()
+			b.Fatalf("engine gemmEpilogue = %v with the knob %v", e.gemmEpilogue, on)
+		}
+		b.Run(name+"/prefill6435", func(b *testing.B) {
+			for b.Loop() {
+				e.Reset()
+				if _, err := e.Prefill(context.Background(), prompt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/prefill")
+		})
+		e.Reset()
+		if _, err := e.Prefill(context.Background(), prompt); err != nil {
+			e.Close()
+			b.Fatal(err)
+		}
+		prof, err := e.Profile(512, 5)
+		if err != nil {
+			e.Close()
+			b.Fatal(err)
+		}
+		b.Logf("GEMM epilogues %s, %s, kernel time per 512-token chunk at position %d:\n%s", name, e.Name(), e.Len(), profileTable(prof))
+		b.Logf("GEMM epilogues %s: engine memory %+v", name, e.Memory())
+		e.Close()
+	}
+}
