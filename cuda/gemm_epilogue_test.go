@@ -12,8 +12,8 @@ import (
 
 // Tests of the fused GEMM epilogues (awq.go: gemmEpilogue). They need a
 // GPU; the CPU tests of the plans, names and index math are in
-// gemm_epilogue_order_test.go. BRIEF_GEMM_EPILOGUE=1 (main_test.go) turns
-// the knob on for a whole run.
+// gemm_epilogue_order_test.go. BRIEF_GEMM_EPILOGUE=0 (main_test.go) turns
+// the knob off for a whole run.
 
 // gemmEpiKernelTokens are prefill chunk sizes for the kernel tests: the
 // smallest GEMM step, one block row, ragged block rows (small tile on the

@@ -16,8 +16,8 @@ import (
 // off (BRIEF_VERIFY_EARLY=0), prefill attention kernel
 // (BRIEF_PREFILL_KERNEL=attn_prefill2 or attn_prefill2q) or without
 // overlapped launches (BRIEF_OVERLAP=0), or with the fused-SiLU gate|up
-// mat-vec off (BRIEF_SILU_FUSED=0), or with the fused GEMM epilogues on
-// (BRIEF_GEMM_EPILOGUE=1), before a benchmark's winner becomes the default.
+// mat-vec off (BRIEF_SILU_FUSED=0), or with the fused GEMM epilogues off
+// (BRIEF_GEMM_EPILOGUE=0), before a benchmark's winner becomes the default.
 func TestMain(m *testing.M) {
 	if v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -70,10 +70,10 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	switch v := os.Getenv("BRIEF_GEMM_EPILOGUE"); v {
-	case "", "0":
-	case "1":
-		gemmEpilogue = true
-		fmt.Fprintln(os.Stderr, "fused GEMM epilogues on")
+	case "", "1":
+	case "0":
+		gemmEpilogue = false
+		fmt.Fprintln(os.Stderr, "fused GEMM epilogues off")
 	default:
 		fmt.Fprintf(os.Stderr, "BRIEF_GEMM_EPILOGUE=%q: want 0 or 1\n", v)
 		os.Exit(2)
