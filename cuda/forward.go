@@ -84,11 +84,11 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 		e.h.at(first*hid*4), e.proj.at(first*hid*2), e.finalNorm, e.xn, hid, eps); err != nil {
 		return err
 	}
-	nt := 1
-	for nt < n {
-		nt *= 2
+	kernel, shape, err := lmHeadPlan(n, c.Vocab, e.lmHeadMMA)
+	if err != nil {
+		return err
 	}
-	if err := d.launch(fmt.Sprintf("lm_head_%d", nt), lmHeadShape(nt, c.Vocab),
+	if err := d.launch(kernel, shape,
 		sh("tokens %d vocab %d hidden %d", n, c.Vocab, hid), e.lmHead, e.xn, e.logits, n, c.Vocab, hid); err != nil {
 		return err
 	}
@@ -139,6 +139,45 @@ func (e *Engine) Profile(T, steps int) (map[string]float64, error) {
 		sums[k] /= float64(steps)
 	}
 	return sums, err
+}
+
+// lmHeadMMA: every logits step runs lm_head on the tensor cores
+// (lmhead_mma.cu, NOTES-lmhead.md) instead of the fp32 FMA kernels, for
+// engines whose hidden size it takes (lmHeadMMAFits). Either path is
+// batch-invariant on its own; mixing them within one engine would not be.
+var lmHeadMMA = false
+
+// lmHeadMMAFits says whether lm_head_mma_n* takes a hidden size: whole
+// 64-wide chunks of k.
+func lmHeadMMAFits(hidden int) bool { return hidden > 0 && hidden%lmHeadMMAChunk == 0 }
+
+// lmhead_mma.cu's shape: kLMMChunk, kLMMTiles*16 rows and kLMMSlices warps
+// a block.
+const (
+	lmHeadMMAChunk  = 64
+	lmHeadMMARows   = 32
+	lmHeadMMAWarps  = 4
+	lmHeadMMATokens = 16 // two 8-column n-tiles
+)
+
+// lmHeadPlan is the lm_head kernel and launch for n tokens: with mma,
+// lm_head_mma_n1 (one 8-token n-tile) up to 8 tokens and lm_head_mma_n2
+// beyond; otherwise lm_head_<nt>, nt the next power of two >= n.
+func lmHeadPlan(n, vocab int, mma bool) (string, launchShape, error) {
+	if n < 1 || n > lmHeadMMATokens {
+		return "", launchShape{}, fmt.Errorf("lm_head of %d tokens: a step holds 1 to %d", n, lmHeadMMATokens)
+	}
+	if mma {
+		nt := (n + 7) / 8
+		return fmt.Sprintf("lm_head_mma_n%d", nt), launchShape{
+			Grid:  [3]uint32{uint32((vocab + lmHeadMMARows - 1) / lmHeadMMARows)},
+			Block: [3]uint32{32 * lmHeadMMAWarps}}, nil
+	}
+	nt := 1
+	for nt < n {
+		nt *= 2
+	}
+	return fmt.Sprintf("lm_head_%d", nt), lmHeadShape(nt, vocab), nil
 }
 
 // lmHeadRows is the vocabulary rows each warp of lm_head_<nt> takes
