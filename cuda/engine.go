@@ -77,7 +77,8 @@ type Engine struct {
 	gemmEpilogue bool
 	// lmHeadMMA: every logits step runs lm_head_mma_n* (forward.go:
 	// lmHeadMMA, the package knob it follows).
-	lmHeadMMA bool
+	lmHeadMMA     bool
+	lmHeadVariant string // lmHeadMMAVariant when the engine was made
 
 	graphs   [inference.MaxVerify + 1]*graph
 	lastRows int // logits rows the last step wrote (LastLogits reads the last)
@@ -213,6 +214,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 	e.siluFused = siluFused && siluFusable(c.Quant.GroupSize, I)
 	e.gemmEpilogue = gemmEpilogue && (e.ropeFused || e.siluFused)
 	e.lmHeadMMA = lmHeadMMA && lmHeadMMAFits(hid)
+	e.lmHeadVariant = lmHeadMMAVariant
 	// Everything the engine will allocate, checked against free memory first.
 	var need int64
 	for range c.Layers {

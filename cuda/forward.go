@@ -3,6 +3,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/briefapp/brief/inference"
 )
@@ -84,7 +85,7 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 		e.h.at(first*hid*4), e.proj.at(first*hid*2), e.finalNorm, e.xn, hid, eps); err != nil {
 		return err
 	}
-	kernel, shape, err := lmHeadPlan(n, c.Vocab, e.lmHeadMMA)
+	kernel, shape, err := lmHeadPlan(n, c.Vocab, e.lmHeadMMA, e.lmHeadVariant)
 	if err != nil {
 		return err
 	}
@@ -147,6 +148,15 @@ func (e *Engine) Profile(T, steps int) (map[string]float64, error) {
 // batch-invariant on its own; mixing them within one engine would not be.
 var lmHeadMMA = false
 
+// lmHeadMMAVariant picks the mma kernels' schedule: "" loads then
+// multiplies each chunk (fewer registers, every block resident at once on
+// an H100/H200), "_pf" prefetches the next chunk meanwhile. Both run the
+// same mma sequence: the logits are the same bits.
+var lmHeadMMAVariant = ""
+
+// lmHeadMMAVariants are the schedules lmhead_mma.cu builds.
+var lmHeadMMAVariants = []string{"", "_pf"}
+
 // lmHeadMMAFits says whether lm_head_mma_n* takes a hidden size: whole
 // 64-wide chunks of k.
 func lmHeadMMAFits(hidden int) bool { return hidden > 0 && hidden%lmHeadMMAChunk == 0 }
@@ -161,15 +171,19 @@ const (
 )
 
 // lmHeadPlan is the lm_head kernel and launch for n tokens: with mma,
-// lm_head_mma_n1 (one 8-token n-tile) up to 8 tokens and lm_head_mma_n2
-// beyond; otherwise lm_head_<nt>, nt the next power of two >= n.
-func lmHeadPlan(n, vocab int, mma bool) (string, launchShape, error) {
+// lm_head_mma_n1<variant> (one 8-token n-tile) up to 8 tokens and
+// lm_head_mma_n2<variant> beyond; otherwise lm_head_<nt>, nt the next
+// power of two >= n.
+func lmHeadPlan(n, vocab int, mma bool, variant string) (string, launchShape, error) {
 	if n < 1 || n > lmHeadMMATokens {
 		return "", launchShape{}, fmt.Errorf("lm_head of %d tokens: a step holds 1 to %d", n, lmHeadMMATokens)
 	}
 	if mma {
+		if !slices.Contains(lmHeadMMAVariants, variant) {
+			return "", launchShape{}, fmt.Errorf("lm_head: no mma variant %q (have %q)", variant, lmHeadMMAVariants)
+		}
 		nt := (n + 7) / 8
-		return fmt.Sprintf("lm_head_mma_n%d", nt), launchShape{
+		return fmt.Sprintf("lm_head_mma_n%d%s", nt, variant), launchShape{
 			Grid:  [3]uint32{uint32((vocab + lmHeadMMARows - 1) / lmHeadMMARows)},
 			Block: [3]uint32{32 * lmHeadMMAWarps}}, nil
 	}

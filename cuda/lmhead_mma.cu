@@ -74,7 +74,8 @@ __device__ __forceinline__ void lmm_chunk(float (&acc)[kLMMTiles][N][4], const L
 // hidden) fp16; logits (tokens, vocab) fp32. hidden % 64 == 0,
 // tokens <= 8N. Warp w sums chunks [w*C/4, (w+1)*C/4) of the C = hidden/64
 // for the block's 32 rows; the four partial sums are added in warp order.
-template <int N>
+// PF (prefetch) changes the schedule only, never the sums.
+template <int N, bool PF>
 __device__ void lm_head_mma_body(const __half* __restrict__ W, const __half* __restrict__ x,
                                  float* __restrict__ logits, int tokens, int vocab, int hidden) {
   __shared__ float part[kLMMSlices][N * 8][kLMMPad];
@@ -104,15 +105,25 @@ __device__ void lm_head_mma_body(const __half* __restrict__ W, const __half* __r
 
   const int chunks = hidden / kLMMChunk;
   const int c0 = warp * chunks / kLMMSlices, c1 = (warp + 1) * chunks / kLMMSlices;
-  if (c0 < c1) {
-    // One chunk in flight while the previous one is multiplied.
-    LMMChunk<N> cur;
-    lmm_load(cur, wr, xr, xv, c0);
+  if constexpr (PF) {
+    // One chunk in flight while the previous one is multiplied (more
+    // registers, fewer blocks resident).
+    if (c0 < c1) {
+      LMMChunk<N> cur;
+      lmm_load(cur, wr, xr, xv, c0);
+      for (int c = c0; c < c1; c++) {
+        LMMChunk<N> nxt;
+        if (c + 1 < c1) lmm_load(nxt, wr, xr, xv, c + 1);
+        lmm_chunk(acc, cur);
+        cur = nxt;
+      }
+    }
+  } else {
+    // Load, then multiply: other warps keep the loads in flight.
     for (int c = c0; c < c1; c++) {
-      LMMChunk<N> nxt;
-      if (c + 1 < c1) lmm_load(nxt, wr, xr, xv, c + 1);
+      LMMChunk<N> cur;
+      lmm_load(cur, wr, xr, xv, c);
       lmm_chunk(acc, cur);
-      cur = nxt;
     }
   }
 
@@ -140,14 +151,17 @@ __device__ void lm_head_mma_body(const __half* __restrict__ W, const __half* __r
   }
 }
 
-// lm_head_mma_n<N>: 8N token columns (lmHeadPlan on the Go side).
-#define LM_HEAD_MMA(N)                                                                          \
-  extern "C" __global__ void __launch_bounds__(kLMMSlices * 32) lm_head_mma_n##N(                \
+// lm_head_mma_n<N><V>: 8N token columns; V "" loads then multiplies each
+// chunk, "_pf" prefetches the next (lmHeadPlan on the Go side).
+#define LM_HEAD_MMA(N, V, PF)                                                                   \
+  extern "C" __global__ void __launch_bounds__(kLMMSlices * 32) lm_head_mma_n##N##V(             \
       const __half* __restrict__ W, const __half* __restrict__ x, float* __restrict__ logits,   \
       int tokens, int vocab, int hidden) {                                                      \
     grid_dep_launch();                                                                          \
     grid_dep_wait();                                                                            \
-    lm_head_mma_body<N>(W, x, logits, tokens, vocab, hidden);                                   \
+    lm_head_mma_body<N, PF>(W, x, logits, tokens, vocab, hidden);                               \
   }
-LM_HEAD_MMA(1)
-LM_HEAD_MMA(2)
+LM_HEAD_MMA(1, , false)
+LM_HEAD_MMA(2, , false)
+LM_HEAD_MMA(1, _pf, true)
+LM_HEAD_MMA(2, _pf, true)

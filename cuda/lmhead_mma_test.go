@@ -26,34 +26,40 @@ func TestLMHeadPlan(t *testing.T) {
 	for _, tc := range []struct {
 		n, vocab int
 		mma      bool
+		variant  string
 		kernel   string
 		grid     uint32
 		block    uint32
 	}{
-		{1, 32002, true, "lm_head_mma_n1", 1001, 128},
-		{3, 32002, true, "lm_head_mma_n1", 1001, 128},
-		{8, 32002, true, "lm_head_mma_n1", 1001, 128},
-		{9, 32002, true, "lm_head_mma_n2", 1001, 128},
-		{11, 32002, true, "lm_head_mma_n2", 1001, 128},
-		{16, 32002, true, "lm_head_mma_n2", 1001, 128},
-		{1, 32000, true, "lm_head_mma_n1", 1000, 128},
-		{1, 1003, true, "lm_head_mma_n1", 32, 128},
-		{1, 32002, false, "lm_head_1", 4001, 256},
-		{3, 32002, false, "lm_head_4", 2001, 256},
-		{11, 32002, false, "lm_head_16", 1001, 256},
+		{1, 32002, true, "", "lm_head_mma_n1", 1001, 128},
+		{3, 32002, true, "", "lm_head_mma_n1", 1001, 128},
+		{8, 32002, true, "", "lm_head_mma_n1", 1001, 128},
+		{9, 32002, true, "", "lm_head_mma_n2", 1001, 128},
+		{11, 32002, true, "", "lm_head_mma_n2", 1001, 128},
+		{16, 32002, true, "", "lm_head_mma_n2", 1001, 128},
+		{1, 32000, true, "", "lm_head_mma_n1", 1000, 128},
+		{1, 1003, true, "", "lm_head_mma_n1", 32, 128},
+		{1, 32002, false, "", "lm_head_1", 4001, 256},
+		{3, 32002, false, "", "lm_head_4", 2001, 256},
+		{11, 32002, false, "", "lm_head_16", 1001, 256},
+		{1, 32002, true, "_pf", "lm_head_mma_n1_pf", 1001, 128},
+		{8, 32002, true, "_pf", "lm_head_mma_n1_pf", 1001, 128},
+		{9, 32002, true, "_pf", "lm_head_mma_n2_pf", 1001, 128},
+		{16, 32002, true, "_pf", "lm_head_mma_n2_pf", 1001, 128},
+		{11, 32002, false, "_pf", "lm_head_16", 1001, 256}, // the variant is the mma kernels'
 	} {
-		k, s, err := lmHeadPlan(tc.n, tc.vocab, tc.mma)
+		k, s, err := lmHeadPlan(tc.n, tc.vocab, tc.mma, tc.variant)
 		if err != nil {
 			t.Fatalf("%+v: %v", tc, err)
 		}
 		if k != tc.kernel || s.Grid != [3]uint32{tc.grid} || s.Block != [3]uint32{tc.block} || s.Shared != 0 {
-			t.Errorf("%d tokens vocab %d mma %v: %s grid %v block %v shared %d, want %s grid %d block %d",
-				tc.n, tc.vocab, tc.mma, k, s.Grid, s.Block, s.Shared, tc.kernel, tc.grid, tc.block)
+			t.Errorf("%d tokens vocab %d mma %v %q: %s grid %v block %v shared %d, want %s grid %d block %d",
+				tc.n, tc.vocab, tc.mma, tc.variant, k, s.Grid, s.Block, s.Shared, tc.kernel, tc.grid, tc.block)
 		}
 	}
 	for n := 1; n <= inference.MaxVerify; n++ {
 		for _, mma := range []bool{false, true} {
-			k, s, err := lmHeadPlan(n, 32002, mma)
+			k, s, err := lmHeadPlan(n, 32002, mma, "")
 			if err != nil {
 				t.Fatalf("%d tokens mma %v: %v", n, mma, err)
 			}
@@ -67,9 +73,14 @@ func TestLMHeadPlan(t *testing.T) {
 	}
 	for _, n := range []int{0, -1, 17, 100} {
 		for _, mma := range []bool{false, true} {
-			if k, _, err := lmHeadPlan(n, 32002, mma); err == nil {
+			if k, _, err := lmHeadPlan(n, 32002, mma, ""); err == nil {
 				t.Errorf("%d tokens mma %v: planned %s, want an error", n, mma, k)
 			}
+		}
+	}
+	for _, v := range []string{"pf", "_x", "_pf "} {
+		if k, _, err := lmHeadPlan(1, 32002, true, v); err == nil {
+			t.Errorf("variant %q: planned %s, want an error", v, k)
 		}
 	}
 	for _, tc := range []struct {
@@ -99,25 +110,27 @@ func TestLMHeadKernelsInFatbins(t *testing.T) {
 	}
 	var names []string
 	for n := 1; n <= inference.MaxVerify; n++ {
-		for _, mma := range []bool{false, true} {
-			k, _, err := lmHeadPlan(n, 32002, mma)
-			if err != nil {
-				t.Fatal(err)
+		for _, v := range lmHeadMMAVariants {
+			for _, mma := range []bool{false, true} {
+				k, _, err := lmHeadPlan(n, 32002, mma, v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				names = append(names, k)
 			}
-			names = append(names, k)
 		}
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
-	if len(names) != 7 {
-		t.Errorf("kernels %v: want lm_head_1..16 and lm_head_mma_n1, n2", names)
+	if len(names) != 9 {
+		t.Errorf("kernels %v: want lm_head_1..16 and lm_head_mma_n1, n2 of each variant", names)
 	}
 	for _, n := range names {
 		if !has(n) {
 			t.Errorf("kernel %q is in no embedded fatbin: run make -C cuda", n)
 		}
 	}
-	for _, n := range []string{"lm_head_mma_n3", "lm_head_mma", "lm_head_mma_n"} {
+	for _, n := range []string{"lm_head_mma_n3", "lm_head_mma", "lm_head_mma_n", "lm_head_mma_n1_p"} {
 		if has(n) {
 			t.Errorf("%q found as a kernel entry: the search does not tell names apart", n)
 		}
@@ -230,11 +243,11 @@ func lmHeadRef(W, x []float32, tokens, vocab, hidden int) []float64 {
 	return want
 }
 
-// runLMHeadMMA launches the mma lm_head for tokens rows of xp into a fresh
-// 16-row output (poisoned) and returns all 16 rows.
-func runLMHeadMMA(t *testing.T, d *device, wp, xp devPtr, tokens, vocab, hidden int) []float32 {
+// runLMHeadMMA launches the mma lm_head (variant v) for tokens rows of xp
+// into a fresh 16-row output (poisoned) and returns all 16 rows.
+func runLMHeadMMA(t *testing.T, d *device, v string, wp, xp devPtr, tokens, vocab, hidden int) []float32 {
 	t.Helper()
-	k, s, err := lmHeadPlan(tokens, vocab, true)
+	k, s, err := lmHeadPlan(tokens, vocab, true, v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,25 +270,28 @@ func TestLMHeadMMA(t *testing.T) {
 		W := randHalves(rng, V*hidden, -1, 1)
 		wp := d.upHalf(t, W)
 		for _, T := range []int{1, 2, 3, 8, 9, 11, 16} {
-			t.Run(fmt.Sprintf("hidden%d/%d", hidden, T), func(t *testing.T) {
-				d.bind(t)
-				x := randHalves(rng, T*hidden, -1, 1)
-				got := runLMHeadMMA(t, d, wp, d.upHalf(t, x), T, V, hidden)
-				compare(t, "logits", got[:T*V], lmHeadRef(W, x, T, V, hidden), 1e-3, 1e-4)
-				for i := T * V; i < len(got); i++ {
-					if math.Float32bits(got[i]) != 0xffffffff {
-						t.Fatalf("logit %d of row %d written in a %d-token step", i%V, i/V, T)
+			for _, v := range lmHeadMMAVariants {
+				t.Run(fmt.Sprintf("hidden%d/%d%s", hidden, T, v), func(t *testing.T) {
+					d.bind(t)
+					x := randHalves(rng, T*hidden, -1, 1)
+					got := runLMHeadMMA(t, d, v, wp, d.upHalf(t, x), T, V, hidden)
+					compare(t, "logits", got[:T*V], lmHeadRef(W, x, T, V, hidden), 1e-3, 1e-4)
+					for i := T * V; i < len(got); i++ {
+						if math.Float32bits(got[i]) != 0xffffffff {
+							t.Fatalf("logit %d of row %d written in a %d-token step", i%V, i/V, T)
+						}
 					}
-				}
-			})
+				})
+			}
 		}
 	}
 }
 
 // TestLMHeadMMABatchInvariant: a token's logits are the same bits whatever
-// the step's size (1, 3, 8, 9, 11, 16: one n-tile or two) and the token's
-// place in it: the rows of a 16-token pool, shuffled into steps at several
-// offsets, against the pool run as one 16-token step.
+// the step's size (1, 3, 8, 9, 11, 16: one n-tile or two), the token's
+// place in it and the variant: the rows of a 16-token pool, shuffled into
+// steps at several offsets, against the pool run as one 16-token step of
+// the default variant.
 func TestLMHeadMMABatchInvariant(t *testing.T) {
 	d := testDevice(t)
 	rng := rand.New(rand.NewPCG(25, 26))
@@ -286,9 +302,13 @@ func TestLMHeadMMABatchInvariant(t *testing.T) {
 			const pool = inference.MaxVerify
 			wp := d.upHalf(t, randHalves(rng, V*hidden, -1, 1))
 			x := randHalves(rng, pool*hidden, -1, 1)
-			ref := runLMHeadMMA(t, d, wp, d.upHalf(t, x), pool, V, hidden)
+			ref := runLMHeadMMA(t, d, "", wp, d.upHalf(t, x), pool, V, hidden)
 			for _, T := range []int{1, 3, 8, 9, 11, 16} {
-				for _, off := range []int{0, 5, 13} {
+				for _, c := range []struct {
+					off int
+					v   string
+				}{{0, ""}, {5, ""}, {13, ""}, {0, "_pf"}, {13, "_pf"}} {
+					off := c.off
 					// Step row i holds pool row (7i + off) % 16: distinct rows, each
 					// at another place than in the pool.
 					src := make([]int, T)
@@ -297,11 +317,11 @@ func TestLMHeadMMABatchInvariant(t *testing.T) {
 						src[i] = (7*i + off) % pool
 						step = append(step, x[src[i]*hidden:(src[i]+1)*hidden]...)
 					}
-					got := runLMHeadMMA(t, d, wp, d.upHalf(t, step), T, V, hidden)
+					got := runLMHeadMMA(t, d, c.v, wp, d.upHalf(t, step), T, V, hidden)
 					for i, p := range src {
 						for v := range V {
 							if g, w := got[i*V+v], ref[p*V+v]; math.Float32bits(g) != math.Float32bits(w) {
-								t.Fatalf("%d tokens offset %d: pool row %d at place %d: logit %d is %v, %v in the 16-token step", T, off, p, i, v, g, w)
+								t.Fatalf("%d tokens variant %q offset %d: pool row %d at place %d: logit %d is %v, %v in the 16-token step", T, c.v, off, p, i, v, g, w)
 							}
 						}
 					}
@@ -416,16 +436,20 @@ func TestLMHeadMMAEngine(t *testing.T) {
 
 // BenchmarkLMHeadMMA times replayed verify steps of the synthetic 7B
 // ($BRIEF_SYNTH_DIR, see benchModel) after the reference prompt's 6,435
-// tokens with lm_head on the FMA kernels (off) and the tensor cores (on),
-// one engine at a time, and logs each one's lm_head kernel time (events,
+// tokens with lm_head on the FMA kernels (off) and the tensor cores (on,
+// and on_pf for the prefetching variant), one engine at a time, and logs each one's lm_head kernel time (events,
 // eager launches) at 1 and 11 tokens.
 func BenchmarkLMHeadMMA(b *testing.B) {
 	m := benchModel(b)
 	prompt := benchPrompt(m)
-	defer func(v bool) { lmHeadMMA = v }(lmHeadMMA)
-	for _, on := range []bool{false, true} {
-		name := map[bool]string{false: "off", true: "on"}[on]
-		lmHeadMMA = on
+	defer func(v bool, s string) { lmHeadMMA, lmHeadMMAVariant = v, s }(lmHeadMMA, lmHeadMMAVariant)
+	for _, c := range []struct {
+		name    string
+		on      bool
+		variant string
+	}{{"off", false, ""}, {"on", true, ""}, {"on_pf", true, "_pf"}} {
+		name, on := c.name, c.on
+		lmHeadMMA, lmHeadMMAVariant = on, c.variant
 		e := benchEngine(b, m, prompt)
 		if e.lmHeadMMA != on {
 			e.Close()
