@@ -211,6 +211,40 @@ func TestLMHeadMMAFragments(t *testing.T) {
 			}
 		}
 	}
+	// The epilogue: lane (g, t)'s accumulators of tile r, n-tile j hold
+	// C[16r+g (+8)][8j+2t (+1)]; the kernel stores them at part[w][n][m]
+	// and thread e reads (n, m) = (e/32, e%32). Each (n, m) of two tiles
+	// and two n-tiles must be written once, by the lane that holds it.
+	const rows = lmHeadMMARows
+	var part [2 * 8][rows]int64
+	written := map[[2]int]int{}
+	for r := range rows / 16 {
+		for j := range 2 {
+			for lane := range 32 {
+				g, tq := lane>>2, lane&3
+				// The kernel's store: m = 16r + g, n = 8j + 2t; [0] (n, m),
+				// [1] (n+1, m), [2] (n, m+8), [3] (n+1, m+8).
+				m, n := 16*r+g, 8*j+2*tq
+				store := [4][2]int{{n, m}, {n + 1, m}, {n, m + 8}, {n + 1, m + 8}}
+				for i, nm := range store {
+					// mma's C layout (PTX ISA): c_i is row g + 8(i/2), column 2t + i%2.
+					row, col := 16*r+g+8*(i>>1), 8*j+2*tq+(i&1)
+					if nm != [2]int{col, row} {
+						t.Fatalf("accumulator %d of lane %d holds row %d token %d; the store writes row %d token %d", i, lane, row, col, nm[1], nm[0])
+					}
+					part[nm[0]][nm[1]] = int64(1000*row + col)
+					written[nm]++
+				}
+			}
+		}
+	}
+	for e := range 2 * 8 * rows {
+		n, m := e/rows, e%rows
+		if written[[2]int{n, m}] != 1 || part[n][m] != int64(1000*m+n) {
+			t.Fatalf("epilogue element %d (token %d, row %d) written %d times", e, n, m, written[[2]int{n, m}])
+		}
+	}
+
 	// k-slices: warp w takes chunks [w*C/4, (w+1)*C/4).
 	for _, hidden := range []int{64, 128, 192, 512, 1024, 4096, 64 * 67} {
 		chunks := hidden / lmHeadMMAChunk
