@@ -75,7 +75,7 @@ type Engine struct {
 	// the weights for it, instead of the GEMM and silu_mul_perm /
 	// rope_append_perm (awq.go: gemmEpilogue, the package knob it follows).
 	gemmEpilogue bool
-	// lmHeadMMA: every logits step runs lm_head_mma_n* (forward.go:
+	// lmHeadMMA: every logits step runs lm_head_mma* (forward.go:
 	// lmHeadMMA, the package knob it follows).
 	lmHeadMMA     bool
 	lmHeadVariant string // lmHeadMMAVariant when the engine was made

@@ -148,32 +148,31 @@ func (e *Engine) Profile(T, steps int) (map[string]float64, error) {
 // batch-invariant on its own; mixing them within one engine would not be.
 var lmHeadMMA = false
 
-// lmHeadMMAVariant picks the mma kernels' schedule: "" loads then
-// multiplies each chunk (fewer registers, every block resident at once on
-// an H100/H200), "_pf" prefetches the next chunk meanwhile. Both run the
-// same mma sequence: the logits are the same bits.
+// lmHeadMMAVariant picks the mma kernel's schedule: "" loads the next
+// chunk while it multiplies one, "_np" loads then multiplies each chunk
+// (fewer registers, more blocks resident). Both run the same mma
+// sequence: the logits are the same bits.
 var lmHeadMMAVariant = ""
 
 // lmHeadMMAVariants are the schedules lmhead_mma.cu builds.
-var lmHeadMMAVariants = []string{"", "_pf"}
+var lmHeadMMAVariants = []string{"", "_np"}
 
-// lmHeadMMAFits says whether lm_head_mma_n* takes a hidden size: whole
+// lmHeadMMAFits says whether lm_head_mma* takes a hidden size: whole
 // 64-wide chunks of k.
 func lmHeadMMAFits(hidden int) bool { return hidden > 0 && hidden%lmHeadMMAChunk == 0 }
 
-// lmhead_mma.cu's shape: kLMMChunk, kLMMTiles*16 rows and kLMMSlices warps
-// a block.
+// lmhead_mma.cu's shape: kLMMChunk, kLMMRows vocabulary rows and
+// kLMMSlices warps a block, kLMMTokens tokens (mma M).
 const (
 	lmHeadMMAChunk  = 64
 	lmHeadMMARows   = 32
 	lmHeadMMAWarps  = 4
-	lmHeadMMATokens = 16 // two 8-column n-tiles
+	lmHeadMMATokens = 16
 )
 
 // lmHeadPlan is the lm_head kernel and launch for n tokens: with mma,
-// lm_head_mma_n1<variant> (one 8-token n-tile) up to 8 tokens and
-// lm_head_mma_n2<variant> beyond; otherwise lm_head_<nt>, nt the next
-// power of two >= n.
+// lm_head_mma<variant> for every n (the tokens are the mma's 16 rows);
+// otherwise lm_head_<nt>, nt the next power of two >= n.
 func lmHeadPlan(n, vocab int, mma bool, variant string) (string, launchShape, error) {
 	if n < 1 || n > lmHeadMMATokens {
 		return "", launchShape{}, fmt.Errorf("lm_head of %d tokens: a step holds 1 to %d", n, lmHeadMMATokens)
@@ -182,8 +181,7 @@ func lmHeadPlan(n, vocab int, mma bool, variant string) (string, launchShape, er
 		if !slices.Contains(lmHeadMMAVariants, variant) {
 			return "", launchShape{}, fmt.Errorf("lm_head: no mma variant %q (have %q)", variant, lmHeadMMAVariants)
 		}
-		nt := (n + 7) / 8
-		return fmt.Sprintf("lm_head_mma_n%d%s", nt, variant), launchShape{
+		return "lm_head_mma" + variant, launchShape{
 			Grid:  [3]uint32{uint32((vocab + lmHeadMMARows - 1) / lmHeadMMARows)},
 			Block: [3]uint32{32 * lmHeadMMAWarps}}, nil
 	}

@@ -19,9 +19,9 @@ import (
 	"github.com/briefapp/brief/inference"
 )
 
-// TestLMHeadPlan: with the knob on every step size 1..16 runs an mma
-// kernel (one 8-column n-tile up to 8 tokens, two beyond) on a grid of
-// 32-row blocks; off, the FMA kernels as before; other sizes are refused.
+// TestLMHeadPlan: with the knob on every step size 1..16 runs the mma
+// kernel (of the chosen variant) on a grid of 32-row blocks; off, the FMA
+// kernels as before; other sizes and unknown variants are refused.
 func TestLMHeadPlan(t *testing.T) {
 	for _, tc := range []struct {
 		n, vocab int
@@ -31,22 +31,20 @@ func TestLMHeadPlan(t *testing.T) {
 		grid     uint32
 		block    uint32
 	}{
-		{1, 32002, true, "", "lm_head_mma_n1", 1001, 128},
-		{3, 32002, true, "", "lm_head_mma_n1", 1001, 128},
-		{8, 32002, true, "", "lm_head_mma_n1", 1001, 128},
-		{9, 32002, true, "", "lm_head_mma_n2", 1001, 128},
-		{11, 32002, true, "", "lm_head_mma_n2", 1001, 128},
-		{16, 32002, true, "", "lm_head_mma_n2", 1001, 128},
-		{1, 32000, true, "", "lm_head_mma_n1", 1000, 128},
-		{1, 1003, true, "", "lm_head_mma_n1", 32, 128},
+		{1, 32002, true, "", "lm_head_mma", 1001, 128},
+		{3, 32002, true, "", "lm_head_mma", 1001, 128},
+		{8, 32002, true, "", "lm_head_mma", 1001, 128},
+		{9, 32002, true, "", "lm_head_mma", 1001, 128},
+		{11, 32002, true, "", "lm_head_mma", 1001, 128},
+		{16, 32002, true, "", "lm_head_mma", 1001, 128},
+		{1, 32000, true, "", "lm_head_mma", 1000, 128},
+		{1, 1003, true, "", "lm_head_mma", 32, 128},
+		{1, 32002, true, "_np", "lm_head_mma_np", 1001, 128},
+		{16, 32002, true, "_np", "lm_head_mma_np", 1001, 128},
 		{1, 32002, false, "", "lm_head_1", 4001, 256},
 		{3, 32002, false, "", "lm_head_4", 2001, 256},
 		{11, 32002, false, "", "lm_head_16", 1001, 256},
-		{1, 32002, true, "_pf", "lm_head_mma_n1_pf", 1001, 128},
-		{8, 32002, true, "_pf", "lm_head_mma_n1_pf", 1001, 128},
-		{9, 32002, true, "_pf", "lm_head_mma_n2_pf", 1001, 128},
-		{16, 32002, true, "_pf", "lm_head_mma_n2_pf", 1001, 128},
-		{11, 32002, false, "_pf", "lm_head_16", 1001, 256}, // the variant is the mma kernels'
+		{11, 32002, false, "_np", "lm_head_16", 1001, 256}, // the variant is the mma kernel's
 	} {
 		k, s, err := lmHeadPlan(tc.n, tc.vocab, tc.mma, tc.variant)
 		if err != nil {
@@ -78,7 +76,7 @@ func TestLMHeadPlan(t *testing.T) {
 			}
 		}
 	}
-	for _, v := range []string{"pf", "_x", "_pf "} {
+	for _, v := range []string{"np", "_x", "_pf", "_np "} {
 		if k, _, err := lmHeadPlan(1, 32002, true, v); err == nil {
 			t.Errorf("variant %q: planned %s, want an error", v, k)
 		}
@@ -122,32 +120,34 @@ func TestLMHeadKernelsInFatbins(t *testing.T) {
 	}
 	slices.Sort(names)
 	names = slices.Compact(names)
-	if len(names) != 9 {
-		t.Errorf("kernels %v: want lm_head_1..16 and lm_head_mma_n1, n2 of each variant", names)
+	if len(names) != 7 {
+		t.Errorf("kernels %v: want lm_head_1..16 and lm_head_mma, lm_head_mma_np", names)
 	}
 	for _, n := range names {
 		if !has(n) {
 			t.Errorf("kernel %q is in no embedded fatbin: run make -C cuda", n)
 		}
 	}
-	for _, n := range []string{"lm_head_mma_n3", "lm_head_mma", "lm_head_mma_n", "lm_head_mma_n1_p"} {
+	for _, n := range []string{"lm_head_mma_n1", "lm_head_mma_", "lm_head_mma_n", "lm_head_mma_pf"} {
 		if has(n) {
 			t.Errorf("%q found as a kernel entry: the search does not tell names apart", n)
 		}
 	}
 }
 
-// TestLMHeadMMAFragments transliterates lmm_load and lmm_chunk
-// (lmhead_mma.cu) for one 16-row, 8-token, 64-k chunk: each lane's
-// registers as the kernel loads them, fed through mma.m16n8k16's fragment
-// layout (PTX ISA), must give every row's dot product with every token
-// over all 64 k, each k once. Integer values keep the sums exact, so a
-// permutation that pairs a row's k with a token's other k shows. It also
-// checks that the warps' k-slices cover every chunk once.
+// TestLMHeadMMAFragments transliterates lmm_load, lmm_chunk and the
+// epilogue (lmhead_mma.cu) for one 64-k chunk of 16 tokens and one 8-row
+// tile: each lane's registers as the kernel loads them, fed through
+// mma.m16n8k16's fragment layout (PTX ISA), must give every token's dot
+// product with every row over all 64 k, each k once, and the epilogue's
+// store must put each accumulator where the reduction reads that (token,
+// row). Integer values keep the sums exact, so a permutation that pairs a
+// row's k with a token's other k shows. It also checks that the warps'
+// k-slices cover every chunk once.
 func TestLMHeadMMAFragments(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
-	var W [16][lmHeadMMAChunk]int64 // one tile's rows
-	var X [8][lmHeadMMAChunk]int64  // one n-tile's tokens
+	var W [8][lmHeadMMAChunk]int64               // one tile's vocabulary rows
+	var X [lmHeadMMATokens][lmHeadMMAChunk]int64 // the tokens
 	for i := range W {
 		for k := range W[i] {
 			W[i][k] = rng.Int64N(2001) - 1000
@@ -164,25 +164,27 @@ func TestLMHeadMMAFragments(t *testing.T) {
 		k := 32*u + 8*t + 2*i
 		return [2]int64{row[k], row[k+1]}
 	}
-	var C [16][8]int64
+	var C [16][8]int64 // tokens x rows
 	for s := range 4 {
 		u, w0 := s>>1, (s&1)*2
 		var A [16][16]int64
 		var B [16][8]int64
 		seenA, seenB := map[[2]int]bool{}, map[[2]int]bool{}
 		for lane := range 32 {
-			g, t := lane>>2, lane&3
-			a := [4][2]int64{word(&W[g], t, u, w0), word(&W[g+8], t, u, w0), word(&W[g], t, u, w0+1), word(&W[g+8], t, u, w0+1)}
-			b := [2][2]int64{word(&X[g], t, u, w0), word(&X[g], t, u, w0+1)}
+			g, tq := lane>>2, lane&3
+			// lmm_chunk: a = {x[0] w0, x[1] w0, x[0] w0+1, x[1] w0+1}, x[h] token g + 8h;
+			// b0, b1 = words w0, w0+1 of row g.
+			a := [4][2]int64{word(&X[g], tq, u, w0), word(&X[g+8], tq, u, w0), word(&X[g], tq, u, w0+1), word(&X[g+8], tq, u, w0+1)}
+			b := [2][2]int64{word(&W[g], tq, u, w0), word(&W[g], tq, u, w0+1)}
 			// A fragment: a0 (g, 2t..), a1 (g+8, 2t..), a2 (g, 2t+8..), a3 (g+8, 2t+8..).
-			for i, rc := range [4][2]int{{g, 2 * t}, {g + 8, 2 * t}, {g, 2*t + 8}, {g + 8, 2*t + 8}} {
+			for i, rc := range [4][2]int{{g, 2 * tq}, {g + 8, 2 * tq}, {g, 2*tq + 8}, {g + 8, 2*tq + 8}} {
 				for p := range 2 {
 					A[rc[0]][rc[1]+p] = a[i][p]
 					seenA[[2]int{rc[0], rc[1] + p}] = true
 				}
 			}
 			// B fragment: b0 (k 2t.., column g), b1 (k 2t+8.., column g).
-			for i, k := range [2]int{2 * t, 2*t + 8} {
+			for i, k := range [2]int{2 * tq, 2*tq + 8} {
 				for p := range 2 {
 					B[k+p][g] = b[i][p]
 					seenB[[2]int{k + p, g}] = true
@@ -204,41 +206,40 @@ func TestLMHeadMMAFragments(t *testing.T) {
 		for n := range 8 {
 			var want int64
 			for k := range lmHeadMMAChunk {
-				want += W[m][k] * X[n][k]
+				want += X[m][k] * W[n][k]
 			}
 			if C[m][n] != want {
-				t.Fatalf("row %d token %d: the fragments give %d, the dot product is %d", m, n, C[m][n], want)
+				t.Fatalf("token %d row %d: the fragments give %d, the dot product is %d", m, n, C[m][n], want)
 			}
 		}
 	}
-	// The epilogue: lane (g, t)'s accumulators of tile r, n-tile j hold
-	// C[16r+g (+8)][8j+2t (+1)]; the kernel stores them at part[w][n][m]
-	// and thread e reads (n, m) = (e/32, e%32). Each (n, m) of two tiles
-	// and two n-tiles must be written once, by the lane that holds it.
+
+	// The epilogue: tile r's accumulators hold C[g (+8)][2t (+1)] (mma's C
+	// layout, PTX ISA: c_i is row g + 8(i/2), column 2t + i%2); the kernel
+	// stores them at part[w][token][row] and thread e reads (token, row) =
+	// (e/32, e%32). Every (token, row) of the 4 tiles must be stored once,
+	// from the accumulator that holds it.
 	const rows = lmHeadMMARows
-	var part [2 * 8][rows]int64
+	var part [lmHeadMMATokens][rows]int64
 	written := map[[2]int]int{}
-	for r := range rows / 16 {
-		for j := range 2 {
-			for lane := range 32 {
-				g, tq := lane>>2, lane&3
-				// The kernel's store: m = 16r + g, n = 8j + 2t; [0] (n, m),
-				// [1] (n+1, m), [2] (n, m+8), [3] (n+1, m+8).
-				m, n := 16*r+g, 8*j+2*tq
-				store := [4][2]int{{n, m}, {n + 1, m}, {n, m + 8}, {n + 1, m + 8}}
-				for i, nm := range store {
-					// mma's C layout (PTX ISA): c_i is row g + 8(i/2), column 2t + i%2.
-					row, col := 16*r+g+8*(i>>1), 8*j+2*tq+(i&1)
-					if nm != [2]int{col, row} {
-						t.Fatalf("accumulator %d of lane %d holds row %d token %d; the store writes row %d token %d", i, lane, row, col, nm[1], nm[0])
-					}
-					part[nm[0]][nm[1]] = int64(1000*row + col)
-					written[nm]++
+	for r := range rows / 8 {
+		for lane := range 32 {
+			g, tq := lane>>2, lane&3
+			// The kernel's store: m = 8r + 2t; [0] (g, m), [1] (g, m+1),
+			// [2] (g+8, m), [3] (g+8, m+1).
+			m := 8*r + 2*tq
+			store := [4][2]int{{g, m}, {g, m + 1}, {g + 8, m}, {g + 8, m + 1}}
+			for i, nm := range store {
+				tok, row := g+8*(i>>1), 8*r+2*tq+(i&1)
+				if nm != [2]int{tok, row} {
+					t.Fatalf("accumulator %d of lane %d holds token %d row %d; the store writes token %d row %d", i, lane, tok, row, nm[0], nm[1])
 				}
+				part[nm[0]][nm[1]] = int64(1000*row + tok)
+				written[nm]++
 			}
 		}
 	}
-	for e := range 2 * 8 * rows {
+	for e := range lmHeadMMATokens * rows {
 		n, m := e/rows, e%rows
 		if written[[2]int{n, m}] != 1 || part[n][m] != int64(1000*m+n) {
 			t.Fatalf("epilogue element %d (token %d, row %d) written %d times", e, n, m, written[[2]int{n, m}])
@@ -322,8 +323,8 @@ func TestLMHeadMMA(t *testing.T) {
 }
 
 // TestLMHeadMMABatchInvariant: a token's logits are the same bits whatever
-// the step's size (1, 3, 8, 9, 11, 16: one n-tile or two), the token's
-// place in it and the variant: the rows of a 16-token pool, shuffled into
+// the step's size (1, 3, 8, 9, 11, 16: zero rows in the mma or none), the
+// token's place in it (its row of the mma) and the variant: the rows of a 16-token pool, shuffled into
 // steps at several offsets, against the pool run as one 16-token step of
 // the default variant.
 func TestLMHeadMMABatchInvariant(t *testing.T) {
@@ -341,7 +342,7 @@ func TestLMHeadMMABatchInvariant(t *testing.T) {
 				for _, c := range []struct {
 					off int
 					v   string
-				}{{0, ""}, {5, ""}, {13, ""}, {0, "_pf"}, {13, "_pf"}} {
+				}{{0, ""}, {5, ""}, {13, ""}, {0, "_np"}, {13, "_np"}} {
 					off := c.off
 					// Step row i holds pool row (7i + off) % 16: distinct rows, each
 					// at another place than in the pool.
@@ -471,7 +472,7 @@ func TestLMHeadMMAEngine(t *testing.T) {
 // BenchmarkLMHeadMMA times replayed verify steps of the synthetic 7B
 // ($BRIEF_SYNTH_DIR, see benchModel) after the reference prompt's 6,435
 // tokens with lm_head on the FMA kernels (off) and the tensor cores (on,
-// and on_pf for the prefetching variant), one engine at a time, and logs each one's lm_head kernel time (events,
+// and on_np for the non-prefetching variant), one engine at a time, and logs each one's lm_head kernel time (events,
 // eager launches) at 1 and 11 tokens.
 func BenchmarkLMHeadMMA(b *testing.B) {
 	m := benchModel(b)
@@ -481,7 +482,7 @@ func BenchmarkLMHeadMMA(b *testing.B) {
 		name    string
 		on      bool
 		variant string
-	}{{"off", false, ""}, {"on", true, ""}, {"on_pf", true, "_pf"}} {
+	}{{"off", false, ""}, {"on", true, ""}, {"on_np", true, "_np"}} {
 		name, on := c.name, c.on
 		lmHeadMMA, lmHeadMMAVariant = on, c.variant
 		e := benchEngine(b, m, prompt)

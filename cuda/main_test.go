@@ -18,7 +18,7 @@ import (
 // overlapped launches (BRIEF_OVERLAP=0), or with the fused-SiLU gate|up
 // mat-vec off (BRIEF_SILU_FUSED=0), or with the fused GEMM epilogues off
 // (BRIEF_GEMM_EPILOGUE=0), or with lm_head on the tensor cores
-// (BRIEF_LMHEAD_MMA=1, or pf for its prefetching variant), before a benchmark's winner becomes the default.
+// (BRIEF_LMHEAD_MMA=1, or np for its non-prefetching variant), before a benchmark's winner becomes the default.
 func TestMain(m *testing.M) {
 	if v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -81,14 +81,14 @@ func TestMain(m *testing.M) {
 	}
 	switch v := os.Getenv("BRIEF_LMHEAD_MMA"); v {
 	case "", "0":
-	case "1", "pf":
+	case "1", "np":
 		lmHeadMMA = true
-		if v == "pf" {
-			lmHeadMMAVariant = "_pf"
+		if v == "np" {
+			lmHeadMMAVariant = "_np"
 		}
 		fmt.Fprintf(os.Stderr, "lm_head on the tensor cores, variant %q\n", lmHeadMMAVariant)
 	default:
-		fmt.Fprintf(os.Stderr, "BRIEF_LMHEAD_MMA=%q: want 0, 1 or pf\n", v)
+		fmt.Fprintf(os.Stderr, "BRIEF_LMHEAD_MMA=%q: want 0, 1 or np\n", v)
 		os.Exit(2)
 	}
 	os.Exit(m.Run())
