@@ -3,6 +3,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/briefapp/brief/inference"
 )
@@ -84,11 +85,11 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 		e.h.at(first*hid*4), e.proj.at(first*hid*2), e.finalNorm, e.xn, hid, eps); err != nil {
 		return err
 	}
-	nt := 1
-	for nt < n {
-		nt *= 2
+	kernel, shape, err := lmHeadPlan(n, c.Vocab, e.lmHeadMMA, e.lmHeadVariant)
+	if err != nil {
+		return err
 	}
-	if err := d.launch(fmt.Sprintf("lm_head_%d", nt), lmHeadShape(nt, c.Vocab),
+	if err := d.launch(kernel, shape,
 		sh("tokens %d vocab %d hidden %d", n, c.Vocab, hid), e.lmHead, e.xn, e.logits, n, c.Vocab, hid); err != nil {
 		return err
 	}
@@ -139,6 +140,56 @@ func (e *Engine) Profile(T, steps int) (map[string]float64, error) {
 		sums[k] /= float64(steps)
 	}
 	return sums, err
+}
+
+// lmHeadMMA: every logits step runs lm_head on the tensor cores
+// (lmhead_mma.cu, NOTES-lmhead.md) instead of the fp32 FMA kernels, for
+// engines whose hidden size it takes (lmHeadMMAFits). Either path is
+// batch-invariant on its own; mixing them within one engine would not be.
+var lmHeadMMA = false
+
+// lmHeadMMAVariant picks the mma kernel's schedule: "" loads the next
+// chunk while it multiplies one, "_np" loads then multiplies each chunk
+// (fewer registers, more blocks resident). Both run the same mma
+// sequence: the logits are the same bits.
+var lmHeadMMAVariant = ""
+
+// lmHeadMMAVariants are the schedules lmhead_mma.cu builds.
+var lmHeadMMAVariants = []string{"", "_np"}
+
+// lmHeadMMAFits says whether lm_head_mma* takes a hidden size: whole
+// 64-wide chunks of k.
+func lmHeadMMAFits(hidden int) bool { return hidden > 0 && hidden%lmHeadMMAChunk == 0 }
+
+// lmhead_mma.cu's shape: kLMMChunk, kLMMRows vocabulary rows and
+// kLMMSlices warps a block, kLMMTokens tokens (mma M).
+const (
+	lmHeadMMAChunk  = 64
+	lmHeadMMARows   = 32
+	lmHeadMMAWarps  = 4
+	lmHeadMMATokens = 16
+)
+
+// lmHeadPlan is the lm_head kernel and launch for n tokens: with mma,
+// lm_head_mma<variant> for every n (the tokens are the mma's 16 rows);
+// otherwise lm_head_<nt>, nt the next power of two >= n.
+func lmHeadPlan(n, vocab int, mma bool, variant string) (string, launchShape, error) {
+	if n < 1 || n > lmHeadMMATokens {
+		return "", launchShape{}, fmt.Errorf("lm_head of %d tokens: a step holds 1 to %d", n, lmHeadMMATokens)
+	}
+	if mma {
+		if !slices.Contains(lmHeadMMAVariants, variant) {
+			return "", launchShape{}, fmt.Errorf("lm_head: no mma variant %q (have %q)", variant, lmHeadMMAVariants)
+		}
+		return "lm_head_mma" + variant, launchShape{
+			Grid:  [3]uint32{uint32((vocab + lmHeadMMARows - 1) / lmHeadMMARows)},
+			Block: [3]uint32{32 * lmHeadMMAWarps}}, nil
+	}
+	nt := 1
+	for nt < n {
+		nt *= 2
+	}
+	return fmt.Sprintf("lm_head_%d", nt), lmHeadShape(nt, vocab), nil
 }
 
 // lmHeadRows is the vocabulary rows each warp of lm_head_<nt> takes

@@ -17,7 +17,8 @@ import (
 // (BRIEF_PREFILL_KERNEL=attn_prefill2 or attn_prefill2q) or without
 // overlapped launches (BRIEF_OVERLAP=0), or with the fused-SiLU gate|up
 // mat-vec off (BRIEF_SILU_FUSED=0), or with the fused GEMM epilogues off
-// (BRIEF_GEMM_EPILOGUE=0), before a benchmark's winner becomes the default.
+// (BRIEF_GEMM_EPILOGUE=0), or with lm_head on the tensor cores
+// (BRIEF_LMHEAD_MMA=1, or np for its non-prefetching variant), before a benchmark's winner becomes the default.
 func TestMain(m *testing.M) {
 	if v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -76,6 +77,18 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "fused GEMM epilogues off")
 	default:
 		fmt.Fprintf(os.Stderr, "BRIEF_GEMM_EPILOGUE=%q: want 0 or 1\n", v)
+		os.Exit(2)
+	}
+	switch v := os.Getenv("BRIEF_LMHEAD_MMA"); v {
+	case "", "0":
+	case "1", "np":
+		lmHeadMMA = true
+		if v == "np" {
+			lmHeadMMAVariant = "_np"
+		}
+		fmt.Fprintf(os.Stderr, "lm_head on the tensor cores, variant %q\n", lmHeadMMAVariant)
+	default:
+		fmt.Fprintf(os.Stderr, "BRIEF_LMHEAD_MMA=%q: want 0, 1 or np\n", v)
 		os.Exit(2)
 	}
 	os.Exit(m.Run())
