@@ -75,6 +75,10 @@ type Engine struct {
 	// the weights for it, instead of the GEMM and silu_mul_perm /
 	// rope_append_perm (awq.go: gemmEpilogue, the package knob it follows).
 	gemmEpilogue bool
+	// prefillDirect: prefill chunks planned with one key split run the
+	// direct attention kernel and no attn_reduce (attnplan.go:
+	// prefillDirect, the package knob it follows).
+	prefillDirect bool
 
 	graphs   [inference.MaxVerify + 1]*graph
 	lastRows int // logits rows the last step wrote (LastLogits reads the last)
@@ -209,6 +213,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 	e.ropeFused = ropeFused && ropeFusable(c.Quant.GroupSize, H, KV, D)
 	e.siluFused = siluFused && siluFusable(c.Quant.GroupSize, I)
 	e.gemmEpilogue = gemmEpilogue && (e.ropeFused || e.siluFused)
+	e.prefillDirect = prefillDirect
 	// Everything the engine will allocate, checked against free memory first.
 	var need int64
 	for range c.Layers {

@@ -41,15 +41,22 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 		if err := e.qkvRope(L, T, li); err != nil {
 			return err
 		}
+		args := []any{e.qkv, L.k, L.v, e.params, T, H, KV, e.cap, c.SlidingWindow, float32(1 / math.Sqrt(float64(D))), ap.blockKeys,
+			e.wsAcc, e.wsML}
+		if ap.direct {
+			// One split: the kernel writes the output attn_reduce would.
+			args = append(args[:len(args)-2], e.attnOut)
+		}
 		if err := d.launch(ap.kernel, ap.shape, sh("layer %d tokens %d heads %d/%d head_dim %d window %d cache %d splits %d", li, T, H, KV, D, c.SlidingWindow, e.cap, ap.splits),
-			e.qkv, L.k, L.v, e.params, T, H, KV, e.cap, c.SlidingWindow, float32(1/math.Sqrt(float64(D))), ap.blockKeys,
-			e.wsAcc, e.wsML); err != nil {
+			args...); err != nil {
 			return err
 		}
-		if err := d.launch("attn_reduce", launchShape{Grid: [3]uint32{uint32(T * H)}, Block: [3]uint32{uint32(D)}},
-			sh("layer %d rows %d splits %d head_dim %d", li, T*H, ap.splits, D),
-			e.wsAcc, e.wsML, e.attnOut, T*H, ap.splits, D); err != nil {
-			return err
+		if !ap.direct {
+			if err := d.launch("attn_reduce", launchShape{Grid: [3]uint32{uint32(T * H)}, Block: [3]uint32{uint32(D)}},
+				sh("layer %d rows %d splits %d head_dim %d", li, T*H, ap.splits, D),
+				e.wsAcc, e.wsML, e.attnOut, T*H, ap.splits, D); err != nil {
+				return err
+			}
 		}
 		if err := e.awq(&L.o, e.attnOut, e.proj, T, li, "o_proj"); err != nil {
 			return err

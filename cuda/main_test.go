@@ -17,7 +17,9 @@ import (
 // (BRIEF_PREFILL_KERNEL=attn_prefill2 or attn_prefill2q) or without
 // overlapped launches (BRIEF_OVERLAP=0), or with the fused-SiLU gate|up
 // mat-vec off (BRIEF_SILU_FUSED=0), or with the fused GEMM epilogues off
-// (BRIEF_GEMM_EPILOGUE=0), before a benchmark's winner becomes the default.
+// (BRIEF_GEMM_EPILOGUE=0), or with the direct one-split prefill attention
+// on (BRIEF_PREFILL_DIRECT=1), before a benchmark's winner becomes the
+// default.
 func TestMain(m *testing.M) {
 	if v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -76,6 +78,15 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "fused GEMM epilogues off")
 	default:
 		fmt.Fprintf(os.Stderr, "BRIEF_GEMM_EPILOGUE=%q: want 0 or 1\n", v)
+		os.Exit(2)
+	}
+	switch v := os.Getenv("BRIEF_PREFILL_DIRECT"); v {
+	case "":
+	case "0", "1":
+		prefillDirect = v == "1"
+		fmt.Fprintf(os.Stderr, "direct one-split prefill attention %v\n", prefillDirect)
+	default:
+		fmt.Fprintf(os.Stderr, "BRIEF_PREFILL_DIRECT=%q: want 0 or 1\n", v)
 		os.Exit(2)
 	}
 	os.Exit(m.Run())
