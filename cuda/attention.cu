@@ -17,6 +17,7 @@
 // tile can see. Keys come through shared memory 32 at a time: lane j scores
 // key j for each of its warp's rows, then lanes switch to head dimensions
 // to accumulate p * v.
+#include "attn_combine.cuh"
 #include "common.cuh"
 #include "ptx.cuh"
 
@@ -246,19 +247,19 @@ extern "C" __global__ void attn_reduce(const float* __restrict__ ws_acc,
     for (int z = lane; z < nsplit; z += 32) {
       const size_t o = (size_t)z * rows + r;
       const float mz = ws_ml[o * 2];
-      const float w = mz == -INFINITY ? 0.f : expf(mz - M);
+      const float w = attn_split_weight(mz, M);
       wz[z] = w;
       den = __fmaf_rn(w, ws_ml[o * 2 + 1], den);
     }
     den = warp_sum(den);
-    if (lane == 0) inv_den = den > 0.f ? __fdiv_rn(1.f, den) : 0.f;
+    if (lane == 0) inv_den = attn_inv_den(den);
   }
   __syncthreads();
   for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
     float num = 0.f;
 #pragma unroll 4
     for (int z = 0; z < nsplit; z++) num = __fmaf_rn(wz[z], ws_acc[((size_t)z * rows + r) * head_dim + d], num);
-    out[(size_t)r * head_dim + d] = __float2half_rn(__fmul_rn(num, inv_den));
+    out[(size_t)r * head_dim + d] = attn_out_half(num, inv_den);
   }
 }
 

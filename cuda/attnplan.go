@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/briefapp/brief/inference"
 )
@@ -44,6 +45,13 @@ type attnPlan struct {
 	blockKeys         int // absolute key blocks per split (0: even shares)
 	kernel            string
 	shape             launchShape
+	// prefill2 is the attn_prefill2* family of a prefill chunk's kernel
+	// ("" for other kernels).
+	prefill2 string
+	// direct: kernel is an attn_prefill2*_direct_d* instance (directPlan),
+	// which writes the attention output itself; no attn_reduce follows and
+	// its arguments end with the output in place of the split workspace.
+	direct bool
 }
 
 func (e *Engine) attnPlan(tokens int) attnPlan {
@@ -58,6 +66,35 @@ func (e *Engine) attnPlan(tokens int) attnPlan {
 		p.splits = int(max(1, e.wsRows/rows))
 		p.shape.Grid[2] = uint32(p.splits)
 	}
+	if e.prefillDirect {
+		p = directPlan(p, tokens)
+	}
+	return p
+}
+
+// prefillDirect lets prefill chunks planned with one key split run the
+// direct instance of their attn_prefill2* kernel (attn_prefill_direct.cu),
+// which writes the attention output as attn_reduce would from the
+// partials, with the same operations on the same values: no attn_reduce
+// launch, no partials through memory, the same bits
+// (NOTES-attn-prefill.md). An engine takes it when it opens. The
+// 6,435-token prefill 409.0 -> 406.4 and 410.5 -> 403.5 ms (H200,
+// BenchmarkPrefillDirect, session 5): the direct kernel is 0.3 ms slower
+// than attn_prefill2 a chunk (236 registers on sm_90), attn_reduce's 0.76
+// ms is gone. BRIEF_PREFILL_DIRECT=0 turns it off in test runs.
+var prefillDirect = true
+
+// directPlan is p running the direct instance of its attn_prefill2*
+// kernel where that computes the same: a prefill chunk (more than
+// MaxVerify tokens) on an attn_prefill2* kernel with one key split, whose
+// partials attn_reduce would only normalize. Every other plan (verify
+// steps, several splits, other kernels) comes back unchanged.
+func directPlan(p attnPlan, tokens int) attnPlan {
+	if tokens <= inference.MaxVerify || p.prefill2 == "" || p.splits != 1 || p.shape.Grid[2] != 1 || p.blockKeys != 0 {
+		return p
+	}
+	p.direct = true
+	p.kernel = p.prefill2 + "_direct" + strings.TrimPrefix(p.kernel, p.prefill2)
 	return p
 }
 
@@ -220,6 +257,7 @@ func planAttentionWith(prefill string, tokens, heads, kvHeads, headDim, sms, key
 		if k, ok := prefill2Kernels[prefill]; ok && tokens > inference.MaxVerify {
 			p.tiles = (rows + prefill2Rows - 1) / prefill2Rows
 			p.kernel, shared = fmt.Sprintf("%s_d%d", prefill, headDim), prefill2Smem(k, headDim)
+			p.prefill2 = prefill
 			p.splits = prefill2Splits(p.tiles*kvHeads, k.resident*sms, (keyRange+prefill2Rows+k.keys-1)/k.keys)
 			if prefill2SplitsOverride > 0 {
 				p.splits = prefill2SplitsOverride

@@ -79,6 +79,10 @@ type Engine struct {
 	// lmHeadMMA, the package knob it follows).
 	lmHeadMMA     bool
 	lmHeadVariant string // lmHeadMMAVariant when the engine was made
+	// prefillDirect: prefill chunks planned with one key split run the
+	// direct attention kernel and no attn_reduce (attnplan.go:
+	// prefillDirect, the package knob it follows).
+	prefillDirect bool
 
 	graphs   [inference.MaxVerify + 1]*graph
 	lastRows int // logits rows the last step wrote (LastLogits reads the last)
@@ -215,6 +219,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 	e.gemmEpilogue = gemmEpilogue && (e.ropeFused || e.siluFused)
 	e.lmHeadMMA = lmHeadMMA && lmHeadMMAFits(hid)
 	e.lmHeadVariant = lmHeadMMAVariant
+	e.prefillDirect = prefillDirect
 	// Everything the engine will allocate, checked against free memory first.
 	var need int64
 	for range c.Layers {

@@ -42,15 +42,22 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 		if err := e.qkvRope(L, T, li); err != nil {
 			return err
 		}
+		args := []any{e.qkv, L.k, L.v, e.params, T, H, KV, e.cap, c.SlidingWindow, float32(1 / math.Sqrt(float64(D))), ap.blockKeys,
+			e.wsAcc, e.wsML}
+		if ap.direct {
+			// One split: the kernel writes the output attn_reduce would.
+			args = append(args[:len(args)-2], e.attnOut)
+		}
 		if err := d.launch(ap.kernel, ap.shape, sh("layer %d tokens %d heads %d/%d head_dim %d window %d cache %d splits %d", li, T, H, KV, D, c.SlidingWindow, e.cap, ap.splits),
-			e.qkv, L.k, L.v, e.params, T, H, KV, e.cap, c.SlidingWindow, float32(1/math.Sqrt(float64(D))), ap.blockKeys,
-			e.wsAcc, e.wsML); err != nil {
+			args...); err != nil {
 			return err
 		}
-		if err := d.launch("attn_reduce", launchShape{Grid: [3]uint32{uint32(T * H)}, Block: [3]uint32{uint32(D)}},
-			sh("layer %d rows %d splits %d head_dim %d", li, T*H, ap.splits, D),
-			e.wsAcc, e.wsML, e.attnOut, T*H, ap.splits, D); err != nil {
-			return err
+		if !ap.direct {
+			if err := d.launch("attn_reduce", launchShape{Grid: [3]uint32{uint32(T * H)}, Block: [3]uint32{uint32(D)}},
+				sh("layer %d rows %d splits %d head_dim %d", li, T*H, ap.splits, D),
+				e.wsAcc, e.wsML, e.attnOut, T*H, ap.splits, D); err != nil {
+				return err
+			}
 		}
 		if err := e.awq(&L.o, e.attnOut, e.proj, T, li, "o_proj"); err != nil {
 			return err
@@ -146,7 +153,12 @@ func (e *Engine) Profile(T, steps int) (map[string]float64, error) {
 // (lmhead_mma.cu, NOTES-lmhead.md) instead of the fp32 FMA kernels, for
 // engines whose hidden size it takes (lmHeadMMAFits). Either path is
 // batch-invariant on its own; mixing them within one engine would not be.
-var lmHeadMMA = false
+// A replayed step at the reference context, off -> on: 1 token 2.126 ->
+// 2.106 ms, 11 tokens 2.644 -> 2.545, 16 tokens 2.927 -> 2.744; lm_head
+// itself 0.064 -> 0.068 ms at 1 token and 0.165 -> 0.068 at 11 (H200,
+// BenchmarkLMHeadMMA, session 5). BRIEF_LMHEAD_MMA=0 turns it off in test
+// runs.
+var lmHeadMMA = true
 
 // lmHeadMMAVariant picks the mma kernel's schedule: "" loads the next
 // chunk while it multiplies one, "_np" loads then multiplies each chunk

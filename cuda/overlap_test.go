@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -66,6 +67,11 @@ func TestKernelsWaitForPredecessor(t *testing.T) {
 			t.Fatal(err)
 		}
 		src := string(b)
+		// Device functions that wait inside may come from a header.
+		lib, err := withIncludes(f, map[string]bool{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, loc := range regexp.MustCompile(`__global__`).FindAllStringIndex(src, -1) {
 			open := strings.IndexByte(src[loc[1]:], '{')
 			if open < 0 {
@@ -88,7 +94,7 @@ func TestKernelsWaitForPredecessor(t *testing.T) {
 					}
 				}
 				if len(st) == 1 && waitsInsideFn(st[0]).fn != "" {
-					checkWaitsInside(t, f, src, waitsInsideFn(st[0]))
+					checkWaitsInside(t, f, lib, waitsInsideFn(st[0]))
 					continue
 				}
 				t.Errorf("%s: kernel %s never calls grid_dep_wait", f, name)
@@ -103,7 +109,7 @@ func TestKernelsWaitForPredecessor(t *testing.T) {
 					t.Errorf("%s: kernel %s runs %q before grid_dep_wait", f, name, st)
 					continue
 				}
-				checkWaitsInside(t, f, src, fn)
+				checkWaitsInside(t, f, lib, fn)
 			}
 		}
 	}
@@ -121,6 +127,28 @@ func waitsInsideFn(st string) waitRule {
 		}
 	}
 	return waitRule{}
+}
+
+// withIncludes is source file f followed by the local headers it includes
+// (#include "..."), recursively, each once (seen).
+func withIncludes(f string, seen map[string]bool) (string, error) {
+	if seen[f] {
+		return "", nil
+	}
+	seen[f] = true
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return "", err
+	}
+	src := string(b)
+	for _, m := range regexp.MustCompile(`(?m)^#include "([^"]+)"`).FindAllStringSubmatch(src, -1) {
+		h, err := withIncludes(m[1], seen)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", f, err)
+		}
+		src += "\n" + h
+	}
+	return src, nil
 }
 
 // checkWaitsInside checks that the device function of rule r in file f

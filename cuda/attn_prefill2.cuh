@@ -1,0 +1,372 @@
+// Prefill attention on the tensor cores, second generation
+// (attn_prefill2_d*, attn_prefill2q_d*): the function, arguments, splits and
+// partials of attention.cu's attn_prefill_body (attn_reduce combines them
+// unchanged), reorganized the FlashAttention-2 way for chunks of many tokens:
+//   - 128 rows (token x query head of one KV group) per block, so each K/V
+//     tile in shared memory serves twice attn_prefill's 64 rows: 8 warps x
+//     16 rows (attn_prefill2), or 4 warps x 32 rows with Q in shared memory
+//     (attn_prefill2q: each K/V fragment feeds two mma);
+//   - K and V tiles (64 or 32 keys) arrive by cp.async (16-byte copies,
+//     zero-fill outside the block's keys, so stale slots never bring NaN),
+//     double buffered: tile i+1 is in flight while tile i is computed;
+//   - both stay row-major in shared memory and reach the mma operands by
+//     ldmatrix (K) and ldmatrix.trans (V): no scalar transpose;
+//   - masks are evaluated only on tiles that cross the causal diagonal, the
+//     window's edge or the split's end; a warp skips a tile none of its
+//     rows can see.
+// Row padding of 8 halves makes every ldmatrix phase (8 rows of 16 bytes)
+// hit 8 distinct 16-byte bank groups. Dynamic shared memory prefill2_smem
+// (69,632 bytes for head dim 128, above the 48 KB default: the Go launcher
+// raises the limit per kernel).
+#pragma once
+
+#include "attn_combine.cuh"
+#include "common.cuh"
+#include "ptx.cuh"
+
+constexpr int kP2Warps = 8;
+constexpr int kP2Rows = kP2Warps * 16;
+constexpr int kP2Stages = 2;
+
+// Dynamic shared memory of attn_prefill2<D, MW, KEYS>: two stages of a K
+// and a V tile of KEYS keys, and with MW == 2 the block's Q rows;
+// engine.go's prefill2Smem is the same formula.
+__host__ __device__ constexpr int prefill2_smem(int D, int MW, int KEYS) {
+  return (kP2Stages * 2 * KEYS + (MW == 2 ? kP2Rows : 0)) * (D + 8) * 2;
+}
+
+// grid (ceil(tokens*G / 128), kv_heads, splits), block 32 * kP2Rows / (16*MW),
+// dynamic shared prefill2_smem(D, MW, KEYS). Arguments and outputs as
+// attn_prefill_body's:
+// qkv (tokens, (heads + 2*kv_heads) * D) fp16, q already rotated;
+// kc, vc (kv_heads, cap, D) fp16 cache ring (slot = pos % cap);
+// block_keys: B > 0 for absolute key blocks (a multiple of 64), 0 to share
+// the tile's visible keys evenly among the splits (whole key tiles);
+// ws_acc (splits, tokens*heads, D) fp32 unnormalized outputs;
+// ws_ml (splits, tokens*heads, 2) fp32: max in natural-log units, sum.
+// MW is the 16-row m-tiles of each warp: 1 (8 warps, Q fragments held in
+// registers for the whole loop) or 2 (4 warps, FlashAttention-2's layout:
+// Q in shared memory, reloaded by ldmatrix each tile, so each K and V
+// fragment feeds two mma: a quarter less shared-memory traffic per row and
+// key with 32-key tiles). KEYS is the key tile: 64 for MW == 1,
+// 32 for MW == 2 (64 spills there: 255 registers).
+//
+// ROWS is the rows of a block (kP2Rows for prefill chunks; 64 for verify
+// steps, whose 4..64 rows would leave half a 128-row block idle). EARLY
+// (verify steps, a block's keys in at most two tiles): the copies of keys
+// written by earlier steps (positions before the step's first, which the
+// step's own q|k|v kernel does not touch; the ring holds the window plus a
+// chunk, so their slots are not reused by this step) and the zero fills are
+// issued before grid_dep_wait, so they travel while the previous kernel
+// drains; the step's own keys, Q and everything else wait. The body then
+// calls grid_dep_wait itself.
+//
+// DIRECT (prefill chunks planned with one split, gridDim.z == 1): instead
+// of the partials, the block writes out (tokens, heads*D) fp16, what
+// attn_reduce would make of them (same operations on the same values, see
+// the end), and leaves ws_acc and ws_ml alone.
+template <int D, int MW, int KEYS, int ROWS = kP2Rows, bool EARLY = false, bool DIRECT = false>
+__device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half* __restrict__ kc,
+                                   const __half* __restrict__ vc, const int* __restrict__ params,
+                                   int tokens, int heads, int kv_heads, int cap, int window,
+                                   float scale, int block_keys, float* __restrict__ ws_acc,
+                                   float* __restrict__ ws_ml, __half* __restrict__ out = nullptr) {
+  static_assert(D % 16 == 0 && D >= 32, "head_dim a multiple of 16");
+  static_assert(MW == 1 || MW == 2, "one or two m-tiles per warp");
+  constexpr int WARPS = ROWS / (16 * MW);
+  constexpr int NT = WARPS * 32;
+  constexpr int KS = D + 8;                        // K, V and Q row stride in halves
+  constexpr int TILE = KEYS * KS;               // halves of one K (or V) tile
+  constexpr int CHR = D / 8;                       // 16-byte chunks per row
+  constexpr int CPT = KEYS * CHR / NT;          // K (or V) chunks per thread per tile
+  static_assert(KEYS * CHR % NT == 0 && ROWS * CHR % NT == 0, "whole chunks per thread");
+  static_assert(!EARLY || MW == 1, "early copies with Q in registers only");
+  extern __shared__ __align__(16) unsigned char p2_smem[];
+  __half* const sK = reinterpret_cast<__half*>(p2_smem);  // (stages, KEYS, KS)
+  __half* const sV = sK + kP2Stages * TILE;               // (stages, KEYS, KS)
+  __half* const sQ = sV + kP2Stages * TILE;               // (128, KS) when MW == 2
+  const uint32_t sK_addr = static_cast<uint32_t>(__cvta_generic_to_shared(sK));
+  const uint32_t sV_addr = static_cast<uint32_t>(__cvta_generic_to_shared(sV));
+  const uint32_t sQ_addr = static_cast<uint32_t>(__cvta_generic_to_shared(sQ));
+
+  const int G = heads / kv_heads;
+  const int kv = blockIdx.y, z = blockIdx.z, nsplit = gridDim.z;
+  const int nrows = tokens * G;
+  const int row0 = blockIdx.x * ROWS;
+  const int qstride = (heads + 2 * kv_heads) * D;
+  const int pos0 = params[kParamPos];
+  const int p_first = pos0 + row0 / G;
+  const int p_last = pos0 + (min(row0 + ROWS, nrows) - 1) / G;
+  const int lo = window > 0 ? max(0, p_first - window + 1) : 0;
+  int k_begin, k_end;  // [k_begin, k_end): this block's keys, as attn_prefill_body
+  if (block_keys > 0) {
+    k_begin = (lo / block_keys + z) * block_keys;
+    k_end = min(p_last + 1, k_begin + block_keys);
+  } else {
+    const int n = p_last - lo + 1;
+    int per = (n + nsplit - 1) / nsplit;
+    per = (per + KEYS - 1) / KEYS * KEYS;
+    k_begin = lo + z * per;
+    k_end = min(p_last + 1, k_begin + per);
+  }
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int g = lane >> 2, t4 = lane & 3;
+  const int wrow0 = row0 + warp * 16 * MW;  // the warp's first row
+  // This thread's rows: g and g + 8 of each of the warp's m-tiles; rows
+  // past the chunk repeat the last row (computed, never stored).
+  int rpos[MW][2];
+#pragma unroll
+  for (int mi = 0; mi < MW; mi++)
+#pragma unroll
+    for (int h2 = 0; h2 < 2; h2++) rpos[mi][h2] = pos0 + min(wrow0 + mi * 16 + g + 8 * h2, nrows - 1) / G;
+  // Positions of the warp's first and last rows, for skipping tiles.
+  const int w_first = pos0 + min(wrow0, nrows - 1) / G;
+  const int w_last = pos0 + min(wrow0 + 16 * MW - 1, nrows - 1) / G;
+
+  // Key/value tile loads: thread tid copies chunks tid + c*NT (key
+  // idx / CHR, 16-byte column idx % CHR): consecutive threads read
+  // consecutive 16 bytes of a key row.
+  const size_t head_base = (size_t)kv * cap * D;
+  // part: 0 every chunk; 1 (EARLY, before the wait) the zero fills and the
+  // keys before pos0; 2 (EARLY, after it) the step's own keys.
+  auto issue_part = [&](int k0, int stage, int part) {
+#pragma unroll
+    for (int c = 0; c < CPT; c++) {
+      const int idx = tid + c * NT;
+      const int j = idx / CHR, cc = idx % CHR, kp = k0 + j;
+      const bool in = kp >= lo && kp < k_end;  // absolute blocks may start below lo
+      if (part != 0 && (part == 1) != (!in || kp < pos0)) continue;
+      const size_t off = head_base + (in ? (size_t)(kp % cap) * D : 0) + cc * 8;
+      const uint32_t so = (uint32_t)((stage * TILE + j * KS + cc * 8) * 2);
+      cp_async_16(sK_addr + so, kc + off, in ? 16 : 0);
+      cp_async_16(sV_addr + so, vc + off, in ? 16 : 0);
+    }
+  };
+  auto issue = [&](int k0, int stage) { issue_part(k0, stage, 0); };
+  const int ntiles = k_begin < k_end ? (k_end - k_begin + KEYS - 1) / KEYS : 0;
+  const bool early = EARLY && ntiles <= kP2Stages;  // both tiles in flight at once
+  if (early) {
+    for (int it = 0; it < ntiles; it++) issue_part(k_begin + it * KEYS, it, 1);
+    cp_async_commit_group();
+  }
+  if (EARLY) grid_dep_wait();
+  if (MW == 2 && ntiles > 0) {
+    // The block's Q rows, in the first copy group.
+#pragma unroll
+    for (int c = 0; c < ROWS * CHR / NT; c++) {
+      const int idx = tid + c * NT;
+      const int r = idx / CHR, cc = idx % CHR, gr = min(row0 + r, nrows - 1);
+      const __half* src = qkv + (size_t)(gr / G) * qstride + (size_t)(kv * G + gr % G) * D + cc * 8;
+      cp_async_16(sQ_addr + (uint32_t)((r * KS + cc * 8) * 2), src, 16);
+    }
+  }
+  if (early) {
+    for (int it = 0; it < ntiles; it++) issue_part(k_begin + it * KEYS, it, 2);
+  } else if (ntiles > 0) {
+    issue(k_begin, 0);
+  }
+  cp_async_commit_group();
+
+  // MW == 1: Q as A fragments, one per 16 head dimensions, read once
+  // straight from global memory while the first tile is in flight.
+  uint32_t qa[MW == 1 ? D / 16 : 1][4];
+  if (MW == 1) {
+    const int gq0 = min(wrow0 + g, nrows - 1), gq1 = min(wrow0 + g + 8, nrows - 1);
+    const __half* q0 = qkv + (size_t)(gq0 / G) * qstride + (size_t)(kv * G + gq0 % G) * D;
+    const __half* q1 = qkv + (size_t)(gq1 / G) * qstride + (size_t)(kv * G + gq1 % G) * D;
+#pragma unroll
+    for (int ks = 0; ks < (MW == 1 ? D / 16 : 1); ks++) {
+      const int c = ks * 16 + t4 * 2;
+      qa[ks][0] = *reinterpret_cast<const uint32_t*>(q0 + c);
+      qa[ks][1] = *reinterpret_cast<const uint32_t*>(q1 + c);
+      qa[ks][2] = *reinterpret_cast<const uint32_t*>(q0 + c + 8);
+      qa[ks][3] = *reinterpret_cast<const uint32_t*>(q1 + c + 8);
+    }
+  }
+  const float sl2 = scale * 1.4426950408889634f;  // scores in log2 units
+  float m[MW][2], l[MW][2];
+  float o[MW][D / 8][4];
+#pragma unroll
+  for (int mi = 0; mi < MW; mi++) {
+    m[mi][0] = m[mi][1] = -INFINITY;
+    l[mi][0] = l[mi][1] = 0.f;
+#pragma unroll
+    for (int dt = 0; dt < D / 8; dt++) o[mi][dt][0] = o[mi][dt][1] = o[mi][dt][2] = o[mi][dt][3] = 0.f;
+  }
+
+  // ldmatrix row addresses (bytes). K, x4 over key n-tiles 2np, 2np+1 and
+  // dims ks*16 + {0, 8}: lanes 8i..8i+7 address matrix i = (key half
+  // lane>>4, dim half (lane>>3)&1), giving b0, b1 of n-tile 2np then of
+  // 2np+1. V (transposed load), x4 over keys kk*16 + {0, 8} and dim tiles
+  // 2dp, 2dp+1: matrix i = (key half (lane>>3)&1, dim tile lane>>4), giving
+  // b0, b1 of dim tile 2dp then of 2dp+1. Q (MW == 2), x4 over rows
+  // {0, 8} and dims {0, 8} of an m-tile: matrix i = (row half (lane>>3)&1,
+  // dim half lane>>4), giving a0..a3.
+  const uint32_t k_lane = (uint32_t)((((lane >> 4) * 8 + (lane & 7)) * KS + ((lane >> 3) & 1) * 8) * 2);
+  const uint32_t v_lane = (uint32_t)(((((lane >> 3) & 1) * 8 + (lane & 7)) * KS + (lane >> 4) * 8) * 2);
+  const uint32_t q_lane = sQ_addr + (uint32_t)(((warp * 16 * MW + ((lane >> 3) & 1) * 8 + (lane & 7)) * KS + (lane >> 4) * 8) * 2);
+
+  for (int it = 0; it < ntiles; it++) {
+    const int k0 = k_begin + it * KEYS, stage = it & 1;
+    if (!early && it + 1 < ntiles) issue(k0 + KEYS, stage ^ 1);
+    cp_async_commit_group();
+    if (early) {
+      cp_async_wait_group<0>();  // both tiles were requested at the start
+    } else {
+      cp_async_wait_group<1>();  // tile it (and Q) has landed: this thread's copies
+    }
+    __syncthreads();  // ... and everyone's
+
+    // Skip a tile no row of this warp can see, and every tile for a warp
+    // past the chunk's rows (warp-uniform).
+    const bool seen = wrow0 < nrows && k0 <= w_last && (window <= 0 || k0 + KEYS - 1 > w_first - window);
+    if (seen) {
+      const uint32_t kb = sK_addr + (uint32_t)(stage * TILE * 2) + k_lane;
+      const uint32_t vb = sV_addr + (uint32_t)(stage * TILE * 2) + v_lane;
+      float s[MW][KEYS / 8][4];
+#pragma unroll
+      for (int mi = 0; mi < MW; mi++)
+#pragma unroll
+        for (int nt = 0; nt < KEYS / 8; nt++) s[mi][nt][0] = s[mi][nt][1] = s[mi][nt][2] = s[mi][nt][3] = 0.f;
+#pragma unroll
+      for (int ks = 0; ks < D / 16; ks++) {
+        uint32_t a[MW][4];
+#pragma unroll
+        for (int mi = 0; mi < MW; mi++) {
+          if (MW == 1) {
+#pragma unroll
+            for (int i = 0; i < 4; i++) a[mi][i] = qa[MW == 1 ? ks : 0][i];
+          } else {
+            ldsm_x4(a[mi], q_lane + (uint32_t)((mi * 16 * KS + ks * 16) * 2));
+          }
+        }
+#pragma unroll
+        for (int np = 0; np < KEYS / 16; np++) {
+          uint32_t b[4];
+          ldsm_x4(b, kb + (uint32_t)((np * 16 * KS + ks * 16) * 2));
+#pragma unroll
+          for (int mi = 0; mi < MW; mi++) {
+            mma_16816(s[mi][2 * np], a[mi], b[0], b[1]);
+            mma_16816(s[mi][2 * np + 1], a[mi], b[2], b[3]);
+          }
+        }
+      }
+      // Masks only where some key of the tile is hidden from some row of
+      // the block: the causal diagonal, the window's edge, the split's end.
+      const bool full = k0 + KEYS - 1 <= p_first && k0 + KEYS <= k_end &&
+                        (window <= 0 || k0 > p_last - window);
+      float mt[MW][2];
+#pragma unroll
+      for (int mi = 0; mi < MW; mi++) {
+        mt[mi][0] = mt[mi][1] = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < KEYS / 8; nt++) {
+#pragma unroll
+          for (int e = 0; e < 4; e++) {
+            if (full) {
+              s[mi][nt][e] *= sl2;
+            } else {
+              const int kp = k0 + nt * 8 + t4 * 2 + (e & 1);
+              const int p = rpos[mi][e >> 1];
+              const bool ok = kp < k_end && kp <= p && (window <= 0 || kp > p - window);
+              s[mi][nt][e] = ok ? s[mi][nt][e] * sl2 : -INFINITY;
+            }
+            mt[mi][e >> 1] = fmaxf(mt[mi][e >> 1], s[mi][nt][e]);
+          }
+        }
+      }
+      // Online softmax (log2 units), rescale O.
+#pragma unroll
+      for (int mi = 0; mi < MW; mi++) {
+        float alpha[2], mu[2];
+#pragma unroll
+        for (int h2 = 0; h2 < 2; h2++) {
+          float t = mt[mi][h2];
+          t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, 1));
+          t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, 2));
+          const float mn = fmaxf(m[mi][h2], t);
+          mu[h2] = mn == -INFINITY ? 0.f : mn;
+          alpha[h2] = exp2f(m[mi][h2] - mu[h2]);
+          m[mi][h2] = mn;
+          l[mi][h2] *= alpha[h2];
+        }
+#pragma unroll
+        for (int nt = 0; nt < KEYS / 8; nt++) {
+#pragma unroll
+          for (int e = 0; e < 4; e++) {
+            s[mi][nt][e] = exp2f(s[mi][nt][e] - mu[e >> 1]);
+            l[mi][e >> 1] += s[mi][nt][e];
+          }
+        }
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++) {
+          o[mi][dt][0] *= alpha[0], o[mi][dt][1] *= alpha[0];
+          o[mi][dt][2] *= alpha[1], o[mi][dt][3] *= alpha[1];
+        }
+      }
+      // O += P V: the S accumulators of n-tiles 2kk, 2kk+1 are P's A fragment.
+#pragma unroll
+      for (int kk = 0; kk < KEYS / 16; kk++) {
+        uint32_t pa[MW][4];
+#pragma unroll
+        for (int mi = 0; mi < MW; mi++) {
+          pa[mi][0] = pack_half2(s[mi][2 * kk][0], s[mi][2 * kk][1]);
+          pa[mi][1] = pack_half2(s[mi][2 * kk][2], s[mi][2 * kk][3]);
+          pa[mi][2] = pack_half2(s[mi][2 * kk + 1][0], s[mi][2 * kk + 1][1]);
+          pa[mi][3] = pack_half2(s[mi][2 * kk + 1][2], s[mi][2 * kk + 1][3]);
+        }
+#pragma unroll
+        for (int dp = 0; dp < D / 16; dp++) {
+          uint32_t b[4];
+          ldsm_x4_trans(b, vb + (uint32_t)((kk * 16 * KS + dp * 16) * 2));
+#pragma unroll
+          for (int mi = 0; mi < MW; mi++) {
+            mma_16816(o[mi][2 * dp], pa[mi], b[0], b[1]);
+            mma_16816(o[mi][2 * dp + 1], pa[mi], b[2], b[3]);
+          }
+        }
+      }
+    }
+    __syncthreads();  // the stage is free for tile it + 2
+  }
+
+  // Partials: m back to natural-log units; l summed over the quad.
+#pragma unroll
+  for (int mi = 0; mi < MW; mi++) {
+#pragma unroll
+    for (int h2 = 0; h2 < 2; h2++) {
+      float lt = l[mi][h2];
+      lt += __shfl_xor_sync(0xffffffffu, lt, 1);
+      lt += __shfl_xor_sync(0xffffffffu, lt, 2);
+      const int gr = wrow0 + mi * 16 + g + 8 * h2;
+      if (gr >= nrows) continue;
+      const size_t orow = (size_t)(gr / G) * heads + kv * G + gr % G;
+      if (DIRECT) {
+        // attn_reduce for nsplit == 1, row orow, on the m and l it would
+        // read (m rounded to natural-log units as stored below; lt is the
+        // same in the whole quad): its warp_max gives M = fmaxf(-inf, m),
+        // its warp_sum adds only +0 to den = w l + 0 (never -0, so
+        // unchanged), and num = w acc + 0.
+        const float mz = m[mi][h2] == -INFINITY ? -INFINITY : __fmul_rn(m[mi][h2], 0.6931471805599453f);
+        const float w = attn_split_weight(mz, fmaxf(-INFINITY, mz));
+        const float inv = attn_inv_den(__fmaf_rn(w, lt, 0.f));
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++)
+          *reinterpret_cast<__half2*>(out + orow * D + dt * 8 + t4 * 2) =
+              __halves2half2(attn_out_half(__fmaf_rn(w, o[mi][dt][2 * h2], 0.f), inv),
+                             attn_out_half(__fmaf_rn(w, o[mi][dt][2 * h2 + 1], 0.f), inv));
+        continue;
+      }
+      const size_t oo = (size_t)z * tokens * heads + orow;
+#pragma unroll
+      for (int dt = 0; dt < D / 8; dt++)
+        *reinterpret_cast<float2*>(ws_acc + oo * D + dt * 8 + t4 * 2) =
+            make_float2(o[mi][dt][2 * h2], o[mi][dt][2 * h2 + 1]);
+      if (t4 == 0) {
+        ws_ml[oo * 2] = m[mi][h2] == -INFINITY ? -INFINITY : m[mi][h2] * 0.6931471805599453f;
+        ws_ml[oo * 2 + 1] = lt;
+      }
+    }
+  }
+}
