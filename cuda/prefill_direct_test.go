@@ -18,7 +18,7 @@ import (
 // Tests of the direct one-split prefill attention (attnplan.go:
 // prefillDirect, attn_prefill_direct.cu). The plan, name and instance
 // tests run without a GPU; the kernel and engine tests skip without one.
-// BRIEF_PREFILL_DIRECT=1 (main_test.go) turns the knob on for a whole run.
+// BRIEF_PREFILL_DIRECT=0 (main_test.go) turns the knob off for a whole run.
 
 // TestPrefillDirectPlan: with the knob on, exactly the prefill chunks
 // planned on an attn_prefill2* kernel with one key split run its direct
