@@ -391,3 +391,32 @@ func BenchmarkStepBoundaries(b *testing.B) {
 		e.Close()
 	}
 }
+
+// benchKnobSteps times replayed verify steps of 1, 8, 11 and 16 tokens at
+// the reference context with an engine knob off and on (set sets it, has
+// reads what the engine took), one engine at a time, and logs each one's
+// kernel profile of a 1-token step and its memory.
+func benchKnobSteps(b *testing.B, what string, set func(bool), has func(*Engine) bool) {
+	m := benchModel(b)
+	prompt := benchPrompt(m)
+	for _, on := range []bool{false, true} {
+		name := map[bool]string{false: "off", true: "on"}[on]
+		set(on)
+		e := benchEngine(b, m, prompt)
+		if has(e) != on {
+			e.Close()
+			b.Fatalf("engine %s = %v with the knob %v", what, has(e), on)
+		}
+		for _, n := range []int{1, 8, 11, 16} {
+			benchVerify(b, e, fmt.Sprintf("%s/verify%d", name, n), prompt, n)
+		}
+		prof, err := e.Profile(1, 20)
+		if err != nil {
+			e.Close()
+			b.Fatal(err)
+		}
+		b.Logf("%s %s, %s, kernel time per 1-token step at position %d:\n%s", what, name, e.Name(), e.Len(), profileTable(prof))
+		b.Logf("%s %s: engine memory %+v", what, name, e.Memory())
+		e.Close()
+	}
+}

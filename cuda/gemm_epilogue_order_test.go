@@ -7,7 +7,6 @@ package cuda
 // are in gemm_epilogue_test.go.
 
 import (
-	"bytes"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -87,18 +86,7 @@ func TestAWQGemmEpiPlan(t *testing.T) {
 // launch is an entry of an embedded fatbin (a stale build would fail at the
 // first prefill on the GPU), and made-up names are not found.
 func TestGemmEpiKernelsInFatbins(t *testing.T) {
-	imgs, err := fatbins()
-	if err != nil {
-		t.Fatal(err)
-	}
-	has := func(name string) bool {
-		for _, img := range imgs {
-			if bytes.Contains(img.data, []byte("\x00"+name+"\x00")) {
-				return true
-			}
-		}
-		return false
-	}
+	has := fatbinHas(t)
 	var names []string
 	for _, sh := range gemmEpiShapes {
 		for _, tokens := range gemmEpiTokens {

@@ -7,7 +7,6 @@ package cuda
 // knob on.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -94,18 +93,7 @@ func TestLMHeadPlan(t *testing.T) {
 // TestLMHeadKernelsInFatbins: every kernel lmHeadPlan names is an entry of
 // an embedded fatbin, and a name no source defines is not found.
 func TestLMHeadKernelsInFatbins(t *testing.T) {
-	imgs, err := fatbins()
-	if err != nil {
-		t.Fatal(err)
-	}
-	has := func(name string) bool {
-		for _, img := range imgs {
-			if bytes.Contains(img.data, []byte("\x00"+name+"\x00")) {
-				return true
-			}
-		}
-		return false
-	}
+	has := fatbinHas(t)
 	var names []string
 	for n := 1; n <= inference.MaxVerify; n++ {
 		for _, v := range lmHeadMMAVariants {

@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -75,5 +76,24 @@ func TestFatbinsUpToDate(t *testing.T) {
 		if _, ok := want[strings.TrimSuffix(img.name, ".fatbin")+".cu"]; !ok {
 			t.Errorf("fatbin/%s has no source: remove it and run make -C cuda", img.name)
 		}
+	}
+}
+
+// fatbinHas returns whether a kernel name is an entry of an embedded
+// fatbin (a stale or partial build would fail at its first launch on the
+// GPU).
+func fatbinHas(t *testing.T) func(name string) bool {
+	t.Helper()
+	imgs, err := fatbins()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(name string) bool {
+		for _, img := range imgs {
+			if bytes.Contains(img.data, []byte("\x00"+name+"\x00")) {
+				return true
+			}
+		}
+		return false
 	}
 }

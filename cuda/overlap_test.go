@@ -8,8 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/briefapp/brief/inference"
 )
 
 // preWait is what a kernel may do before grid_dep_wait: let the next kernel
@@ -338,4 +341,47 @@ func sameSteps(t *testing.T, got, want [][]float32, gotName, wantName string) {
 			}
 		}
 	}
+}
+
+// knobKeepsGreedy is the lookup test of an engine knob: on three random
+// prompts of n tokens (seeds seed0..seed0+2), greedy ids are the same with
+// the knob off and on, and prompt lookup's ids (10 drafts) equal greedy's
+// with it on, with drafted tokens accepted. open returns an engine with
+// the knob as given; knobKeepsGreedy closes it. what names the knob in
+// messages.
+func knobKeepsGreedy(t *testing.T, what string, m *inference.Model, n int, seed0 uint64, open func(on bool) *Engine) {
+	t.Helper()
+	accepted := 0
+	for seed := seed0; seed < seed0+3; seed++ {
+		rng := rand.New(rand.NewPCG(seed, seed+1))
+		prompt := make([]int, n)
+		for i := range prompt {
+			prompt[i] = rng.IntN(m.Config.Vocab)
+		}
+		var ids [3][]int
+		for i, run := range []struct {
+			on bool
+			s  inference.Strategy
+		}{{false, inference.Greedy}, {true, inference.Greedy}, {true, inference.Lookup}} {
+			e := open(run.on)
+			rep, err := inference.Generate(context.Background(), e, nil, inference.Request{
+				Prompt: prompt, MaxNewTokens: 300, Strategy: run.s, LookupTokens: 10}, nil)
+			e.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[i] = rep.TokenIDs
+			accepted += rep.Accepted
+		}
+		if !slices.Equal(ids[0], ids[1]) {
+			t.Errorf("prompt %d: greedy ids differ with %s:\n off %v\n on  %v", seed, what, ids[0], ids[1])
+		}
+		if !slices.Equal(ids[1], ids[2]) {
+			t.Errorf("prompt %d: lookup ids differ from greedy with %s:\n greedy %v\n lookup %v", seed, what, ids[1], ids[2])
+		}
+	}
+	if accepted == 0 {
+		t.Error("no drafted token accepted: the test does not exercise verify steps")
+	}
+	t.Logf("%d drafts accepted over 3 prompts", accepted)
 }

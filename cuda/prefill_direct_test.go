@@ -1,7 +1,6 @@
 package cuda
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -99,18 +98,7 @@ func TestPrefillDirectPlan(t *testing.T) {
 // name is an entry of an embedded fatbin and counts as attention in the
 // profiles' families; made-up names are not found.
 func TestPrefillDirectKernelsInFatbins(t *testing.T) {
-	imgs, err := fatbins()
-	if err != nil {
-		t.Fatal(err)
-	}
-	has := func(name string) bool {
-		for _, img := range imgs {
-			if bytes.Contains(img.data, []byte("\x00"+name+"\x00")) {
-				return true
-			}
-		}
-		return false
-	}
+	has := fatbinHas(t)
 	for _, k := range slices.Sorted(maps.Keys(prefill2Kernels)) {
 		for _, D := range []int{64, 128} {
 			p := planAttentionWith(k, 512, 32, 8, D, 132, 4096+15)
@@ -368,42 +356,14 @@ func TestLookupMatchesGreedyPrefillDirect(t *testing.T) {
 	defer func(o int) { prefill2SplitsOverride = o }(prefill2SplitsOverride)
 	prefill2SplitsOverride = 1
 	m := synthModel(t, "small", 4)
-	accepted := 0
-	for seed := uint64(96); seed < 99; seed++ {
-		rng := rand.New(rand.NewPCG(seed, seed+1))
-		prompt := make([]int, 700)
-		for i := range prompt {
-			prompt[i] = rng.IntN(m.Config.Vocab)
-		}
-		var ids [3][]int
-		for i, run := range []struct {
-			on bool
-			s  inference.Strategy
-		}{{false, inference.Greedy}, {true, inference.Greedy}, {true, inference.Lookup}} {
-			e := withPrefillDirect(t, m, Options{}, run.on)
-			if p := e.attnPlan(512); p.direct != run.on {
-				t.Fatalf("512-token chunk: plan %s, direct %v with the knob %v", p.kernel, p.direct, run.on)
-			}
-			rep, err := inference.Generate(context.Background(), e, nil, inference.Request{
-				Prompt: prompt, MaxNewTokens: 300, Strategy: run.s, LookupTokens: 10}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+	knobKeepsGreedy(t, "the direct kernels", m, 700, 96, func(on bool) *Engine {
+		e := withPrefillDirect(t, m, Options{}, on)
+		if p := e.attnPlan(512); p.direct != on {
 			e.Close()
-			ids[i] = rep.TokenIDs
-			accepted += rep.Accepted
+			t.Fatalf("512-token chunk: plan %s, direct %v with the knob %v", p.kernel, p.direct, on)
 		}
-		if !slices.Equal(ids[0], ids[1]) {
-			t.Errorf("prompt %d: greedy ids differ with the direct kernels:\n off %v\n on  %v", seed, ids[0], ids[1])
-		}
-		if !slices.Equal(ids[1], ids[2]) {
-			t.Errorf("prompt %d: lookup ids differ from greedy with the direct kernels:\n greedy %v\n lookup %v", seed, ids[1], ids[2])
-		}
-	}
-	if accepted == 0 {
-		t.Error("no drafted token accepted: the test does not exercise verify steps")
-	}
-	t.Logf("%d drafts accepted over 3 prompts", accepted)
+		return e
+	})
 }
 
 // BenchmarkPrefillDirect times the reference prompt's 6,435-token prefill

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"testing"
 
 	"github.com/briefapp/brief/inference"
@@ -202,39 +201,7 @@ func TestSiluFusedEngine(t *testing.T) {
 // equal those without it, and prompt lookup's equal greedy's.
 func TestLookupMatchesGreedySiluFused(t *testing.T) {
 	m := synthModel(t, "small", 4)
-	accepted := 0
-	for seed := uint64(8); seed < 11; seed++ {
-		rng := rand.New(rand.NewPCG(seed, seed+1))
-		prompt := make([]int, 200)
-		for i := range prompt {
-			prompt[i] = rng.IntN(m.Config.Vocab)
-		}
-		var ids [3][]int
-		for i, run := range []struct {
-			on bool
-			s  inference.Strategy
-		}{{false, inference.Greedy}, {true, inference.Greedy}, {true, inference.Lookup}} {
-			e := withSiluFused(t, m, Options{}, run.on)
-			rep, err := inference.Generate(context.Background(), e, nil, inference.Request{
-				Prompt: prompt, MaxNewTokens: 300, Strategy: run.s, LookupTokens: 10}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			e.Close()
-			ids[i] = rep.TokenIDs
-			accepted += rep.Accepted
-		}
-		if !slices.Equal(ids[0], ids[1]) {
-			t.Errorf("prompt %d: greedy ids differ with the fused path:\n off %v\n on  %v", seed, ids[0], ids[1])
-		}
-		if !slices.Equal(ids[1], ids[2]) {
-			t.Errorf("prompt %d: lookup ids differ from greedy with the fused path:\n greedy %v\n lookup %v", seed, ids[1], ids[2])
-		}
-	}
-	if accepted == 0 {
-		t.Error("no drafted token accepted: the test does not exercise verify steps")
-	}
-	t.Logf("%d drafts accepted over 3 prompts", accepted)
+	knobKeepsGreedy(t, "the fused-SiLU path", m, 200, 8, func(on bool) *Engine { return withSiluFused(t, m, Options{}, on) })
 }
 
 // BenchmarkSiluFused times decode and verify steps of the synthetic 7B
@@ -242,27 +209,6 @@ func TestLookupMatchesGreedySiluFused(t *testing.T) {
 // tokens with the fused-SiLU path off and on, one engine at a time, and
 // logs each one's kernel profile of a 1-token step.
 func BenchmarkSiluFused(b *testing.B) {
-	m := benchModel(b)
-	prompt := benchPrompt(m)
 	defer func(v bool) { siluFused = v }(siluFused)
-	for _, on := range []bool{false, true} {
-		name := map[bool]string{false: "off", true: "on"}[on]
-		siluFused = on
-		e := benchEngine(b, m, prompt)
-		if e.siluFused != on {
-			e.Close()
-			b.Fatalf("engine siluFused = %v with the knob %v", e.siluFused, on)
-		}
-		for _, n := range []int{1, 8, 11, 16} {
-			benchVerify(b, e, fmt.Sprintf("%s/verify%d", name, n), prompt, n)
-		}
-		prof, err := e.Profile(1, 20)
-		if err != nil {
-			e.Close()
-			b.Fatal(err)
-		}
-		b.Logf("fused SiLU %s, %s, kernel time per 1-token step at position %d:\n%s", name, e.Name(), e.Len(), profileTable(prof))
-		b.Logf("fused SiLU %s: engine memory %+v", name, e.Memory())
-		e.Close()
-	}
+	benchKnobSteps(b, "fused SiLU", func(on bool) { siluFused = on }, func(e *Engine) bool { return e.siluFused })
 }

@@ -157,18 +157,7 @@ func TestAWQSiluPlan(t *testing.T) {
 // build would fail at the first step on the GPU), and a name no source
 // defines is not found.
 func TestSiluKernelsInFatbins(t *testing.T) {
-	imgs, err := fatbins()
-	if err != nil {
-		t.Fatal(err)
-	}
-	has := func(name string) bool {
-		for _, img := range imgs {
-			if bytes.Contains(img.data, []byte("\x00"+name+"\x00")) {
-				return true
-			}
-		}
-		return false
-	}
+	has := fatbinHas(t)
 	names := []string{"silu_mul", "silu_mul_perm", "rope_append", "rope_append_perm"}
 	p := &awqPacked{In: 4096, Out: 28672, Group: 128}
 	for tokens := 1; tokens <= 16; tokens++ {
