@@ -142,39 +142,7 @@ func TestGemmEpilogueEngine(t *testing.T) {
 					var runs [2][][]float32
 					for i, on := range []bool{false, true} {
 						e := withGemmEpilogue(t, m, opts, k.rope, k.silu, on)
-						keep := func() {
-							l, err := e.LastLogits()
-							if err != nil {
-								t.Fatal(err)
-							}
-							runs[i] = append(runs[i], l)
-						}
-						for _, n := range []int{17, 300} {
-							if _, err := e.Prefill(context.Background(), prompt[:n]); err != nil {
-								t.Fatal(err)
-							}
-							keep()
-							e.Reset()
-						}
-						next, err := e.Prefill(context.Background(), prompt)
-						if err != nil {
-							t.Fatal(err)
-						}
-						keep()
-						for range 10 {
-							ids, err := e.Verify([]int{next})
-							if err != nil {
-								t.Fatal(err)
-							}
-							next = ids[0]
-							keep()
-						}
-						for _, n := range []int{11, 16, 1, 3} {
-							if _, err := e.Verify(prompt[100 : 100+n]); err != nil {
-								t.Fatal(err)
-							}
-							keep()
-						}
+						runs[i] = stepScript(t, e, prompt, []int{17, 300}, 10, []int{11, 16, 1, 3})
 						e.Close()
 					}
 					sameSteps(t, runs[1], runs[0], "fused epilogue", "unfused")

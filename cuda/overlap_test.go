@@ -385,3 +385,60 @@ func knobKeepsGreedy(t *testing.T, what string, m *inference.Model, n int, seed0
 	}
 	t.Logf("%d drafts accepted over 3 prompts", accepted)
 }
+
+// withKnob opens an engine with a package knob set to on (restored after),
+// and checks that the engine took what the knob asks for (took reads it).
+func withKnob(t *testing.T, m *inference.Model, opts Options, name string, knob *bool, on bool, took func(*Engine) bool) *Engine {
+	t.Helper()
+	defer func(v bool) { *knob = v }(*knob)
+	*knob = on
+	e := testEngine(t, m, opts)
+	if took(e) != on {
+		t.Fatalf("engine %s = %v with the knob %v", name, took(e), on)
+	}
+	return e
+}
+
+// stepScript runs what the knob engine tests compare bit for bit and
+// returns the logits after each step: a prefill of each length in shorts
+// (reset after each), a prefill of the whole prompt, decodes one-token
+// steps through the captured graphs, then verify steps of each size in
+// verifies from prompt[100:].
+func stepScript(t *testing.T, e *Engine, prompt, shorts []int, decodes int, verifies []int) [][]float32 {
+	t.Helper()
+	var out [][]float32
+	keep := func() {
+		l, err := e.LastLogits()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, l)
+	}
+	for _, n := range shorts {
+		if _, err := e.Prefill(context.Background(), prompt[:n]); err != nil {
+			t.Fatal(err)
+		}
+		keep()
+		e.Reset()
+	}
+	next, err := e.Prefill(context.Background(), prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep()
+	for range decodes {
+		ids, err := e.Verify([]int{next})
+		if err != nil {
+			t.Fatal(err)
+		}
+		next = ids[0]
+		keep()
+	}
+	for _, k := range verifies {
+		if _, err := e.Verify(prompt[100 : 100+k]); err != nil {
+			t.Fatal(err)
+		}
+		keep()
+	}
+	return out
+}

@@ -253,13 +253,7 @@ func TestAttentionPrefill2Direct(t *testing.T) {
 // that it took it.
 func withPrefillDirect(t *testing.T, m *inference.Model, opts Options, on bool) *Engine {
 	t.Helper()
-	defer func(v bool) { prefillDirect = v }(prefillDirect)
-	prefillDirect = on
-	e := testEngine(t, m, opts)
-	if e.prefillDirect != on {
-		t.Fatalf("engine prefillDirect = %v with the knob %v", e.prefillDirect, on)
-	}
-	return e
+	return withKnob(t, m, opts, "prefillDirect", &prefillDirect, on, func(e *Engine) bool { return e.prefillDirect })
 }
 
 // TestPrefillDirectEngine: the direct kernels change which kernels run,
@@ -286,39 +280,7 @@ func TestPrefillDirectEngine(t *testing.T) {
 				var runs [2][][]float32
 				for i, on := range []bool{false, true} {
 					e := withPrefillDirect(t, m, Options{Chunk: c.chunk}, on)
-					keep := func() {
-						l, err := e.LastLogits()
-						if err != nil {
-							t.Fatal(err)
-						}
-						runs[i] = append(runs[i], l)
-					}
-					for _, n := range []int{17, 300} {
-						if _, err := e.Prefill(context.Background(), prompt[:n]); err != nil {
-							t.Fatal(err)
-						}
-						keep()
-						e.Reset()
-					}
-					next, err := e.Prefill(context.Background(), prompt)
-					if err != nil {
-						t.Fatal(err)
-					}
-					keep()
-					for range 10 {
-						ids, err := e.Verify([]int{next})
-						if err != nil {
-							t.Fatal(err)
-						}
-						next = ids[0]
-						keep()
-					}
-					for _, n := range []int{11, 16, 1, 3} {
-						if _, err := e.Verify(prompt[100 : 100+n]); err != nil {
-							t.Fatal(err)
-						}
-						keep()
-					}
+					runs[i] = stepScript(t, e, prompt, []int{17, 300}, 10, []int{11, 16, 1, 3})
 					for _, T := range []int{inference.MaxVerify + 1, e.chunk} {
 						checkDirectRan(t, e, T, D, on && c.splits == 1)
 					}

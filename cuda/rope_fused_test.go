@@ -1,7 +1,6 @@
 package cuda
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -247,13 +246,7 @@ func ropeModel(t *testing.T, name string, seed uint64) *inference.Model {
 // took the path the knob asks for.
 func withRopeFused(t *testing.T, m *inference.Model, opts Options, on bool) *Engine {
 	t.Helper()
-	defer func(v bool) { ropeFused = v }(ropeFused)
-	ropeFused = on
-	e := testEngine(t, m, opts)
-	if e.ropeFused != on {
-		t.Fatalf("engine ropeFused = %v with the knob %v", e.ropeFused, on)
-	}
-	return e
+	return withKnob(t, m, opts, "ropeFused", &ropeFused, on, func(e *Engine) bool { return e.ropeFused })
 }
 
 // TestRopeFusedEngine: the fused-RoPE path changes which kernels run, never
@@ -274,37 +267,7 @@ func TestRopeFusedEngine(t *testing.T) {
 				var runs [2][][]float32
 				for i, on := range []bool{false, true} {
 					e := withRopeFused(t, m, opts, on)
-					keep := func() {
-						l, err := e.LastLogits()
-						if err != nil {
-							t.Fatal(err)
-						}
-						runs[i] = append(runs[i], l)
-					}
-					if _, err := e.Prefill(context.Background(), prompt[:9]); err != nil { // one short chunk
-						t.Fatal(err)
-					}
-					keep()
-					e.Reset()
-					next, err := e.Prefill(context.Background(), prompt)
-					if err != nil {
-						t.Fatal(err)
-					}
-					keep()
-					for range 20 {
-						ids, err := e.Verify([]int{next})
-						if err != nil {
-							t.Fatal(err)
-						}
-						next = ids[0]
-						keep()
-					}
-					for _, k := range []int{11, 16, 3} {
-						if _, err := e.Verify(prompt[100 : 100+k]); err != nil {
-							t.Fatal(err)
-						}
-						keep()
-					}
+					runs[i] = stepScript(t, e, prompt, []int{9}, 20, []int{11, 16, 3})
 					e.Close()
 				}
 				sameSteps(t, runs[1], runs[0], "fused", "unfused")

@@ -1,7 +1,6 @@
 package cuda
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -131,13 +130,7 @@ func TestSiluMulPermMatches(t *testing.T) {
 // took the path the knob asks for.
 func withSiluFused(t *testing.T, m *inference.Model, opts Options, on bool) *Engine {
 	t.Helper()
-	defer func(v bool) { siluFused = v }(siluFused)
-	siluFused = on
-	e := testEngine(t, m, opts)
-	if e.siluFused != on {
-		t.Fatalf("engine siluFused = %v with the knob %v", e.siluFused, on)
-	}
-	return e
+	return withKnob(t, m, opts, "siluFused", &siluFused, on, func(e *Engine) bool { return e.siluFused })
 }
 
 // TestSiluFusedEngine: the fused-SiLU path changes which kernels run, never
@@ -158,37 +151,7 @@ func TestSiluFusedEngine(t *testing.T) {
 				var runs [2][][]float32
 				for i, on := range []bool{false, true} {
 					e := withSiluFused(t, m, opts, on)
-					keep := func() {
-						l, err := e.LastLogits()
-						if err != nil {
-							t.Fatal(err)
-						}
-						runs[i] = append(runs[i], l)
-					}
-					if _, err := e.Prefill(context.Background(), prompt[:9]); err != nil { // one short chunk
-						t.Fatal(err)
-					}
-					keep()
-					e.Reset()
-					next, err := e.Prefill(context.Background(), prompt)
-					if err != nil {
-						t.Fatal(err)
-					}
-					keep()
-					for range 20 {
-						ids, err := e.Verify([]int{next})
-						if err != nil {
-							t.Fatal(err)
-						}
-						next = ids[0]
-						keep()
-					}
-					for _, k := range []int{11, 16, 1, 3} {
-						if _, err := e.Verify(prompt[100 : 100+k]); err != nil {
-							t.Fatal(err)
-						}
-						keep()
-					}
+					runs[i] = stepScript(t, e, prompt, []int{9}, 20, []int{11, 16, 1, 3})
 					e.Close()
 				}
 				sameSteps(t, runs[1], runs[0], "fused", "unfused")
