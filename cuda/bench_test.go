@@ -420,3 +420,47 @@ func benchKnobSteps(b *testing.B, what string, set func(bool), has func(*Engine)
 		e.Close()
 	}
 }
+
+// benchKnobPrefill times the reference prompt's prefill with an engine
+// knob off and on (set sets it, has reads what the engine took), one
+// engine at a time, and logs each one's kernel profile of a 512-token
+// chunk at that context and its memory; describe, when set, logs more
+// about each engine first.
+func benchKnobPrefill(b *testing.B, what string, set func(bool), has func(*Engine) bool, describe func(e *Engine, name string)) {
+	m := benchModel(b)
+	prompt := benchPrompt(m)
+	for _, on := range []bool{false, true} {
+		name := map[bool]string{false: "off", true: "on"}[on]
+		set(on)
+		e := benchEngine(b, m, prompt)
+		if has(e) != on {
+			e.Close()
+			b.Fatalf("engine %s = %v with the knob %v", what, has(e), on)
+		}
+		if describe != nil {
+			describe(e, name)
+		}
+		b.Run(name+"/prefill6435", func(b *testing.B) {
+			for b.Loop() {
+				e.Reset()
+				if _, err := e.Prefill(context.Background(), prompt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/prefill")
+		})
+		e.Reset()
+		if _, err := e.Prefill(context.Background(), prompt); err != nil {
+			e.Close()
+			b.Fatal(err)
+		}
+		prof, err := e.Profile(512, 5)
+		if err != nil {
+			e.Close()
+			b.Fatal(err)
+		}
+		b.Logf("%s %s, %s, kernel time per 512-token chunk at position %d:\n%s", what, name, e.Name(), e.Len(), profileTable(prof))
+		b.Logf("%s %s: engine memory %+v", what, name, e.Memory())
+		e.Close()
+	}
+}

@@ -1,7 +1,6 @@
 package cuda
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -166,38 +165,6 @@ func TestLookupMatchesGreedyGemmEpilogue(t *testing.T) {
 // GEMM epilogues off and on, one engine at a time, and logs each one's
 // kernel profile of a 512-token chunk at that context.
 func BenchmarkGemmEpilogue(b *testing.B) {
-	m := benchModel(b)
-	prompt := benchPrompt(m)
 	defer func(v bool) { gemmEpilogue = v }(gemmEpilogue)
-	for _, on := range []bool{false, true} {
-		name := map[bool]string{false: "off", true: "on"}[on]
-		gemmEpilogue = on
-		e := benchEngine(b, m, prompt)
-		if e.gemmEpilogue != on {
-			e.Close()
-			b.Fatalf("engine gemmEpilogue = %v with the knob %v", e.gemmEpilogue, on)
-		}
-		b.Run(name+"/prefill6435", func(b *testing.B) {
-			for b.Loop() {
-				e.Reset()
-				if _, err := e.Prefill(context.Background(), prompt); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/prefill")
-		})
-		e.Reset()
-		if _, err := e.Prefill(context.Background(), prompt); err != nil {
-			e.Close()
-			b.Fatal(err)
-		}
-		prof, err := e.Profile(512, 5)
-		if err != nil {
-			e.Close()
-			b.Fatal(err)
-		}
-		b.Logf("GEMM epilogues %s, %s, kernel time per 512-token chunk at position %d:\n%s", name, e.Name(), e.Len(), profileTable(prof))
-		b.Logf("GEMM epilogues %s: engine memory %+v", name, e.Memory())
-		e.Close()
-	}
+	benchKnobPrefill(b, "GEMM epilogues", func(on bool) { gemmEpilogue = on }, func(e *Engine) bool { return e.gemmEpilogue }, nil)
 }

@@ -1,7 +1,6 @@
 package cuda
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"math"
@@ -334,44 +333,14 @@ func TestLookupMatchesGreedyPrefillDirect(t *testing.T) {
 // which chunk sizes of the prefill go direct and each one's kernel profile
 // of a 512-token chunk at that context.
 func BenchmarkPrefillDirect(b *testing.B) {
-	m := benchModel(b)
-	prompt := benchPrompt(m)
 	defer func(v bool) { prefillDirect = v }(prefillDirect)
-	for _, on := range []bool{false, true} {
-		name := map[bool]string{false: "off", true: "on"}[on]
-		prefillDirect = on
-		e := benchEngine(b, m, prompt)
-		if e.prefillDirect != on {
-			e.Close()
-			b.Fatalf("engine prefillDirect = %v with the knob %v", e.prefillDirect, on)
-		}
-		for _, T := range []int{e.chunk, len(prompt) % e.chunk} {
-			if T > 0 {
-				p := e.attnPlan(T)
-				b.Logf("direct %s: %d-token chunk: %s, %d splits, direct %v", name, T, p.kernel, p.splits, p.direct)
-			}
-		}
-		b.Run(name+"/prefill6435", func(b *testing.B) {
-			for b.Loop() {
-				e.Reset()
-				if _, err := e.Prefill(context.Background(), prompt); err != nil {
-					b.Fatal(err)
+	benchKnobPrefill(b, "direct", func(on bool) { prefillDirect = on }, func(e *Engine) bool { return e.prefillDirect },
+		func(e *Engine, name string) {
+			for _, T := range []int{e.chunk, e.Len() % e.chunk} {
+				if T > 0 {
+					p := e.attnPlan(T)
+					b.Logf("direct %s: %d-token chunk: %s, %d splits, direct %v", name, T, p.kernel, p.splits, p.direct)
 				}
 			}
-			b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/prefill")
 		})
-		e.Reset()
-		if _, err := e.Prefill(context.Background(), prompt); err != nil {
-			e.Close()
-			b.Fatal(err)
-		}
-		prof, err := e.Profile(512, 5)
-		if err != nil {
-			e.Close()
-			b.Fatal(err)
-		}
-		b.Logf("direct %s, %s, kernel time per 512-token chunk at position %d:\n%s", name, e.Name(), e.Len(), profileTable(prof))
-		b.Logf("direct %s: engine memory %+v", name, e.Memory())
-		e.Close()
-	}
 }
