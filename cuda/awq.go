@@ -32,6 +32,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/briefapp/brief/inference"
@@ -512,4 +513,58 @@ func awqGemmEpiPlan(p *awqPacked, tokens, cc int, epi string) awqLaunch {
 	}
 	l.Kernel += epi
 	return l
+}
+
+// Prefill GEMMs on Hopper's warpgroup MMA (awq_gemm_wg.sm90a.cu, shipped as
+// PTX the driver compiles). With gemmWgmma on, an engine on an sm_90 GPU
+// whose driver compiled those kernels runs every group-128 step of more
+// than 16 tokens through them instead of the mma.sync GEMM, epilogues
+// included. BRIEF_GEMM_WGMMA=0 turns it off for a test run, =64 or =128
+// pins the token tile (main_test.go).
+var (
+	gemmWgmma    = true
+	gemmWgTokens = 0 // token tile: 0 lets awqWgTile pick
+)
+
+// Shape of the wgmma kernels (awq_gemm_wg.sm90a.cu: kWgThreads, kWgStripes,
+// kWgStages, wg_shared).
+const (
+	awqWgThreads = 256
+	awqWgStripes = 8
+	awqWgStages  = 4
+)
+
+// awqWgShared is the dynamic shared memory of a wgmma GEMM block: the x
+// stages and 1 KB to align them.
+func awqWgShared(ntok int) uint32 { return uint32(awqWgStages*ntok*128 + 1024) }
+
+// awqWgTile is the token tile of the wgmma GEMM for tokens rows: 128 by
+// default, or the one gemmWgTokens pins.
+func awqWgTile(tokens int) int {
+	if gemmWgTokens != 0 {
+		return gemmWgTokens
+	}
+	return 128
+}
+
+// awqWgmmaPlan moves base, a group-128 GEMM launch (awqPlan or
+// awqGemmEpiPlan, tokens > 16), to the wgmma kernel with the same epilogue
+// and arguments: grid (block columns of 8 stripes, token tiles), 256
+// threads. Anything else (a mat-vec, another group) is returned as it is.
+func awqWgmmaPlan(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
+	if base.Kernel == "" || p == nil || p.Group != 128 || tokens <= awqGemvMaxTokens || p.In%128 != 0 {
+		return base
+	}
+	i := strings.Index(base.Kernel, "_g128")
+	if !strings.HasPrefix(base.Kernel, "awq_gemm") || i < 0 {
+		return base
+	}
+	ntok := awqWgTile(tokens)
+	stripes := awqOutPad(p.Out) / awqStripe
+	return awqLaunch{
+		Kernel: fmt.Sprintf("awq_gemm_wg%d_g128%s", ntok, base.Kernel[i+len("_g128"):]),
+		Grid:   [3]uint32{uint32((stripes + awqWgStripes - 1) / awqWgStripes), uint32((tokens + ntok - 1) / ntok), 1},
+		Block:  [3]uint32{awqWgThreads, 1, 1},
+		Shared: awqWgShared(ntok),
+	}
 }
