@@ -519,38 +519,41 @@ func awqGemmEpiPlan(p *awqPacked, tokens, cc int, epi string) awqLaunch {
 // PTX the driver compiles). With gemmWgmma on, an engine on an sm_90 GPU
 // whose driver compiled those kernels runs every group-128 step of more
 // than 16 tokens through them instead of the mma.sync GEMM, epilogues
-// included. BRIEF_GEMM_WGMMA=0 turns it off for a test run, =64 or =128
-// pins the token tile (main_test.go).
+// included. BRIEF_GEMM_WGMMA=0 turns it off for a test run; 64, 128 or
+// 64w4 pins the variant (main_test.go).
 var (
-	gemmWgmma    = true
-	gemmWgTokens = 0 // token tile: 0 lets awqWgTile pick
+	gemmWgmma   = true
+	gemmWgTiled = "" // variant (awqWgVariants): "" lets awqWgTile pick
 )
 
-// Shape of the wgmma kernels (awq_gemm_wg.sm90a.cu: kWgThreads, kWgStripes,
-// kWgStages, wg_shared).
-const (
-	awqWgThreads = 256
-	awqWgStripes = 8
-	awqWgStages  = 4
-)
+// awqWgVariants are the wgmma kernels' tiles, by the name's variant:
+// tokens per block and warpgroups per block (4 stripes each).
+var awqWgVariants = map[string]struct{ tokens, groups int }{
+	"64":   {64, 2},
+	"128":  {128, 2},
+	"64w4": {64, 4},
+}
+
+// awqWgStages is kWgStages: x tiles in flight per block.
+const awqWgStages = 4
 
 // awqWgShared is the dynamic shared memory of a wgmma GEMM block: the x
 // stages and 1 KB to align them.
 func awqWgShared(ntok int) uint32 { return uint32(awqWgStages*ntok*128 + 1024) }
 
-// awqWgTile is the token tile of the wgmma GEMM for tokens rows: 128 by
-// default, or the one gemmWgTokens pins.
-func awqWgTile(tokens int) int {
-	if gemmWgTokens != 0 {
-		return gemmWgTokens
+// awqWgTile is the wgmma GEMM variant for tokens rows: the default, or the
+// one gemmWgTiled pins.
+func awqWgTile(tokens int) string {
+	if gemmWgTiled != "" {
+		return gemmWgTiled
 	}
-	return 128
+	return "64"
 }
 
 // awqWgmmaPlan moves base, a group-128 GEMM launch (awqPlan or
 // awqGemmEpiPlan, tokens > 16), to the wgmma kernel with the same epilogue
-// and arguments: grid (block columns of 8 stripes, token tiles), 256
-// threads. Anything else (a mat-vec, another group) is returned as it is.
+// and arguments: grid (block columns of stripes, token tiles). Anything
+// else (a mat-vec, another group) is returned as it is.
 func awqWgmmaPlan(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
 	if base.Kernel == "" || p == nil || p.Group != 128 || tokens <= awqGemvMaxTokens || p.In%128 != 0 {
 		return base
@@ -559,12 +562,16 @@ func awqWgmmaPlan(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
 	if !strings.HasPrefix(base.Kernel, "awq_gemm") || i < 0 {
 		return base
 	}
-	ntok := awqWgTile(tokens)
-	stripes := awqOutPad(p.Out) / awqStripe
+	v := awqWgTile(tokens)
+	tile, ok := awqWgVariants[v]
+	if !ok {
+		return base
+	}
+	stripes, per := awqOutPad(p.Out)/awqStripe, 4*tile.groups
 	return awqLaunch{
-		Kernel: fmt.Sprintf("awq_gemm_wg%d_g128%s", ntok, base.Kernel[i+len("_g128"):]),
-		Grid:   [3]uint32{uint32((stripes + awqWgStripes - 1) / awqWgStripes), uint32((tokens + ntok - 1) / ntok), 1},
-		Block:  [3]uint32{awqWgThreads, 1, 1},
-		Shared: awqWgShared(ntok),
+		Kernel: "awq_gemm_wg" + v + "_g128" + base.Kernel[i+len("_g128"):],
+		Grid:   [3]uint32{uint32((stripes + per - 1) / per), uint32((tokens + tile.tokens - 1) / tile.tokens), 1},
+		Block:  [3]uint32{uint32(128 * tile.groups), 1, 1},
+		Shared: awqWgShared(tile.tokens),
 	}
 }

@@ -9,8 +9,9 @@
 // warpgroup's m64nNk16 does N/8 times the work of one mma.sync per issue.
 //
 // Design:
-// - A block is two warpgroups; warp w owns stripe blockIdx.x*8 + w, and a
-//   warpgroup's four warps form the m64 of its wgmmas. The A operand comes
+// - A block is two or four warpgroups; warp w owns stripe
+//   blockIdx.x*warps + w, and a warpgroup's four warps form the m64 of its
+//   wgmmas. All of them share the block's x tile. The A operand comes
 //   from registers: a lane's 16-byte word of a chunk, dequantized as the
 //   mma.sync kernels do (awq::dequant16), is exactly its A fragment for the
 //   chunk's four k-steps, since wgmma's A fragment per warp is mma.sync's.
@@ -33,8 +34,7 @@
 
 namespace awq {
 
-constexpr int kWgThreads = 256;  // two warpgroups
-constexpr int kWgStripes = 8;    // one per warp: 128 outputs a block
+constexpr int kWgXThreads = 256;  // threads that stage x (the first 256)
 constexpr int kWgStages = 4;
 
 // Dynamic shared memory of a block: the stages, plus room to align them to
@@ -101,26 +101,31 @@ __device__ __forceinline__ uint64_t wg_desc(uint32_t saddr) {
 
 template <int NTOK>
 struct WgX {
-  static constexpr int P = kWgThreads / NTOK;  // threads per x row
+  static constexpr int P = kWgXThreads / NTOK;  // threads per x row
   static constexpr int JW = 4 / P;             // k-steps j per thread
   static constexpr int U = 2 * JW;             // 4-byte units per piece
   uint32_t v[4][U];                            // piece t: rows 16t + 4j + 2h + e, j of this thread
 };
 
+// ld_piece loads U words of x through L2 (ld.global.cg), or zeros where
+// !ok. Not the read-only path: x is written by the kernel before, which may
+// still run when this one starts (overlapped launches), and the driver's
+// compiler may move read-only loads above grid_dep_wait.
 template <int U>
 __device__ __forceinline__ void ld_piece(uint32_t (&v)[U], const __half* p, bool ok) {
-  if constexpr (U == 4) {
-    uint4 r = make_uint4(0, 0, 0, 0);
-    if (ok) r = *reinterpret_cast<const uint4*>(p);
-    v[0] = r.x, v[1] = r.y, v[2] = r.z, v[3] = r.w;
-  } else {
-    uint2 r = make_uint2(0, 0);
-    if (ok) r = *reinterpret_cast<const uint2*>(p);
-    v[0] = r.x, v[1] = r.y;
-  }
+#pragma unroll
+  for (int i = 0; i < U; i++) v[i] = 0;
+  if (!ok) return;
+  if constexpr (U == 4)
+    asm volatile("ld.global.cg.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(v[0]), "=r"(v[1]), "=r"(v[2]), "=r"(v[3])
+                 : "l"(p)
+                 : "memory");
+  else
+    asm volatile("ld.global.cg.v2.u32 {%0,%1}, [%2];\n" : "=r"(v[0]), "=r"(v[1]) : "l"(p) : "memory");
 }
 
-template <int NTOK, int EPI>
+template <int NTOK, int WGS, int EPI>
 __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __half* __restrict__ x,
                                         __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra) {
   constexpr int WT = NTOK / 8, ND = NTOK / 2;  // n-tiles, accumulators per thread
@@ -132,7 +137,7 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int chunks = in / kChunk, outP = out_pad(out), stripes = outP / kStripe;
-  const int s0 = blockIdx.x * kWgStripes, n0 = blockIdx.y * NTOK;
+  const int s0 = blockIdx.x * 4 * WGS, n0 = blockIdx.y * NTOK;
   const int stripe = s0 + warp;
   const bool sok = stripe < stripes;
 
@@ -143,8 +148,9 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
 
   // x: thread row xr, part xq holds k-steps j = xq*JW .. xq*JW+JW-1; piece t
   // of chunk c is at x + row * in + 64 c + 16 t + 4 JW xq (halves).
-  const int xr = tid / X::P, xq = tid % X::P;
-  const bool xok = n0 + xr < tokens;
+  const bool xt = WGS * 128 == kWgXThreads || tid < kWgXThreads;  // stages x
+  const int xr = (tid % kWgXThreads) / X::P, xq = tid % X::P;
+  const bool xok = xt && n0 + xr < tokens;
   const __half* xsrc = x + (size_t)(xok ? n0 + xr : 0) * in + 4 * X::JW * xq;
   // Shared stores: row xr's logical 16-byte chunk 2j + h at swizzled slot
   // (2j + h) ^ (xr % 8).
@@ -155,6 +161,7 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
     for (int p = 0; p < 4; p++) ld_piece<X::U>(xv.v[p], xsrc + c * kChunk + 16 * p, xok && c < chunks);
   };
   auto store_x = [&](const X& xv, int c) {
+    if (!xt) return;
     const uint32_t st = sbase + (c % kWgStages) * SB + xdst;
 #pragma unroll
     for (int jj = 0; jj < X::JW; jj++)
@@ -245,29 +252,32 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
 
 }  // namespace awq
 
-// Kernels awq_gemm_wg<NTOK>_g128[_silu|_rope]: arguments as
-// awq_gemm_g128[_silu|_rope]; grid (ceil(OutP/16/8), ceil(tokens/NTOK)),
-// block 256, dynamic shared memory wg_shared(NTOK). in % 128 == 0.
-#define AWQ_GEMM_WG(NT)                                                                                   \
-  extern "C" __global__ void __launch_bounds__(awq::kWgThreads, 1)                                        \
-      awq_gemm_wg##NT##_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in,    \
-                             int out) {                                                                   \
-    grid_dep_launch();                                                                                    \
-    awq::gemm_wg<NT, awq::kEpiStore>(w, x, y, tokens, in, out, awq::RopeArgs());                          \
-  }                                                                                                       \
-  extern "C" __global__ void __launch_bounds__(awq::kWgThreads, 1)                                        \
-      awq_gemm_wg##NT##_g128_silu(const uint8_t* w, const __half* x, __half* act, void* ws, int tokens,     \
-                                  int in, int out) {                                                      \
-    grid_dep_launch();                                                                                    \
-    awq::gemm_wg<NT, awq::kEpiSilu>(w, x, act, tokens, in, out, awq::RopeArgs());                         \
-  }                                                                                                       \
-  extern "C" __global__ void __launch_bounds__(awq::kWgThreads, 1) awq_gemm_wg##NT##_g128_rope(          \
-      const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params, int tokens, \
-      int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {                     \
-    grid_dep_launch();                                                                                    \
-    awq::gemm_wg<NT, awq::kEpiRope>(w, x, qkv, tokens, in, out,                                           \
-                                    awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta}); \
+// Kernels awq_gemm_wg<V>_g128[_silu|_rope], V = 64, 128 (two warpgroups,
+// 8 stripes a block) or 64w4 (four warpgroups, 16 stripes, 64 tokens):
+// arguments as awq_gemm_g128[_silu|_rope]; grid (ceil(OutP/16/stripes),
+// ceil(tokens/NTOK)), block 128 x warpgroups, dynamic shared memory
+// wg_shared(NTOK). in % 128 == 0.
+#define AWQ_GEMM_WG(V, NT, WGS)                                                                              \
+  extern "C" __global__ void __launch_bounds__(WGS * 128, 1)                                                 \
+      awq_gemm_wg##V##_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in,        \
+                            int out) {                                                                       \
+    grid_dep_launch();                                                                                       \
+    awq::gemm_wg<NT, WGS, awq::kEpiStore>(w, x, y, tokens, in, out, awq::RopeArgs());                        \
+  }                                                                                                          \
+  extern "C" __global__ void __launch_bounds__(WGS * 128, 1)                                                 \
+      awq_gemm_wg##V##_g128_silu(const uint8_t* w, const __half* x, __half* act, void* ws, int tokens,         \
+                                 int in, int out) {                                                          \
+    grid_dep_launch();                                                                                       \
+    awq::gemm_wg<NT, WGS, awq::kEpiSilu>(w, x, act, tokens, in, out, awq::RopeArgs());                       \
+  }                                                                                                          \
+  extern "C" __global__ void __launch_bounds__(WGS * 128, 1) awq_gemm_wg##V##_g128_rope(                    \
+      const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params, int tokens,    \
+      int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {                        \
+    grid_dep_launch();                                                                                       \
+    awq::gemm_wg<NT, WGS, awq::kEpiRope>(w, x, qkv, tokens, in, out,                                         \
+                                         awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta}); \
   }
 
-AWQ_GEMM_WG(64)
-AWQ_GEMM_WG(128)
+AWQ_GEMM_WG(64, 64, 2)
+AWQ_GEMM_WG(128, 128, 2)
+AWQ_GEMM_WG(64w4, 64, 4)

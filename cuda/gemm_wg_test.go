@@ -15,8 +15,8 @@ import (
 // gemmWgmma). The kernel tests need an sm_90 GPU and skip elsewhere;
 // TestAWQWgmmaPlan runs anywhere.
 
-// wgTiles are the token tiles the kernels are built for.
-var wgTiles = []int{64, 128}
+// wgTiles are the variants the kernels are built for (awqWgVariants).
+var wgTiles = []string{"64", "128", "64w4"}
 
 // wgDevice is testDevice on an sm_90 GPU whose driver compiled the wgmma
 // kernels; it skips on other chips and fails where the compile failed.
@@ -32,28 +32,31 @@ func wgDevice(t *testing.T) *device {
 	return d
 }
 
-// withWgTile runs f with the wgmma token tile pinned to ntok.
-func withWgTile(ntok int, f func()) {
-	defer func(v int) { gemmWgTokens = v }(gemmWgTokens)
-	gemmWgTokens = ntok
+// withWgTile runs f with the wgmma variant pinned to v.
+func withWgTile(v string, f func()) {
+	defer func(old string) { gemmWgTiled = old }(gemmWgTiled)
+	gemmWgTiled = v
 	f()
 }
 
 func TestAWQWgmmaPlan(t *testing.T) {
 	p := &awqPacked{In: 4096, Out: 6144 + 8, Group: 128}
-	for _, ntok := range wgTiles {
-		withWgTile(ntok, func() {
+	for _, tc := range []struct {
+		v                 string
+		ntok, cols, block uint32
+	}{{"64", 64, 49, 256}, {"128", 128, 49, 256}, {"64w4", 64, 25, 512}} { // 385 stripes
+		withWgTile(tc.v, func() {
 			for _, epi := range []string{"", epiSilu, epiRope} {
 				base := awqLaunch{Kernel: "awq_gemm_g128" + epi}
 				got := awqWgmmaPlan(base, p, 300)
 				want := awqLaunch{
-					Kernel: fmt.Sprintf("awq_gemm_wg%d_g128%s", ntok, epi),
-					Grid:   [3]uint32{49, uint32((300 + ntok - 1) / ntok), 1}, // 385 stripes
-					Block:  [3]uint32{256, 1, 1},
-					Shared: uint32(4*ntok*128 + 1024),
+					Kernel: fmt.Sprintf("awq_gemm_wg%s_g128%s", tc.v, epi),
+					Grid:   [3]uint32{tc.cols, (300 + tc.ntok - 1) / tc.ntok, 1},
+					Block:  [3]uint32{tc.block, 1, 1},
+					Shared: 4*tc.ntok*128 + 1024,
 				}
 				if got != want {
-					t.Errorf("tile %d %q: %+v, want %+v", ntok, epi, got, want)
+					t.Errorf("variant %s %q: %+v, want %+v", tc.v, epi, got, want)
 				}
 				small := awqWgmmaPlan(awqLaunch{Kernel: "awq_gemm_small_g128" + epi}, p, 40)
 				if !strings.HasPrefix(small.Kernel, "awq_gemm_wg") || !strings.HasSuffix(small.Kernel, "_g128"+epi) {
@@ -108,8 +111,8 @@ func TestGemmWgmmaMatches(t *testing.T) {
 				y0 := d.mustAlloc(t, 2*T*sh.out)
 				awqLaunchTest(t, d, awqPlan(&p, T, d.cc), w, x, y0, T, sh.in, sh.out)
 				ref := d.downRaw(t, y0, 2*T*sh.out)
-				for _, ntok := range wgTiles {
-					withWgTile(ntok, func() {
+				for _, v := range wgTiles {
+					withWgTile(v, func() {
 						l := awqWgmmaPlan(awqPlan(&p, T, d.cc), &p, T)
 						y1 := d.mustAlloc(t, 2*T*sh.out)
 						awqLaunchTest(t, d, l, w, x, y1, T, sh.in, sh.out)
@@ -147,10 +150,10 @@ func TestGemmWgmmaEpilogues(t *testing.T) {
 	d := wgDevice(t)
 	rng := rand.New(rand.NewPCG(93, 94))
 	maxT := slices.Max(wgKernelTokens)
-	for _, ntok := range wgTiles {
-		withWgTile(ntok, func() {
+	for _, v := range wgTiles {
+		withWgTile(v, func() {
 			for _, sh := range siluKernelShapes {
-				t.Run(fmt.Sprintf("silu %d %+v", ntok, sh), func(t *testing.T) {
+				t.Run(fmt.Sprintf("silu %s %+v", v, sh), func(t *testing.T) {
 					d.bind(t)
 					in, inter := sh.in, sh.inter
 					_, perm := siluGateUp(t, rng, in, inter)
@@ -168,7 +171,7 @@ func TestGemmWgmmaEpilogues(t *testing.T) {
 				})
 			}
 			for _, sh := range ropeKernelShapes {
-				t.Run(fmt.Sprintf("rope %d %+v", ntok, sh), func(t *testing.T) {
+				t.Run(fmt.Sprintf("rope %s %+v", v, sh), func(t *testing.T) {
 					d.bind(t)
 					const theta = 10000
 					H, KV, D, in := sh.heads, sh.kvHeads, sh.headDim, sh.in
@@ -267,9 +270,9 @@ func closeSteps(t *testing.T, got, want [][]float32, gotName, wantName string) {
 // logs each one's kernel profile of a 512-token chunk at that context.
 func BenchmarkGemmWgmma(b *testing.B) {
 	defer func(v bool) { gemmWgmma = v }(gemmWgmma)
-	for _, ntok := range wgTiles {
-		withWgTile(ntok, func() {
-			benchKnobPrefill(b, fmt.Sprintf("wgmma%d", ntok), func(on bool) { gemmWgmma = on }, func(e *Engine) bool { return e.gemmWgmma }, nil)
+	for _, v := range wgTiles {
+		withWgTile(v, func() {
+			benchKnobPrefill(b, "wgmma"+v, func(on bool) { gemmWgmma = on }, func(e *Engine) bool { return e.gemmWgmma }, nil)
 		})
 	}
 }
