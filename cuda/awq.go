@@ -532,6 +532,10 @@ var awqWgVariants = map[string]struct{ tokens, groups int }{
 	"64":   {64, 2},
 	"128":  {128, 2},
 	"64w4": {64, 4},
+	// x of the chunk after next stored before waiting for the last one's
+	// wgmmas (EARLY in the kernel).
+	"64e":   {64, 2},
+	"64w4e": {64, 4},
 }
 
 // awqWgStages is kWgStages: x tiles in flight per block.

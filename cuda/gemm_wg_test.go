@@ -1,9 +1,12 @@
 package cuda
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +19,7 @@ import (
 // TestAWQWgmmaPlan runs anywhere.
 
 // wgTiles are the variants the kernels are built for (awqWgVariants).
-var wgTiles = []string{"64", "128", "64w4"}
+var wgTiles = []string{"64", "128", "64w4", "64e", "64w4e"}
 
 // wgDevice is testDevice on an sm_90 GPU whose driver compiled the wgmma
 // kernels; it skips on other chips and fails where the compile failed.
@@ -274,5 +277,90 @@ func BenchmarkGemmWgmma(b *testing.B) {
 		withWgTile(v, func() {
 			benchKnobPrefill(b, "wgmma"+v, func(on bool) { gemmWgmma = on }, func(e *Engine) bool { return e.gemmWgmma }, nil)
 		})
+	}
+}
+
+// BenchmarkGemmWgmmaKernels times each prefill GEMM kernel alone on
+// OpenHermes' four linears (random group-128 weights) at 512 tokens: the
+// mma.sync GEMM (awqPlan) and each wgmma variant, 20 launches between two
+// events per sample, reported as µs per launch and TFLOP/s.
+func BenchmarkGemmWgmmaKernels(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	d, err := openDevice(0)
+	if errors.Is(err, ErrNoGPU) {
+		b.Skip(err.Error())
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.close()
+	if d.cc != 90 || !d.hasKernel("awq_gemm_wg128_g128") {
+		b.Skipf("no wgmma kernels on sm_%d: %v", d.cc, d.jitErr)
+	}
+	const T, launches = 512, 20
+	rng := rand.New(rand.NewPCG(95, 96))
+	for _, sh := range []struct {
+		name    string
+		in, out int
+	}{{"qkv", 4096, 6144}, {"o", 4096, 4096}, {"gateup", 4096, 28672}, {"down", 14336, 4096}} {
+		p, err := packAWQ(randomAWQ(rng, sh.in, sh.out, 128))
+		if err != nil {
+			b.Fatal(err)
+		}
+		w, err1 := d.alloc(int64(len(p.Bytes)), "bench weights")
+		x, err2 := d.alloc(int64(2*T*sh.in), "bench x")
+		y, err3 := d.alloc(int64(2*T*sh.out), "bench y")
+		if err := errors.Join(err1, err2, err3); err != nil {
+			b.Fatal(err)
+		}
+		xs := make([]byte, 2*T*sh.in)
+		for i := 0; i < len(xs); i += 2 {
+			binary.LittleEndian.PutUint16(xs[i:], f2h(rng.Float32()*2-1))
+		}
+		if err := errors.Join(d.upload(w, p.Bytes), d.upload(x, xs)); err != nil {
+			b.Fatal(err)
+		}
+		plans := map[string]awqLaunch{"mma.sync": awqPlan(&p, T, d.cc)}
+		for _, v := range wgTiles {
+			withWgTile(v, func() { plans["wg"+v] = awqWgmmaPlan(awqPlan(&p, T, d.cc), &p, T) })
+		}
+		for _, name := range append([]string{"mma.sync"}, func() (s []string) {
+			for _, v := range wgTiles {
+				s = append(s, "wg"+v)
+			}
+			return
+		}()...) {
+			l := plans[name]
+			b.Run(sh.name+"/"+name, func(b *testing.B) {
+				tm, err := d.newTimer()
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer tm.destroy()
+				var ms float64
+				for b.Loop() {
+					if err := d.start(tm); err != nil {
+						b.Fatal(err)
+					}
+					for range launches {
+						if err := d.launch(l.Kernel, launchShape{Grid: l.Grid, Block: l.Block, Shared: l.Shared}, "bench", w, x, y, devPtr(0), T, sh.in, sh.out); err != nil {
+							b.Fatal(err)
+						}
+					}
+					t, err := d.stop(tm)
+					if err != nil {
+						b.Fatal(err)
+					}
+					ms += t
+				}
+				us := ms * 1e3 / float64(b.N*launches)
+				b.ReportMetric(us, "us/launch")
+				b.ReportMetric(2*float64(T)*float64(sh.in)*float64(sh.out)/us/1e6, "TFLOP/s")
+			})
+		}
+		if err := errors.Join(d.free(w), d.free(x), d.free(y)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -109,11 +109,11 @@ func TestMain(m *testing.M) {
 	case "0":
 		gemmWgmma = false
 		fmt.Fprintln(os.Stderr, "wgmma prefill GEMM off")
-	case "64", "128", "64w4":
+	case "64", "128", "64w4", "64e", "64w4e":
 		gemmWgTiled = v
 		fmt.Fprintf(os.Stderr, "wgmma prefill GEMM, variant %s\n", v)
 	default:
-		fmt.Fprintf(os.Stderr, "BRIEF_GEMM_WGMMA=%q: want 0, 1, 64, 128 or 64w4\n", v)
+		fmt.Fprintf(os.Stderr, "BRIEF_GEMM_WGMMA=%q: want 0, 1 or a variant of awqWgVariants\n", v)
 		os.Exit(2)
 	}
 	os.Exit(m.Run())
