@@ -527,23 +527,32 @@ var (
 )
 
 // awqWgVariants are the wgmma kernels' tiles, by the name's variant:
-// tokens per block and warpgroups per block (4 stripes each).
-var awqWgVariants = map[string]struct{ tokens, groups int }{
-	"64":   {64, 2},
-	"128":  {128, 2},
-	"64w4": {64, 4},
+// tokens per block, warpgroups per block (4 stripes each), and whether x
+// is copied by cp.async (XCP in the kernel: six stages, else four).
+var awqWgVariants = map[string]struct {
+	tokens, groups int
+	xcp            bool
+}{
+	"64":   {64, 2, false},
+	"128":  {128, 2, false},
+	"64w4": {64, 4, false},
 	// x of the chunk after next stored before waiting for the last one's
 	// wgmmas (EARLY in the kernel).
-	"64e":   {64, 2},
-	"64w4e": {64, 4},
+	"64e":   {64, 2, false},
+	"64w4e": {64, 4, false},
+	"64w4c": {64, 4, true},
+	"128c":  {128, 2, true},
 }
 
-// awqWgStages is kWgStages: x tiles in flight per block.
-const awqWgStages = 4
-
 // awqWgShared is the dynamic shared memory of a wgmma GEMM block: the x
-// stages and 1 KB to align them.
-func awqWgShared(ntok int) uint32 { return uint32(awqWgStages*ntok*128 + 1024) }
+// stages (wg_stages) and 1 KB to align them.
+func awqWgShared(ntok int, xcp bool) uint32 {
+	stages := 4
+	if xcp {
+		stages = 6
+	}
+	return uint32(stages*ntok*128 + 1024)
+}
 
 // awqWgTile is the wgmma GEMM variant for tokens rows: the default, or the
 // one gemmWgTiled pins.
@@ -551,7 +560,7 @@ func awqWgTile(tokens int) string {
 	if gemmWgTiled != "" {
 		return gemmWgTiled
 	}
-	return "64"
+	return "64w4"
 }
 
 // awqWgmmaPlan moves base, a group-128 GEMM launch (awqPlan or
@@ -576,6 +585,6 @@ func awqWgmmaPlan(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
 		Kernel: "awq_gemm_wg" + v + "_g128" + base.Kernel[i+len("_g128"):],
 		Grid:   [3]uint32{uint32((stripes + per - 1) / per), uint32((tokens + tile.tokens - 1) / tile.tokens), 1},
 		Block:  [3]uint32{uint32(128 * tile.groups), 1, 1},
-		Shared: awqWgShared(tile.tokens),
+		Shared: awqWgShared(tile.tokens, tile.xcp),
 	}
 }

@@ -39,7 +39,8 @@ constexpr int kWgStages = 4;
 
 // Dynamic shared memory of a block: the stages, plus room to align them to
 // 1024 bytes (the 128-byte swizzle repeats every 8 rows of 128 bytes).
-__host__ __device__ constexpr int wg_shared(int ntok) { return kWgStages * ntok * 128 + 1024; }
+__host__ __device__ constexpr int wg_stages(bool xcp) { return xcp ? 6 : kWgStages; }
+__host__ __device__ constexpr int wg_shared(int ntok, bool xcp) { return wg_stages(xcp) * ntok * 128 + 1024; }
 
 // wgmma_m64n64: d (64 x 64 fp32; this warp's 16 rows) += A (64 x 16 fp16
 // from registers; per warp, mma.sync's A fragment) x B (16 x 64 fp16 in
@@ -125,12 +126,16 @@ __device__ __forceinline__ void ld_piece(uint32_t (&v)[U], const __half* p, bool
     asm volatile("ld.global.cg.v2.u32 {%0,%1}, [%2];\n" : "=r"(v[0]), "=r"(v[1]) : "l"(p) : "memory");
 }
 
-template <int NTOK, int WGS, int EPI, bool EARLY>
+template <int NTOK, int WGS, int EPI, bool EARLY, bool XCP>
 __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __half* __restrict__ x,
                                         __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra) {
   constexpr int WT = NTOK / 8, ND = NTOK / 2;  // n-tiles, accumulators per thread
   using X = WgX<NTOK>;
   constexpr int SB = NTOK * 128;  // bytes per stage
+  // Stages, and how many chunks ahead x is copied (XCP) or stored: the
+  // stage written at chunk c last held chunk c+D-S, which every warpgroup
+  // finished before the barrier of chunk c-1 (it had waited for c-2).
+  constexpr int S = wg_stages(XCP), D = S - 2;
   extern __shared__ __align__(16) uint8_t smem[];
   const uint32_t sbase = (smem_addr(smem) + 1023) & ~1023u;
 
@@ -162,7 +167,7 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
   };
   auto store_x = [&](const X& xv, int c) {
     if (!xt) return;
-    const uint32_t st = sbase + (c % kWgStages) * SB + xdst;
+    const uint32_t st = sbase + (c % S) * SB + xdst;
 #pragma unroll
     for (int jj = 0; jj < X::JW; jj++)
 #pragma unroll
@@ -181,6 +186,27 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
       z0 = zp[0];
       z1 = zp[8];
     }
+  };
+  // XCP: x goes to shared memory by 4-byte cp.async, permuted on the way.
+  // Lane l of warp w copies logical unit l (chunk l/4 = 2j+h, t = l%4) of
+  // rows w, w + warps, ...: input unit 8t + 2j + h of the row.
+  constexpr int WARPS = WGS * 4, XR = NTOK / WARPS;  // rows per warp
+  const int cl = lane;
+  const uint32_t cdst = warp * 128 + ((((cl >> 2) ^ (warp & 7))) << 4) + (cl & 3) * 4;
+  const __half* csrc = x + (size_t)(n0 + warp) * in + 2 * (8 * (cl & 3) + (cl >> 2));
+  auto copy_x = [&](int c) {
+    if (c < chunks) {
+      const uint32_t st = sbase + (c % S) * SB + cdst;
+#pragma unroll
+      for (int r = 0; r < XR; r++) {
+        const bool ok = n0 + warp + r * WARPS < tokens;
+        const __half* src = ok ? csrc + (size_t)r * WARPS * in + c * kChunk : x;
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(st + r * WARPS * 128), "l"(src),
+                     "r"(ok ? 4 : 0)
+                     : "memory");
+      }
+    }
+    cp_async_commit_group();
   };
   auto dequant_chunk = [&](uint32_t (&a)[4][4], const uint4& q, uint32_t z0, uint32_t z1) {
     dequant16(q.x, z0, z1, a[0]);
@@ -204,12 +230,18 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
   load_w(wq[0], z[0][0], z[0][1], 0);
   load_w(wq[1], z[1][0], z[1][1], 1);
   grid_dep_wait();
-  load_x(xv[0], 0);
-  load_x(xv[1], 1);
-  store_x(xv[0], 0);
-  store_x(xv[1], 1);
-  load_x(xv[0], 2);
-  load_x(xv[1], 3);
+  if constexpr (XCP) {
+#pragma unroll
+    for (int c = 0; c < D; c++) copy_x(c);
+    cp_async_wait_group<D - 1>();  // chunk 0 landed
+  } else {
+    load_x(xv[0], 0);
+    load_x(xv[1], 1);
+    store_x(xv[0], 0);
+    store_x(xv[1], 1);
+    load_x(xv[0], 2);
+    load_x(xv[1], 3);
+  }
   dequant_chunk(a[0], wq[0], z[0][0], z[0][1]);
   load_w(wq[0], z[0][0], z[0][1], 2);
   fence_proxy_async();
@@ -218,7 +250,7 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
   // One chunk: B = parity's stage; after the wgmmas, work for later chunks.
   auto step = [&](int c, uint32_t (&acur)[4][4], uint32_t (&anext)[4][4], uint4& wnext, uint32_t (&znext)[2],
                   X& xcur) {
-    const uint32_t st = sbase + (c % kWgStages) * SB;
+    const uint32_t st = sbase + (c % S) * SB;
     keep(d);
     keep(acur);
     wgmma_fence();
@@ -230,7 +262,8 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
         wgmma_m64n64(d, acur[j], wg_desc(st + 32 * j));
     }
     wgmma_commit();
-    if constexpr (EARLY) {
+    if constexpr (XCP) copy_x(c + D);
+    if constexpr (EARLY && !XCP) {
       // x of chunk c+2 goes to the stage chunk c-2 used, which every
       // warpgroup finished before the last barrier: no need to wait first.
       if (c + 2 < chunks) store_x(xcur, c + 2);
@@ -240,7 +273,9 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
     keep(anext);
     if (c + 1 < chunks) dequant_chunk(anext, wnext, znext[0], znext[1]);
     load_w(wnext, znext[0], znext[1], c + 3);
-    if constexpr (!EARLY) {
+    if constexpr (XCP) {
+      cp_async_wait_group<D - 1>();  // chunk c+1 landed
+    } else if constexpr (!EARLY) {
       if (c + 2 < chunks) store_x(xcur, c + 2);
       load_x(xcur, c + 4);
     }
@@ -262,33 +297,36 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
 
 // Kernels awq_gemm_wg<V>_g128[_silu|_rope], V = 64, 128 (two warpgroups,
 // 8 stripes a block) or 64w4 (four warpgroups, 16 stripes, 64 tokens), and
-// with an e the same with x stored before the wait (EARLY):
+// with an e the same with x stored before the wait (EARLY), with a c x
+// copied by cp.async into six stages (XCP):
 // arguments as awq_gemm_g128[_silu|_rope]; grid (ceil(OutP/16/stripes),
 // ceil(tokens/NTOK)), block 128 x warpgroups, dynamic shared memory
-// wg_shared(NTOK). in % 128 == 0.
-#define AWQ_GEMM_WG(V, NT, WGS, EARLY)                                                                              \
+// wg_shared(NTOK, XCP). in % 128 == 0.
+#define AWQ_GEMM_WG(V, NT, WGS, EARLY, XCP)                                                                              \
   extern "C" __global__ void __launch_bounds__(WGS * 128, 1)                                                 \
       awq_gemm_wg##V##_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in,        \
                             int out) {                                                                       \
     grid_dep_launch();                                                                                       \
-    awq::gemm_wg<NT, WGS, awq::kEpiStore, EARLY>(w, x, y, tokens, in, out, awq::RopeArgs());                        \
+    awq::gemm_wg<NT, WGS, awq::kEpiStore, EARLY, XCP>(w, x, y, tokens, in, out, awq::RopeArgs());                        \
   }                                                                                                          \
   extern "C" __global__ void __launch_bounds__(WGS * 128, 1)                                                 \
       awq_gemm_wg##V##_g128_silu(const uint8_t* w, const __half* x, __half* act, void* ws, int tokens,         \
                                  int in, int out) {                                                          \
     grid_dep_launch();                                                                                       \
-    awq::gemm_wg<NT, WGS, awq::kEpiSilu, EARLY>(w, x, act, tokens, in, out, awq::RopeArgs());                       \
+    awq::gemm_wg<NT, WGS, awq::kEpiSilu, EARLY, XCP>(w, x, act, tokens, in, out, awq::RopeArgs());                       \
   }                                                                                                          \
   extern "C" __global__ void __launch_bounds__(WGS * 128, 1) awq_gemm_wg##V##_g128_rope(                    \
       const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params, int tokens,    \
       int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {                        \
     grid_dep_launch();                                                                                       \
-    awq::gemm_wg<NT, WGS, awq::kEpiRope, EARLY>(w, x, qkv, tokens, in, out,                                         \
+    awq::gemm_wg<NT, WGS, awq::kEpiRope, EARLY, XCP>(w, x, qkv, tokens, in, out,                                         \
                                          awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta}); \
   }
 
-AWQ_GEMM_WG(64, 64, 2, false)
-AWQ_GEMM_WG(128, 128, 2, false)
-AWQ_GEMM_WG(64w4, 64, 4, false)
-AWQ_GEMM_WG(64e, 64, 2, true)
-AWQ_GEMM_WG(64w4e, 64, 4, true)
+AWQ_GEMM_WG(64, 64, 2, false, false)
+AWQ_GEMM_WG(128, 128, 2, false, false)
+AWQ_GEMM_WG(64w4, 64, 4, false, false)
+AWQ_GEMM_WG(64e, 64, 2, true, false)
+AWQ_GEMM_WG(64w4e, 64, 4, true, false)
+AWQ_GEMM_WG(64w4c, 64, 4, false, true)
+AWQ_GEMM_WG(128c, 128, 2, false, true)

@@ -19,7 +19,7 @@ import (
 // TestAWQWgmmaPlan runs anywhere.
 
 // wgTiles are the variants the kernels are built for (awqWgVariants).
-var wgTiles = []string{"64", "128", "64w4", "64e", "64w4e"}
+var wgTiles = []string{"64", "128", "64w4", "64e", "64w4e", "64w4c", "128c"}
 
 // wgDevice is testDevice on an sm_90 GPU whose driver compiled the wgmma
 // kernels; it skips on other chips and fails where the compile failed.
@@ -47,7 +47,8 @@ func TestAWQWgmmaPlan(t *testing.T) {
 	for _, tc := range []struct {
 		v                 string
 		ntok, cols, block uint32
-	}{{"64", 64, 49, 256}, {"128", 128, 49, 256}, {"64w4", 64, 25, 512}} { // 385 stripes
+		stages            uint32
+	}{{"64", 64, 49, 256, 4}, {"128", 128, 49, 256, 4}, {"64w4", 64, 25, 512, 4}, {"64w4c", 64, 25, 512, 6}, {"128c", 128, 49, 256, 6}} { // 385 stripes
 		withWgTile(tc.v, func() {
 			for _, epi := range []string{"", epiSilu, epiRope} {
 				base := awqLaunch{Kernel: "awq_gemm_g128" + epi}
@@ -56,7 +57,7 @@ func TestAWQWgmmaPlan(t *testing.T) {
 					Kernel: fmt.Sprintf("awq_gemm_wg%s_g128%s", tc.v, epi),
 					Grid:   [3]uint32{tc.cols, (300 + tc.ntok - 1) / tc.ntok, 1},
 					Block:  [3]uint32{tc.block, 1, 1},
-					Shared: 4*tc.ntok*128 + 1024,
+					Shared: tc.stages*tc.ntok*128 + 1024,
 				}
 				if got != want {
 					t.Errorf("variant %s %q: %+v, want %+v", tc.v, epi, got, want)
@@ -269,11 +270,16 @@ func closeSteps(t *testing.T, got, want [][]float32, gotName, wantName string) {
 
 // BenchmarkGemmWgmma times the reference prompt's 6,435-token prefill on
 // the synthetic 7B ($BRIEF_SYNTH_DIR, see benchModel) with the mma.sync
-// GEMM and the wgmma GEMM of each token tile, one engine at a time, and
-// logs each one's kernel profile of a 512-token chunk at that context.
+// GEMM and the wgmma GEMM of each variant (only the one BRIEF_GEMM_WGMMA
+// pins, if it does), one engine at a time, and logs each one's kernel
+// profile of a 512-token chunk at that context.
 func BenchmarkGemmWgmma(b *testing.B) {
 	defer func(v bool) { gemmWgmma = v }(gemmWgmma)
-	for _, v := range wgTiles {
+	variants := wgTiles
+	if gemmWgTiled != "" {
+		variants = []string{gemmWgTiled}
+	}
+	for _, v := range variants {
 		withWgTile(v, func() {
 			benchKnobPrefill(b, "wgmma"+v, func(on bool) { gemmWgmma = on }, func(e *Engine) bool { return e.gemmWgmma }, nil)
 		})
@@ -333,6 +339,12 @@ func BenchmarkGemmWgmmaKernels(b *testing.B) {
 		}()...) {
 			l := plans[name]
 			b.Run(sh.name+"/"+name, func(b *testing.B) {
+				// Sub-benchmarks run on their own goroutines.
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				if err := d.makeCurrent(); err != nil {
+					b.Fatal(err)
+				}
 				tm, err := d.newTimer()
 				if err != nil {
 					b.Fatal(err)
