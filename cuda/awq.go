@@ -533,15 +533,10 @@ var awqWgVariants = map[string]struct {
 	tokens, groups int
 	xcp            bool
 }{
-	"64":   {64, 2, false},
-	"128":  {128, 2, false},
-	"64w4": {64, 4, false},
-	// x of the chunk after next stored before waiting for the last one's
-	// wgmmas (EARLY in the kernel).
-	"64e":   {64, 2, false},
-	"64w4e": {64, 4, false},
+	"64":    {64, 2, false},
+	"128":   {128, 2, false},
+	"64w4":  {64, 4, false},
 	"64w4c": {64, 4, true},
-	"128c":  {128, 2, true},
 }
 
 // awqWgShared is the dynamic shared memory of a wgmma GEMM block: the x
@@ -554,9 +549,9 @@ func awqWgShared(ntok int, xcp bool) uint32 {
 	return uint32(stages*ntok*128 + 1024)
 }
 
-// awqWgTile is the wgmma GEMM variant for tokens rows: the default, or the
-// one gemmWgTiled pins.
-func awqWgTile(tokens int) string {
+// awqWgTile is the wgmma GEMM variant: 64w4 (the fastest 6,435-token
+// prefill, NOTES-gemm-wgmma.md), or the one gemmWgTiled pins.
+func awqWgTile() string {
 	if gemmWgTiled != "" {
 		return gemmWgTiled
 	}
@@ -575,7 +570,7 @@ func awqWgmmaPlan(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
 	if !strings.HasPrefix(base.Kernel, "awq_gemm") || i < 0 {
 		return base
 	}
-	v := awqWgTile(tokens)
+	v := awqWgTile()
 	tile, ok := awqWgVariants[v]
 	if !ok {
 		return base

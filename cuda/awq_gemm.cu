@@ -21,8 +21,9 @@
 //   TFLOP/s on an H200); every tile shape tried lands at 250-275 TFLOP/s at
 //   512 tokens: per HMMA the warps still issue ~3 other instructions
 //   (dequantization, shared loads, copies) and stall on the per-chunk
-//   barrier. What would pay next: a producer warp that dequantizes each
-//   stripe once into fp16 shared memory for ldmatrix, or wgmma (sm_90a).
+//   barrier. On sm_90 the engine runs the wgmma kernels of
+//   awq_gemm_wg.sm90a.cu instead (NOTES-gemm-wgmma.md); this one serves
+//   every other chip and groups 32 and 64.
 #include "awq_common.cuh"
 #include "awq_epilogue.cuh"
 

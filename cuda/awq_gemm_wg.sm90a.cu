@@ -26,7 +26,10 @@
 //   then, while they run, waits for chunk c-1's (wgmma.wait_group 1),
 //   dequantizes chunk c+1 into the other A buffer, stores x of chunk c+2
 //   into the stage chunk c-2 used, and loads x of chunk c+4 and the weights
-//   of chunk c+3 into registers. One barrier per chunk.
+//   of chunk c+3 into registers. One barrier per chunk. The XCP variant
+//   copies x by 4-byte cp.async instead (the permutation is in the copy's
+//   addresses), four chunks ahead into six stages, with no x registers.
+// - Variants and figures: NOTES-gemm-wgmma.md.
 // - The sums are fp32 over the chunks' k-steps in order, as the mma.sync
 //   kernel adds them; the epilogues are gemm_store's (awq_epilogue.cuh).
 #include "awq_common.cuh"
@@ -126,7 +129,7 @@ __device__ __forceinline__ void ld_piece(uint32_t (&v)[U], const __half* p, bool
     asm volatile("ld.global.cg.v2.u32 {%0,%1}, [%2];\n" : "=r"(v[0]), "=r"(v[1]) : "l"(p) : "memory");
 }
 
-template <int NTOK, int WGS, int EPI, bool EARLY, bool XCP>
+template <int NTOK, int WGS, int EPI, bool XCP>
 __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __half* __restrict__ x,
                                         __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra) {
   constexpr int WT = NTOK / 8, ND = NTOK / 2;  // n-tiles, accumulators per thread
@@ -263,19 +266,13 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
     }
     wgmma_commit();
     if constexpr (XCP) copy_x(c + D);
-    if constexpr (EARLY && !XCP) {
-      // x of chunk c+2 goes to the stage chunk c-2 used, which every
-      // warpgroup finished before the last barrier: no need to wait first.
-      if (c + 2 < chunks) store_x(xcur, c + 2);
-      load_x(xcur, c + 4);
-    }
     wgmma_wait<1>();  // chunk c-1's wgmmas are done: anext and its stage are free
     keep(anext);
     if (c + 1 < chunks) dequant_chunk(anext, wnext, znext[0], znext[1]);
     load_w(wnext, znext[0], znext[1], c + 3);
     if constexpr (XCP) {
       cp_async_wait_group<D - 1>();  // chunk c+1 landed
-    } else if constexpr (!EARLY) {
+    } else {
       if (c + 2 < chunks) store_x(xcur, c + 2);
       load_x(xcur, c + 4);
     }
@@ -296,37 +293,34 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
 }  // namespace awq
 
 // Kernels awq_gemm_wg<V>_g128[_silu|_rope], V = 64, 128 (two warpgroups,
-// 8 stripes a block) or 64w4 (four warpgroups, 16 stripes, 64 tokens), and
-// with an e the same with x stored before the wait (EARLY), with a c x
-// copied by cp.async into six stages (XCP):
+// 8 stripes a block) or 64w4 (four warpgroups, 16 stripes, 64 tokens,
+// the default), and 64w4c, 64w4 with x copied by cp.async into six stages
+// (XCP):
 // arguments as awq_gemm_g128[_silu|_rope]; grid (ceil(OutP/16/stripes),
 // ceil(tokens/NTOK)), block 128 x warpgroups, dynamic shared memory
 // wg_shared(NTOK, XCP). in % 128 == 0.
-#define AWQ_GEMM_WG(V, NT, WGS, EARLY, XCP)                                                                              \
+#define AWQ_GEMM_WG(V, NT, WGS, XCP)                                                                              \
   extern "C" __global__ void __launch_bounds__(WGS * 128, 1)                                                 \
       awq_gemm_wg##V##_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in,        \
                             int out) {                                                                       \
     grid_dep_launch();                                                                                       \
-    awq::gemm_wg<NT, WGS, awq::kEpiStore, EARLY, XCP>(w, x, y, tokens, in, out, awq::RopeArgs());                        \
+    awq::gemm_wg<NT, WGS, awq::kEpiStore, XCP>(w, x, y, tokens, in, out, awq::RopeArgs());                        \
   }                                                                                                          \
   extern "C" __global__ void __launch_bounds__(WGS * 128, 1)                                                 \
       awq_gemm_wg##V##_g128_silu(const uint8_t* w, const __half* x, __half* act, void* ws, int tokens,         \
                                  int in, int out) {                                                          \
     grid_dep_launch();                                                                                       \
-    awq::gemm_wg<NT, WGS, awq::kEpiSilu, EARLY, XCP>(w, x, act, tokens, in, out, awq::RopeArgs());                       \
+    awq::gemm_wg<NT, WGS, awq::kEpiSilu, XCP>(w, x, act, tokens, in, out, awq::RopeArgs());                       \
   }                                                                                                          \
   extern "C" __global__ void __launch_bounds__(WGS * 128, 1) awq_gemm_wg##V##_g128_rope(                    \
       const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params, int tokens,    \
       int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {                        \
     grid_dep_launch();                                                                                       \
-    awq::gemm_wg<NT, WGS, awq::kEpiRope, EARLY, XCP>(w, x, qkv, tokens, in, out,                                         \
+    awq::gemm_wg<NT, WGS, awq::kEpiRope, XCP>(w, x, qkv, tokens, in, out,                                         \
                                          awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta}); \
   }
 
-AWQ_GEMM_WG(64, 64, 2, false, false)
-AWQ_GEMM_WG(128, 128, 2, false, false)
-AWQ_GEMM_WG(64w4, 64, 4, false, false)
-AWQ_GEMM_WG(64e, 64, 2, true, false)
-AWQ_GEMM_WG(64w4e, 64, 4, true, false)
-AWQ_GEMM_WG(64w4c, 64, 4, false, true)
-AWQ_GEMM_WG(128c, 128, 2, false, true)
+AWQ_GEMM_WG(64, 64, 2, false)
+AWQ_GEMM_WG(128, 128, 2, false)
+AWQ_GEMM_WG(64w4, 64, 4, false)
+AWQ_GEMM_WG(64w4c, 64, 4, true)

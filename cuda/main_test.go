@@ -109,7 +109,7 @@ func TestMain(m *testing.M) {
 	case "0":
 		gemmWgmma = false
 		fmt.Fprintln(os.Stderr, "wgmma prefill GEMM off")
-	case "64", "128", "64w4", "64e", "64w4e", "64w4c", "128c":
+	case "64", "128", "64w4", "64w4c":
 		gemmWgTiled = v
 		fmt.Fprintf(os.Stderr, "wgmma prefill GEMM, variant %s\n", v)
 	default:
