@@ -8,6 +8,7 @@
 #pragma once
 #include <cuda_fp16.h>
 
+#include "awq_common.cuh"
 #include "common.cuh"
 #include "rope.cuh"
 #include "silu.cuh"
@@ -66,6 +67,76 @@ __device__ __forceinline__ void rope_pair_store(__half* __restrict__ y, const Ro
     __half* v = ra.vc + (size_t)head * ra.cap * D + slot;
     v[d] = h1;
     v[d + 8] = h2;
+  }
+}
+
+// What a GEMM does with its fp32 sums (gemm_store's EPI): store y, or, on
+// weights packed in a fused column order, the fused-SiLU or fused-RoPE
+// epilogue (NOTES-gemm-epilogue.md).
+constexpr int kEpiStore = 0, kEpiSilu = 1, kEpiRope = 2;
+
+// gemm_store ends a GEMM warp (awq_gemm.cu's mma.sync kernel and
+// awq_gemm_wg.sm90a.cu's wgmma kernel, whose accumulators have the same
+// layout): acc[i][nt][v] is stripe sb+i's row g (+8 for v >= 2) for token
+// nb + 8*nt + 2t (+1 for odd v). kEpiStore writes y (tokens, out); in the
+// fused orders rows g and g+8 are one pair, so v and v+2 (v = 0, 1) are one
+// token's pair, each rounded to fp16 as the plain store rounds it before the
+// pair is combined: kEpiSilu writes the activations (tokens, out/2),
+// kEpiRope q|k|v into y and the caches of ra.
+template <int EPI, int WS, int WT>
+__device__ __forceinline__ void gemm_store(const float (&acc)[WS][WT][4], __half* __restrict__ y, int sb, int nb,
+                                           int g, int t, int tokens, int out, const RopeArgs& ra) {
+  if constexpr (EPI == kEpiSilu) {
+    // siluOrder: stripe s holds gate 8s..8s+7 in rows 0..7 and up in 8..15;
+    // act gets silu_mul's value (silu.cuh: silu_gate).
+    const int inter = out / 2;
+#pragma unroll
+    for (int i = 0; i < WS; i++) {
+      const int j = (sb + i) * (kStripe / 2) + g;
+#pragma unroll
+      for (int nt = 0; nt < WT; nt++) {
+#pragma unroll
+        for (int v = 0; v < 2; v++) {
+          const int tok = nb + nt * 8 + 2 * t + v;
+          if (j < inter && tok < tokens)
+            y[(size_t)tok * inter + j] =
+                silu_gate(__float2half_rn(acc[i][nt][v]), __float2half_rn(acc[i][nt][v + 2]));
+        }
+      }
+    }
+  } else if constexpr (EPI == kEpiRope) {
+    // ropeOrder: rope_pair_store rotates and writes as rope_append does.
+    // A thread's pairs in one stripe share the column pair, so its
+    // frequency is computed once (v stripes compute an unused one).
+    const int pos0 = ra.params[kParamPos];
+#pragma unroll
+    for (int i = 0; i < WS; i++) {
+      const int col0 = (sb + i) * kStripe;
+      const float inv_freq = rope_inv_freq(rope_pair_col(col0, g, ra.head_dim), ra.head_dim, ra.theta);
+#pragma unroll
+      for (int nt = 0; nt < WT; nt++) {
+#pragma unroll
+        for (int v = 0; v < 2; v++) {
+          const int tok = nb + nt * 8 + 2 * t + v;
+          if (col0 < out && tok < tokens)
+            rope_pair_store(y, ra, __float2half_rn(acc[i][nt][v]), __float2half_rn(acc[i][nt][v + 2]), tok,
+                            pos0 + tok, col0, g, inv_freq, out);
+        }
+      }
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < WS; i++) {
+#pragma unroll
+      for (int nt = 0; nt < WT; nt++) {
+#pragma unroll
+        for (int v = 0; v < 4; v++) {
+          const int col = (sb + i) * kStripe + g + (v >= 2 ? 8 : 0);
+          const int tok = nb + nt * 8 + 2 * t + (v & 1);
+          if (col < out && tok < tokens) y[(size_t)tok * out + col] = __float2half_rn(acc[i][nt][v]);
+        }
+      }
+    }
   }
 }
 

@@ -21,19 +21,15 @@
 //   TFLOP/s on an H200); every tile shape tried lands at 250-275 TFLOP/s at
 //   512 tokens: per HMMA the warps still issue ~3 other instructions
 //   (dequantization, shared loads, copies) and stall on the per-chunk
-//   barrier. What would pay next: a producer warp that dequantizes each
-//   stripe once into fp16 shared memory for ldmatrix, or wgmma (sm_90a).
+//   barrier. On sm_90 the engine runs the wgmma kernels of
+//   awq_gemm_wg.sm90a.cu instead (NOTES-gemm-wgmma.md); this one serves
+//   every other chip and groups 32 and 64.
 #include "awq_common.cuh"
 #include "awq_epilogue.cuh"
 
 namespace awq {
 
 constexpr int kGemmXStride = 72;  // halves per x row in shared memory (64 + 8 pad)
-
-// What a GEMM does with its fp32 sums (gemm's EPI): store y, or, on
-// weights packed in a fused column order, the fused-SiLU or fused-RoPE
-// epilogue (NOTES-gemm-epilogue.md).
-constexpr int kEpiStore = 0, kEpiSilu = 1, kEpiRope = 2;
 
 __host__ __device__ constexpr int gemm_stage_bytes(int ms, int ntok) {
   return ms * 512 + ntok * kGemmXStride * 2 + 2 * ms * kStripe * 4;
@@ -165,62 +161,7 @@ __device__ __forceinline__ void gemm(const uint8_t* __restrict__ w, const __half
   }
   cp_async_wait_group<0>();
 
-  // Accumulator v of acc[i][nt]: stripe row g (+8 for v >= 2), token
-  // 2t (+1 for odd v) of the n-tile. In the fused orders rows g and g+8 are
-  // one pair, so v and v+2 (v = 0, 1) are one token's pair; each is rounded
-  // to fp16 as the plain store rounds it before the pair is combined.
-  if constexpr (EPI == kEpiSilu) {
-    // siluOrder: stripe s holds gate 8s..8s+7 in rows 0..7 and up in 8..15;
-    // act (tokens, out/2) gets silu_mul's value (silu.cuh: silu_gate).
-    const int inter = out / 2;
-#pragma unroll
-    for (int i = 0; i < WS; i++) {
-      const int j = (s0 + wm * WS + i) * (kStripe / 2) + g;
-#pragma unroll
-      for (int nt = 0; nt < WT; nt++) {
-#pragma unroll
-        for (int v = 0; v < 2; v++) {
-          const int tok = n0 + (wn * WT + nt) * 8 + 2 * t + v;
-          if (j < inter && tok < tokens)
-            y[(size_t)tok * inter + j] =
-                silu_gate(__float2half_rn(acc[i][nt][v]), __float2half_rn(acc[i][nt][v + 2]));
-        }
-      }
-    }
-  } else if constexpr (EPI == kEpiRope) {
-    // ropeOrder: rope_pair_store rotates and writes as rope_append does.
-    // A thread's pairs in one stripe share the column pair, so its
-    // frequency is computed once (v stripes compute an unused one).
-    const int pos0 = ra.params[kParamPos];
-#pragma unroll
-    for (int i = 0; i < WS; i++) {
-      const int col0 = (s0 + wm * WS + i) * kStripe;
-      const float inv_freq = rope_inv_freq(rope_pair_col(col0, g, ra.head_dim), ra.head_dim, ra.theta);
-#pragma unroll
-      for (int nt = 0; nt < WT; nt++) {
-#pragma unroll
-        for (int v = 0; v < 2; v++) {
-          const int tok = n0 + (wn * WT + nt) * 8 + 2 * t + v;
-          if (col0 < out && tok < tokens)
-            rope_pair_store(y, ra, __float2half_rn(acc[i][nt][v]), __float2half_rn(acc[i][nt][v + 2]), tok,
-                            pos0 + tok, col0, g, inv_freq, out);
-        }
-      }
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < WS; i++) {
-#pragma unroll
-      for (int nt = 0; nt < WT; nt++) {
-#pragma unroll
-        for (int v = 0; v < 4; v++) {
-          const int col = (s0 + wm * WS + i) * kStripe + g + (v >= 2 ? 8 : 0);
-          const int tok = n0 + (wn * WT + nt) * 8 + 2 * t + (v & 1);
-          if (col < out && tok < tokens) y[(size_t)tok * out + col] = __float2half_rn(acc[i][nt][v]);
-        }
-      }
-    }
-  }
+  gemm_store<EPI, WS, WT>(acc, y, s0 + wm * WS, n0 + wn * WT * 8, g, t, tokens, out, ra);
 }
 
 // The production tiles (awq.go: awqGemm*), H200 (NOTES-awq.md, run 7):

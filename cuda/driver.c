@@ -20,6 +20,7 @@ static CUresult (*p_cuCtxCreate)(void **, unsigned, int);
 static CUresult (*p_cuCtxDestroy)(void *);
 static CUresult (*p_cuCtxSetCurrent)(void *);
 static CUresult (*p_cuModuleLoadData)(void **, const void *);
+static CUresult (*p_cuModuleLoadDataEx)(void **, const void *, unsigned, int *, void **);
 static CUresult (*p_cuModuleGetFunction)(void **, void *, const char *);
 static CUresult (*p_cuModuleUnload)(void *);
 static CUresult (*p_cuFuncSetAttribute)(void *, int, int);
@@ -100,6 +101,7 @@ int bcu_open(char *err, size_t errlen) {
   RESOLVE(p_cuCtxDestroy, "cuCtxDestroy_v2");
   RESOLVE(p_cuCtxSetCurrent, "cuCtxSetCurrent");
   RESOLVE(p_cuModuleLoadData, "cuModuleLoadData");
+  RESOLVE(p_cuModuleLoadDataEx, "cuModuleLoadDataEx");
   RESOLVE(p_cuModuleGetFunction, "cuModuleGetFunction");
   RESOLVE(p_cuModuleUnload, "cuModuleUnload");
   RESOLVE(p_cuFuncSetAttribute, "cuFuncSetAttribute");
@@ -155,6 +157,13 @@ int bcu_ctx_destroy(void *ctx) { return p_cuCtxDestroy(ctx); }
 int bcu_ctx_set_current(void *ctx) { return p_cuCtxSetCurrent(ctx); }
 
 int bcu_module_load(void **mod, const void *image) { return p_cuModuleLoadData(mod, image); }
+// 5 and 6 are CU_JIT_ERROR_LOG_BUFFER and CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES.
+int bcu_module_load_log(void **mod, const void *image, char *log, size_t loglen) {
+  int opts[2] = {5, 6};
+  void *vals[2] = {log, (void *)(uintptr_t)loglen};
+  if (loglen > 0) log[0] = 0;
+  return p_cuModuleLoadDataEx(mod, image, 2, opts, vals);
+}
 int bcu_module_function(void **fn, void *mod, const char *name) {
   return p_cuModuleGetFunction(fn, mod, name);
 }

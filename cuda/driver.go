@@ -85,6 +85,11 @@ type device struct {
 	modules []unsafe.Pointer
 	funcs   map[string]unsafe.Pointer
 	shared  map[string]uint32 // dynamic shared-memory limit raised so far per kernel
+	// ptxTried: the PTX modules for this chip (ptxImages) have been
+	// compiled, or tried; jitErr says why one failed (their kernels are
+	// then missing and the plans fall back). See function.
+	ptxTried bool
+	jitErr   error
 
 	// syncEach makes every launch wait for the kernel and report its own
 	// failure (which kernel, which shapes); off in the fast path.
@@ -217,7 +222,8 @@ func (d *device) close() {
 	d.ctx = nil
 }
 
-// loadModules loads every embedded fatbin.
+// loadModules loads every embedded fatbin. The PTX modules are loaded on
+// demand (function).
 func (d *device) loadModules() error {
 	images, err := fatbins()
 	if err != nil {
@@ -238,21 +244,84 @@ func (d *device) loadModules() error {
 	return nil
 }
 
-// function finds a kernel by name in the loaded modules.
+// loadPTXModules has the driver compile the PTX modules built for this
+// chip (ptxImages: sm_90's on sm_90, none elsewhere), once. Their kernels
+// are optional variants, so a failure does not fail the device: it leaves
+// d.jitErr set, with each module's name and the compiler's messages.
+func (d *device) loadPTXModules() {
+	if d.ptxTried {
+		return
+	}
+	d.ptxTried = true
+	ptx, err := ptxImages(d.cc)
+	if err != nil {
+		d.jitErr = err
+		return
+	}
+	var errs []error
+	for _, img := range ptx {
+		m, err := d.loadPTX(img)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d.modules = append(d.modules, m)
+	}
+	d.jitErr = errors.Join(errs...)
+}
+
+// loadPTX has the driver compile one PTX module. A failure is returned with
+// the compiler's messages, for the caller to report and carry on without
+// the module's kernels (optional variants; the fatbins have the defaults).
+func (d *device) loadPTX(img fatbinImage) (unsafe.Pointer, error) {
+	p := C.CBytes(img.data)
+	defer C.free(p)
+	var log [4096]C.char
+	var m unsafe.Pointer
+	code := C.bcu_module_load_log(&m, p, &log[0], C.size_t(len(log)))
+	if err := check(code, "compile PTX kernels %s on %s (sm_%d)", img.name, d.name, d.cc); err != nil {
+		if msg := strings.TrimSpace(C.GoString(&log[0])); msg != "" {
+			return nil, fmt.Errorf("%w:\n%s", err, msg)
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+// hasKernel reports whether an embedded module defines kernel name for
+// this chip (compiling the PTX modules if need be: see function).
+func (d *device) hasKernel(name string) bool {
+	_, err := d.function(name)
+	return err == nil
+}
+
+// function finds a kernel by name in the loaded modules. A name the
+// fatbins lack has the PTX modules for this chip compiled first (once,
+// outside graph captures): their optional kernels cost nothing unless
+// asked for.
 func (d *device) function(name string) (unsafe.Pointer, error) {
 	if f, ok := d.funcs[name]; ok {
 		return f, nil
 	}
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
-	for _, m := range d.modules {
-		var f unsafe.Pointer
-		if C.bcu_module_function(&f, m, cname) == 0 {
-			d.funcs[name] = f
-			return f, nil
+	for pass := 0; pass < 2; pass++ {
+		for _, m := range d.modules {
+			var f unsafe.Pointer
+			if C.bcu_module_function(&f, m, cname) == 0 {
+				d.funcs[name] = f
+				return f, nil
+			}
 		}
+		if d.ptxTried || d.capture {
+			break
+		}
+		d.loadPTXModules()
 	}
-	return nil, fmt.Errorf("kernel %s not found in the embedded fatbins (run make -C cuda)", name)
+	if d.jitErr != nil {
+		return nil, fmt.Errorf("kernel %s not found in the embedded kernels: %w", name, d.jitErr)
+	}
+	return nil, fmt.Errorf("kernel %s not found in the embedded kernels (run make -C cuda)", name)
 }
 
 // makeCurrent binds the context to the calling (locked) thread.

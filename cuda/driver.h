@@ -29,6 +29,9 @@ int bcu_ctx_destroy(void *ctx);
 int bcu_ctx_set_current(void *ctx);
 
 int bcu_module_load(void **mod, const void *image);
+// bcu_module_load_log is bcu_module_load that leaves the JIT compiler's
+// error messages (PTX images) in log, NUL-terminated.
+int bcu_module_load_log(void **mod, const void *image, char *log, size_t loglen);
 int bcu_module_function(void **fn, void *mod, const char *name);
 int bcu_module_unload(void *mod);
 int bcu_func_set_max_dynamic_shared(void *fn, int bytes);

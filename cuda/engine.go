@@ -83,6 +83,11 @@ type Engine struct {
 	// direct attention kernel and no attn_reduce (attnplan.go:
 	// prefillDirect, the package knob it follows).
 	prefillDirect bool
+	// gemmWgmma: prefill GEMMs run the wgmma kernels (awq.go: gemmWgmma,
+	// the package knob it follows; sm_90, group 128, the driver compiled
+	// them). jitErr says why the driver could not, where it could not.
+	gemmWgmma bool
+	jitErr    error
 
 	graphs   [inference.MaxVerify + 1]*graph
 	lastRows int // logits rows the last step wrote (LastLogits reads the last)
@@ -220,6 +225,12 @@ func (e *Engine) setup(w *inference.Weights) error {
 	e.lmHeadMMA = lmHeadMMA && lmHeadMMAFits(hid)
 	e.lmHeadVariant = lmHeadMMAVariant
 	e.prefillDirect = prefillDirect
+	if gemmWgmma && d.cc == 90 && c.Quant.GroupSize == 128 {
+		// The first lookup has the driver compile the PTX module; where it
+		// fails, the mma.sync GEMM stays and the error is kept.
+		e.gemmWgmma = d.hasKernel("awq_gemm_wg128_g128")
+		e.jitErr = d.jitErr
+	}
 	// Everything the engine will allocate, checked against free memory first.
 	var need int64
 	for range c.Layers {
@@ -388,6 +399,10 @@ func (e *Engine) DeviceName() string { return e.d.name }
 
 // ComputeCapability is e.g. 90 for an H100.
 func (e *Engine) ComputeCapability() int { return e.d.cc }
+
+// JITError is why the driver could not compile the engine's PTX kernels
+// (the wgmma GEMM), or nil; prefill then runs the mma.sync GEMM.
+func (e *Engine) JITError() error { return e.jitErr }
 
 // MaxContext is the longest sequence the engine accepts.
 func (e *Engine) MaxContext() int { return e.maxCtx }

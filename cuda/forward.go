@@ -242,7 +242,7 @@ func (e *Engine) qkvRope(L *layerBufs, T, li int) error {
 		if T <= awqGemvMaxTokens {
 			p = awqRopePlan(&L.qkv.p, e.planTokens(&L.qkv.p, T), e.d.cc)
 		} else {
-			p = awqGemmEpiPlan(&L.qkv.p, T, e.d.cc, epiRope)
+			p = e.gemmPlan(awqGemmEpiPlan(&L.qkv.p, T, e.d.cc, epiRope), &L.qkv.p, T)
 		}
 		if p.Kernel == "" {
 			return fmt.Errorf("layer %d q|k|v: no fused-RoPE kernel for in %d out %d group %d tokens %d", li, L.qkv.p.In, L.qkv.p.Out, L.qkv.p.Group, T)
@@ -311,10 +311,19 @@ func (e *Engine) awq(l *awqDev, x, y devPtr, T, layer int, what string) error {
 	return e.awqWith(awqPlan, l, x, y, T, layer, what)
 }
 
+// gemmPlan is base, or, for a GEMM step with e.gemmWgmma, base moved to
+// the wgmma kernel (awqWgmmaPlan).
+func (e *Engine) gemmPlan(base awqLaunch, p *awqPacked, T int) awqLaunch {
+	if !e.gemmWgmma || T <= awqGemvMaxTokens {
+		return base
+	}
+	return awqWgmmaPlan(base, p, T)
+}
+
 // awqWith is awq with the launch plan of plan (awqPlan, or awqSiluPlan for
 // the fused-SiLU mat-vec, whose y is the activations).
 func (e *Engine) awqWith(plan func(*awqPacked, int, int) awqLaunch, l *awqDev, x, y devPtr, T, layer int, what string) error {
-	p := plan(&l.p, e.planTokens(&l.p, T), e.d.cc)
+	p := e.gemmPlan(plan(&l.p, e.planTokens(&l.p, T), e.d.cc), &l.p, T)
 	if p.Kernel == "" {
 		return fmt.Errorf("layer %d %s: no AWQ kernel for in %d out %d group %d tokens %d", layer, what, l.p.In, l.p.Out, l.p.Group, T)
 	}

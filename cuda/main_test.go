@@ -20,8 +20,9 @@ import (
 // (BRIEF_GEMM_EPILOGUE=0), or with lm_head's FMA kernels
 // (BRIEF_LMHEAD_MMA=0; np picks the tensor-core kernel's non-prefetching
 // variant), or without the direct one-split prefill attention
-// (BRIEF_PREFILL_DIRECT=0), before a benchmark's winner becomes the
-// default.
+// (BRIEF_PREFILL_DIRECT=0), or with the mma.sync prefill GEMM instead of
+// the wgmma one (BRIEF_GEMM_WGMMA=0; 64, 128 or 64w4 pins its tile),
+// before a benchmark's winner becomes the default.
 func TestMain(m *testing.M) {
 	if v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -101,6 +102,18 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "direct one-split prefill attention %v\n", prefillDirect)
 	default:
 		fmt.Fprintf(os.Stderr, "BRIEF_PREFILL_DIRECT=%q: want 0 or 1\n", v)
+		os.Exit(2)
+	}
+	switch v := os.Getenv("BRIEF_GEMM_WGMMA"); v {
+	case "", "1":
+	case "0":
+		gemmWgmma = false
+		fmt.Fprintln(os.Stderr, "wgmma prefill GEMM off")
+	case "64", "128", "64w4", "64w4c":
+		gemmWgTiled = v
+		fmt.Fprintf(os.Stderr, "wgmma prefill GEMM, variant %s\n", v)
+	default:
+		fmt.Fprintf(os.Stderr, "BRIEF_GEMM_WGMMA=%q: want 0, 1 or a variant of awqWgVariants\n", v)
 		os.Exit(2)
 	}
 	os.Exit(m.Run())

@@ -47,12 +47,22 @@ var verifyEarlyRule = waitRule{"attn_prefill2_body",
 	regexp.MustCompile(`issue_part\(k_begin \+ it \* KEYS, it, 1\);`),
 	regexp.MustCompile(`\b(qkv|kc|vc|ws_acc|ws_ml|params)\b|\b(sK|sV|sQ)\s*\[|cp_async_16\(|\bissue(_part)?\(|__ldg\(|atomic`)}
 
+// wgmmaRule: the wgmma GEMM loads its first two chunks' weights and scales
+// (constant) before the wait; x, y, the x stages and its shared memory wait.
+var wgmmaRule = waitRule{"gemm_wg",
+	regexp.MustCompile(`load_w\(wq\[[01]\], z\[[01]\]\[0\], z\[[01]\]\[1\], [01]\);`),
+	regexp.MustCompile(`load_w\(wq\[0\], z\[0\]\[0\], z\[0\]\[1\], 0\);`),
+	regexp.MustCompile(`\b(x|y|smem)\s*\[|\*\s*(x|y)\b|load_x\(|store_x\(|ld_piece|st\.shared|__ldg\(|atomic`)}
+
 // waitsInside are the calls of waitRule functions in kernel bodies.
 var waitsInside = map[string]waitRule{
-	"awq::gemv_g128<NT>(":                     gemvRule,
-	"awq::gemv_g128<NT, true>(":               gemvRule,
-	"awq::gemv_g128<NT, false, true>(":        gemvRule,
-	"attn_prefill2_body<D, 1, 64, 64, true>(": verifyEarlyRule,
+	"awq::gemm_wg<NT, WGS, awq::kEpiStore, XCP>(": wgmmaRule,
+	"awq::gemm_wg<NT, WGS, awq::kEpiSilu, XCP>(":  wgmmaRule,
+	"awq::gemm_wg<NT, WGS, awq::kEpiRope, XCP>(":  wgmmaRule,
+	"awq::gemv_g128<NT>(":                         gemvRule,
+	"awq::gemv_g128<NT, true>(":                   gemvRule,
+	"awq::gemv_g128<NT, false, true>(":            gemvRule,
+	"attn_prefill2_body<D, 1, 64, 64, true>(":     verifyEarlyRule,
 }
 
 // TestKernelsWaitForPredecessor: launched overlapped, a kernel may run
