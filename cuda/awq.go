@@ -519,49 +519,24 @@ func awqGemmEpiPlan(p *awqPacked, tokens, cc int, epi string) awqLaunch {
 // PTX the driver compiles). With gemmWgmma on, an engine on an sm_90 GPU
 // whose driver compiled those kernels runs every group-128 step of more
 // than 16 tokens through them instead of the mma.sync GEMM, epilogues
-// included. BRIEF_GEMM_WGMMA=0 turns it off for a test run; 64, 128 or
-// 64w4 pins the variant (main_test.go).
-var (
-	gemmWgmma   = true
-	gemmWgTiled = "" // variant (awqWgVariants): "" lets awqWgTile pick
+// included: the same bits, the 6,435-token prefill 408-412 -> 334-336 ms
+// on an H200 (NOTES-gemm-wgmma.md). BRIEF_GEMM_WGMMA=0 turns it off for a
+// test run (main_test.go).
+var gemmWgmma = true
+
+// The wgmma GEMM's tile (awq_gemm_wg.sm90a.cu: kWgTokens, kWgWarps,
+// kWgThreads, kWgShared): 64 tokens by 16 stripes, 512 threads.
+const (
+	awqWgTokens  = 64
+	awqWgStripes = 16
+	awqWgThreads = 512
+	awqWgShared  = 4*awqWgTokens*128 + 1024
 )
-
-// awqWgVariants are the wgmma kernels' tiles, by the name's variant:
-// tokens per block, warpgroups per block (4 stripes each), and whether x
-// is copied by cp.async (XCP in the kernel: six stages, else four).
-var awqWgVariants = map[string]struct {
-	tokens, groups int
-	xcp            bool
-}{
-	"64":    {64, 2, false},
-	"128":   {128, 2, false},
-	"64w4":  {64, 4, false},
-	"64w4c": {64, 4, true},
-}
-
-// awqWgShared is the dynamic shared memory of a wgmma GEMM block: the x
-// stages (wg_stages) and 1 KB to align them.
-func awqWgShared(ntok int, xcp bool) uint32 {
-	stages := 4
-	if xcp {
-		stages = 6
-	}
-	return uint32(stages*ntok*128 + 1024)
-}
-
-// awqWgTile is the wgmma GEMM variant: 64w4 (the fastest 6,435-token
-// prefill, NOTES-gemm-wgmma.md), or the one gemmWgTiled pins.
-func awqWgTile() string {
-	if gemmWgTiled != "" {
-		return gemmWgTiled
-	}
-	return "64w4"
-}
 
 // awqWgmmaPlan moves base, a group-128 GEMM launch (awqPlan or
 // awqGemmEpiPlan, tokens > 16), to the wgmma kernel with the same epilogue
-// and arguments: grid (block columns of stripes, token tiles). Anything
-// else (a mat-vec, another group) is returned as it is.
+// and arguments: grid (block columns of 16 stripes, 64-token tiles).
+// Anything else (a mat-vec, another group) is returned as it is.
 func awqWgmmaPlan(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
 	if base.Kernel == "" || p == nil || p.Group != 128 || tokens <= awqGemvMaxTokens || p.In%128 != 0 {
 		return base
@@ -570,16 +545,11 @@ func awqWgmmaPlan(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
 	if !strings.HasPrefix(base.Kernel, "awq_gemm") || i < 0 {
 		return base
 	}
-	v := awqWgTile()
-	tile, ok := awqWgVariants[v]
-	if !ok {
-		return base
-	}
-	stripes, per := awqOutPad(p.Out)/awqStripe, 4*tile.groups
+	stripes := awqOutPad(p.Out) / awqStripe
 	return awqLaunch{
-		Kernel: "awq_gemm_wg" + v + "_g128" + base.Kernel[i+len("_g128"):],
-		Grid:   [3]uint32{uint32((stripes + per - 1) / per), uint32((tokens + tile.tokens - 1) / tile.tokens), 1},
-		Block:  [3]uint32{uint32(128 * tile.groups), 1, 1},
-		Shared: awqWgShared(tile.tokens, tile.xcp),
+		Kernel: "awq_gemm_wg_g128" + base.Kernel[i+len("_g128"):],
+		Grid:   [3]uint32{uint32((stripes + awqWgStripes - 1) / awqWgStripes), uint32((tokens + awqWgTokens - 1) / awqWgTokens), 1},
+		Block:  [3]uint32{awqWgThreads, 1, 1},
+		Shared: awqWgShared,
 	}
 }

@@ -9,9 +9,9 @@
 // warpgroup's m64nNk16 does N/8 times the work of one mma.sync per issue.
 //
 // Design:
-// - A block is two or four warpgroups; warp w owns stripe
-//   blockIdx.x*warps + w, and a warpgroup's four warps form the m64 of its
-//   wgmmas. All of them share the block's x tile. The A operand comes
+// - A block is four warpgroups (512 threads) and 64 tokens; warp w owns
+//   stripe blockIdx.x*16 + w, and a warpgroup's four warps form the m64 of
+//   its m64n64k16 wgmmas. All of them share the block's x tile. The A operand comes
 //   from registers: a lane's 16-byte word of a chunk, dequantized as the
 //   mma.sync kernels do (awq::dequant16), is exactly its A fragment for the
 //   chunk's four k-steps, since wgmma's A fragment per warp is mma.sync's.
@@ -19,17 +19,16 @@
 //   K-major with the 128-byte swizzle. The packed layout permutes the k
 //   order inside a chunk (awq.go), so x is staged through registers and
 //   stored in that order: k-step j's logical k = 8h + 2t + e is input row
-//   16t + 4j + 2h + e. A thread loads four 16-byte (NTOK 128) or 8-byte
-//   (NTOK 64) pieces of one x row, one per t, and the permutation is which
-//   of its registers go into each 16-byte shared store.
+//   16t + 4j + 2h + e. Each of the first 256 threads loads four 8-byte
+//   pieces of one x row (one per t, for its k-step j) and the permutation
+//   is which of its registers go into each 16-byte shared store.
 // - Pipeline: four stages of x; a warpgroup issues chunk c's four wgmmas,
 //   then, while they run, waits for chunk c-1's (wgmma.wait_group 1),
 //   dequantizes chunk c+1 into the other A buffer, stores x of chunk c+2
 //   into the stage chunk c-2 used, and loads x of chunk c+4 and the weights
-//   of chunk c+3 into registers. One barrier per chunk. The XCP variant
-//   copies x by 4-byte cp.async instead (the permutation is in the copy's
-//   addresses), four chunks ahead into six stages, with no x registers.
-// - Variants and figures: NOTES-gemm-wgmma.md.
+//   of chunk c+3 into registers. One barrier per chunk.
+// - The other tiles measured (two warpgroups, 64 or 128 tokens; x by
+//   cp.async) and their figures: NOTES-gemm-wgmma.md (tag wg-variants).
 // - The sums are fp32 over the chunks' k-steps in order, as the mma.sync
 //   kernel adds them; the epilogues are gemm_store's (awq_epilogue.cuh).
 #include "awq_common.cuh"
@@ -37,13 +36,16 @@
 
 namespace awq {
 
-constexpr int kWgXThreads = 256;  // threads that stage x (the first 256)
-constexpr int kWgStages = 4;
-
+constexpr int kWgTokens = 64;                // tokens per block (the wgmma's N)
+constexpr int kWgWarps = 16;                 // four warpgroups, one stripe a warp
+constexpr int kWgThreads = kWgWarps * 32;
+constexpr int kWgXThreads = 256;             // threads that stage x: 4 per row
+constexpr int kWgStages = 4;                 // x tiles in shared memory
+constexpr int kWgStageBytes = kWgTokens * 128;
 // Dynamic shared memory of a block: the stages, plus room to align them to
 // 1024 bytes (the 128-byte swizzle repeats every 8 rows of 128 bytes).
-__host__ __device__ constexpr int wg_stages(bool xcp) { return xcp ? 6 : kWgStages; }
-__host__ __device__ constexpr int wg_shared(int ntok, bool xcp) { return wg_stages(xcp) * ntok * 128 + 1024; }
+constexpr int kWgShared = kWgStages * kWgStageBytes + 1024;  // awq.go: awqWgShared
+static_assert(kWgShared <= 48 * 1024, "the launch would have to raise the dynamic shared memory limit");
 
 // wgmma_m64n64: d (64 x 64 fp32; this warp's 16 rows) += A (64 x 16 fp16
 // from registers; per warp, mma.sync's A fragment) x B (16 x 64 fp16 in
@@ -55,19 +57,6 @@ __device__ __forceinline__ void wgmma_m64n64(float (&d)[32], const uint32_t (&a)
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
       "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "n"(1));
-}
-
-// wgmma_m64n128: d (64 x 128 fp32; this warp's 16 rows) += A (64 x 16 fp16
-// from registers; per warp, mma.sync's A fragment) x B (16 x 128 fp16 in
-// shared memory, K-major, described by desc).
-__device__ __forceinline__ void wgmma_m64n128(float (&d)[64], const uint32_t (&a)[4], uint64_t desc) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-      "{%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "n"(1));
 }
 
@@ -103,49 +92,26 @@ __device__ __forceinline__ uint64_t wg_desc(uint32_t saddr) {
   return (uint64_t)((saddr & 0x3FFFF) >> 4) | (1ull << 16) | (64ull << 32) | (1ull << 62);
 }
 
-template <int NTOK>
-struct WgX {
-  static constexpr int P = kWgXThreads / NTOK;  // threads per x row
-  static constexpr int JW = 4 / P;             // k-steps j per thread
-  static constexpr int U = 2 * JW;             // 4-byte units per piece
-  uint32_t v[4][U];                            // piece t: rows 16t + 4j + 2h + e, j of this thread
-};
-
-// ld_piece loads U words of x through L2 (ld.global.cg), or zeros where
+// ld_x loads two words of x through L2 (ld.global.cg), or zeros where
 // !ok. Not the read-only path: x is written by the kernel before, which may
 // still run when this one starts (overlapped launches), and the driver's
 // compiler may move read-only loads above grid_dep_wait.
-template <int U>
-__device__ __forceinline__ void ld_piece(uint32_t (&v)[U], const __half* p, bool ok) {
-#pragma unroll
-  for (int i = 0; i < U; i++) v[i] = 0;
-  if (!ok) return;
-  if constexpr (U == 4)
-    asm volatile("ld.global.cg.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(v[0]), "=r"(v[1]), "=r"(v[2]), "=r"(v[3])
-                 : "l"(p)
-                 : "memory");
-  else
-    asm volatile("ld.global.cg.v2.u32 {%0,%1}, [%2];\n" : "=r"(v[0]), "=r"(v[1]) : "l"(p) : "memory");
+__device__ __forceinline__ void ld_x(uint32_t (&v)[2], const __half* p, bool ok) {
+  v[0] = v[1] = 0;
+  if (ok) asm volatile("ld.global.cg.v2.u32 {%0,%1}, [%2];\n" : "=r"(v[0]), "=r"(v[1]) : "l"(p) : "memory");
 }
 
-template <int NTOK, int WGS, int EPI, bool XCP>
+template <int EPI>
 __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __half* __restrict__ x,
                                         __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra) {
-  constexpr int WT = NTOK / 8, ND = NTOK / 2;  // n-tiles, accumulators per thread
-  using X = WgX<NTOK>;
-  constexpr int SB = NTOK * 128;  // bytes per stage
-  // Stages, and how many chunks ahead x is copied (XCP) or stored: the
-  // stage written at chunk c last held chunk c+D-S, which every warpgroup
-  // finished before the barrier of chunk c-1 (it had waited for c-2).
-  constexpr int S = wg_stages(XCP), D = S - 2;
+  constexpr int WT = kWgTokens / 8, ND = kWgTokens / 2;  // n-tiles, accumulators per thread
   extern __shared__ __align__(16) uint8_t smem[];
   const uint32_t sbase = (smem_addr(smem) + 1023) & ~1023u;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int chunks = in / kChunk, outP = out_pad(out), stripes = outP / kStripe;
-  const int s0 = blockIdx.x * 4 * WGS, n0 = blockIdx.y * NTOK;
+  const int s0 = blockIdx.x * kWgWarps, n0 = blockIdx.y * kWgTokens;
   const int stripe = s0 + warp;
   const bool sok = stripe < stripes;
 
@@ -154,33 +120,30 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
   const uint4* wsrc = reinterpret_cast<const uint4*>(w) + (size_t)(sok ? stripe : 0) * chunks * 32 + lane;
   const uint32_t* zsrc = reinterpret_cast<const uint32_t*>(w + sz_offset(in, out)) + (sok ? stripe : 0) * kStripe + g;
 
-  // x: thread row xr, part xq holds k-steps j = xq*JW .. xq*JW+JW-1; piece t
-  // of chunk c is at x + row * in + 64 c + 16 t + 4 JW xq (halves).
-  const bool xt = WGS * 128 == kWgXThreads || tid < kWgXThreads;  // stages x
-  const int xr = (tid % kWgXThreads) / X::P, xq = tid % X::P;
+  // x: thread tid < 256 holds row xr's k-step j = tid % 4; its piece t of
+  // chunk c is input rows 16t + 4j .. 16t + 4j + 3 of the chunk (8 bytes).
+  const bool xt = tid < kWgXThreads;
+  const int xr = (tid % kWgXThreads) / 4, xj = tid % 4;
   const bool xok = xt && n0 + xr < tokens;
-  const __half* xsrc = x + (size_t)(xok ? n0 + xr : 0) * in + 4 * X::JW * xq;
+  const __half* xsrc = x + (size_t)(xok ? n0 + xr : 0) * in + 4 * xj;
   // Shared stores: row xr's logical 16-byte chunk 2j + h at swizzled slot
-  // (2j + h) ^ (xr % 8).
+  // (2j + h) ^ (xr % 8): units t = 0..3 of input word h of each piece.
   const uint32_t xdst = xr * 128;
 
-  auto load_x = [&](X& xv, int c) {
+  auto load_x = [&](uint32_t (&xv)[4][2], int c) {
 #pragma unroll
-    for (int p = 0; p < 4; p++) ld_piece<X::U>(xv.v[p], xsrc + c * kChunk + 16 * p, xok && c < chunks);
+    for (int p = 0; p < 4; p++) ld_x(xv[p], xsrc + c * kChunk + 16 * p, xok && c < chunks);
   };
-  auto store_x = [&](const X& xv, int c) {
+  auto store_x = [&](const uint32_t (&xv)[4][2], int c) {
     if (!xt) return;
-    const uint32_t st = sbase + (c % S) * SB + xdst;
+    const uint32_t st = sbase + (c % kWgStages) * kWgStageBytes + xdst;
 #pragma unroll
-    for (int jj = 0; jj < X::JW; jj++)
-#pragma unroll
-      for (int h = 0; h < 2; h++) {
-        const int slot = (2 * (xq * X::JW + jj) + h) ^ (xr & 7);
-        const int u = 2 * jj + h;
-        asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};\n" ::"r"(st + slot * 16), "r"(xv.v[0][u]),
-                     "r"(xv.v[1][u]), "r"(xv.v[2][u]), "r"(xv.v[3][u])
-                     : "memory");
-      }
+    for (int h = 0; h < 2; h++) {
+      const int slot = (2 * xj + h) ^ (xr & 7);
+      asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};\n" ::"r"(st + slot * 16), "r"(xv[0][h]), "r"(xv[1][h]),
+                   "r"(xv[2][h]), "r"(xv[3][h])
+                   : "memory");
+    }
   };
   auto load_w = [&](uint4& q, uint32_t& z0, uint32_t& z1, int c) {
     if (c < chunks) {
@@ -189,27 +152,6 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
       z0 = zp[0];
       z1 = zp[8];
     }
-  };
-  // XCP: x goes to shared memory by 4-byte cp.async, permuted on the way.
-  // Lane l of warp w copies logical unit l (chunk l/4 = 2j+h, t = l%4) of
-  // rows w, w + warps, ...: input unit 8t + 2j + h of the row.
-  constexpr int WARPS = WGS * 4, XR = NTOK / WARPS;  // rows per warp
-  const int cl = lane;
-  const uint32_t cdst = warp * 128 + ((((cl >> 2) ^ (warp & 7))) << 4) + (cl & 3) * 4;
-  const __half* csrc = x + (size_t)(n0 + warp) * in + 2 * (8 * (cl & 3) + (cl >> 2));
-  auto copy_x = [&](int c) {
-    if (c < chunks) {
-      const uint32_t st = sbase + (c % S) * SB + cdst;
-#pragma unroll
-      for (int r = 0; r < XR; r++) {
-        const bool ok = n0 + warp + r * WARPS < tokens;
-        const __half* src = ok ? csrc + (size_t)r * WARPS * in + c * kChunk : x;
-        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(st + r * WARPS * 128), "l"(src),
-                     "r"(ok ? 4 : 0)
-                     : "memory");
-      }
-    }
-    cp_async_commit_group();
   };
   auto dequant_chunk = [&](uint32_t (&a)[4][4], const uint4& q, uint32_t z0, uint32_t z1) {
     dequant16(q.x, z0, z1, a[0]);
@@ -226,56 +168,42 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
   uint4 wq[2];
   uint32_t z[2][2];
   uint32_t a[2][4][4];
-  X xv[2];
+  uint32_t xv[2][4][2];
 
   // Prologue: x of chunks 0 and 1 into stages 0 and 1, x of 2 and 3 in
   // registers; chunk 0 dequantized, weights of 1 and 2 in registers.
   load_w(wq[0], z[0][0], z[0][1], 0);
   load_w(wq[1], z[1][0], z[1][1], 1);
   grid_dep_wait();
-  if constexpr (XCP) {
-#pragma unroll
-    for (int c = 0; c < D; c++) copy_x(c);
-    cp_async_wait_group<D - 1>();  // chunk 0 landed
-  } else {
-    load_x(xv[0], 0);
-    load_x(xv[1], 1);
-    store_x(xv[0], 0);
-    store_x(xv[1], 1);
-    load_x(xv[0], 2);
-    load_x(xv[1], 3);
-  }
+  load_x(xv[0], 0);
+  load_x(xv[1], 1);
+  store_x(xv[0], 0);
+  store_x(xv[1], 1);
+  load_x(xv[0], 2);
+  load_x(xv[1], 3);
   dequant_chunk(a[0], wq[0], z[0][0], z[0][1]);
   load_w(wq[0], z[0][0], z[0][1], 2);
   fence_proxy_async();
   __syncthreads();
 
-  // One chunk: B = parity's stage; after the wgmmas, work for later chunks.
+  // One chunk: B is its stage; after the wgmmas, work for later chunks.
+  // The stage written at chunk c (for c+2) last held chunk c-2, which every
+  // warpgroup finished before the barrier of chunk c-1.
   auto step = [&](int c, uint32_t (&acur)[4][4], uint32_t (&anext)[4][4], uint4& wnext, uint32_t (&znext)[2],
-                  X& xcur) {
-    const uint32_t st = sbase + (c % S) * SB;
+                  uint32_t (&xcur)[4][2]) {
+    const uint32_t st = sbase + (c % kWgStages) * kWgStageBytes;
     keep(d);
     keep(acur);
     wgmma_fence();
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
-      if constexpr (NTOK == 128)
-        wgmma_m64n128(d, acur[j], wg_desc(st + 32 * j));
-      else
-        wgmma_m64n64(d, acur[j], wg_desc(st + 32 * j));
-    }
+    for (int j = 0; j < 4; j++) wgmma_m64n64(d, acur[j], wg_desc(st + 32 * j));
     wgmma_commit();
-    if constexpr (XCP) copy_x(c + D);
     wgmma_wait<1>();  // chunk c-1's wgmmas are done: anext and its stage are free
     keep(anext);
     if (c + 1 < chunks) dequant_chunk(anext, wnext, znext[0], znext[1]);
     load_w(wnext, znext[0], znext[1], c + 3);
-    if constexpr (XCP) {
-      cp_async_wait_group<D - 1>();  // chunk c+1 landed
-    } else {
-      if (c + 2 < chunks) store_x(xcur, c + 2);
-      load_x(xcur, c + 4);
-    }
+    if (c + 2 < chunks) store_x(xcur, c + 2);
+    load_x(xcur, c + 4);
     fence_proxy_async();
     __syncthreads();
   };
@@ -292,35 +220,25 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
 
 }  // namespace awq
 
-// Kernels awq_gemm_wg<V>_g128[_silu|_rope], V = 64, 128 (two warpgroups,
-// 8 stripes a block) or 64w4 (four warpgroups, 16 stripes, 64 tokens,
-// the default), and 64w4c, 64w4 with x copied by cp.async into six stages
-// (XCP):
-// arguments as awq_gemm_g128[_silu|_rope]; grid (ceil(OutP/16/stripes),
-// ceil(tokens/NTOK)), block 128 x warpgroups, dynamic shared memory
-// wg_shared(NTOK, XCP). in % 128 == 0.
-#define AWQ_GEMM_WG(V, NT, WGS, XCP)                                                                              \
-  extern "C" __global__ void __launch_bounds__(WGS * 128, 1)                                                 \
-      awq_gemm_wg##V##_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in,        \
-                            int out) {                                                                       \
-    grid_dep_launch();                                                                                       \
-    awq::gemm_wg<NT, WGS, awq::kEpiStore, XCP>(w, x, y, tokens, in, out, awq::RopeArgs());                        \
-  }                                                                                                          \
-  extern "C" __global__ void __launch_bounds__(WGS * 128, 1)                                                 \
-      awq_gemm_wg##V##_g128_silu(const uint8_t* w, const __half* x, __half* act, void* ws, int tokens,         \
-                                 int in, int out) {                                                          \
-    grid_dep_launch();                                                                                       \
-    awq::gemm_wg<NT, WGS, awq::kEpiSilu, XCP>(w, x, act, tokens, in, out, awq::RopeArgs());                       \
-  }                                                                                                          \
-  extern "C" __global__ void __launch_bounds__(WGS * 128, 1) awq_gemm_wg##V##_g128_rope(                    \
-      const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params, int tokens,    \
-      int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {                        \
-    grid_dep_launch();                                                                                       \
-    awq::gemm_wg<NT, WGS, awq::kEpiRope, XCP>(w, x, qkv, tokens, in, out,                                         \
-                                         awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta}); \
-  }
+// Kernels awq_gemm_wg_g128[_silu|_rope]: arguments as
+// awq_gemm_g128[_silu|_rope]; grid (ceil(OutP/16/16), ceil(tokens/64)),
+// block 512, dynamic shared memory kWgShared. in % 128 == 0.
+extern "C" __global__ void __launch_bounds__(awq::kWgThreads, 1)
+    awq_gemm_wg_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in, int out) {
+  grid_dep_launch();
+  awq::gemm_wg<awq::kEpiStore>(w, x, y, tokens, in, out, awq::RopeArgs());
+}
 
-AWQ_GEMM_WG(64, 64, 2, false)
-AWQ_GEMM_WG(128, 128, 2, false)
-AWQ_GEMM_WG(64w4, 64, 4, false)
-AWQ_GEMM_WG(64w4c, 64, 4, true)
+extern "C" __global__ void __launch_bounds__(awq::kWgThreads, 1)
+    awq_gemm_wg_g128_silu(const uint8_t* w, const __half* x, __half* act, void* ws, int tokens, int in, int out) {
+  grid_dep_launch();
+  awq::gemm_wg<awq::kEpiSilu>(w, x, act, tokens, in, out, awq::RopeArgs());
+}
+
+extern "C" __global__ void __launch_bounds__(awq::kWgThreads, 1)
+    awq_gemm_wg_g128_rope(const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params,
+                          int tokens, int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {
+  grid_dep_launch();
+  awq::gemm_wg<awq::kEpiRope>(w, x, qkv, tokens, in, out,
+                              awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta});
+}

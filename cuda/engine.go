@@ -228,7 +228,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 	if gemmWgmma && d.cc == 90 && c.Quant.GroupSize == 128 {
 		// The first lookup has the driver compile the PTX module; where it
 		// fails, the mma.sync GEMM stays and the error is kept.
-		e.gemmWgmma = d.hasKernel("awq_gemm_wg128_g128")
+		e.gemmWgmma = d.hasKernel("awq_gemm_wg_g128")
 		e.jitErr = d.jitErr
 	}
 	// Everything the engine will allocate, checked against free memory first.

@@ -21,7 +21,7 @@ import (
 // (BRIEF_LMHEAD_MMA=0; np picks the tensor-core kernel's non-prefetching
 // variant), or without the direct one-split prefill attention
 // (BRIEF_PREFILL_DIRECT=0), or with the mma.sync prefill GEMM instead of
-// the wgmma one (BRIEF_GEMM_WGMMA=0; 64, 128 or 64w4 pins its tile),
+// the wgmma one (BRIEF_GEMM_WGMMA=0),
 // before a benchmark's winner becomes the default.
 func TestMain(m *testing.M) {
 	if v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK"); v != "" {
@@ -109,11 +109,8 @@ func TestMain(m *testing.M) {
 	case "0":
 		gemmWgmma = false
 		fmt.Fprintln(os.Stderr, "wgmma prefill GEMM off")
-	case "64", "128", "64w4", "64w4c":
-		gemmWgTiled = v
-		fmt.Fprintf(os.Stderr, "wgmma prefill GEMM, variant %s\n", v)
 	default:
-		fmt.Fprintf(os.Stderr, "BRIEF_GEMM_WGMMA=%q: want 0, 1 or a variant of awqWgVariants\n", v)
+		fmt.Fprintf(os.Stderr, "BRIEF_GEMM_WGMMA=%q: want 0 or 1\n", v)
 		os.Exit(2)
 	}
 	os.Exit(m.Run())

@@ -56,13 +56,13 @@ var wgmmaRule = waitRule{"gemm_wg",
 
 // waitsInside are the calls of waitRule functions in kernel bodies.
 var waitsInside = map[string]waitRule{
-	"awq::gemm_wg<NT, WGS, awq::kEpiStore, XCP>(": wgmmaRule,
-	"awq::gemm_wg<NT, WGS, awq::kEpiSilu, XCP>(":  wgmmaRule,
-	"awq::gemm_wg<NT, WGS, awq::kEpiRope, XCP>(":  wgmmaRule,
-	"awq::gemv_g128<NT>(":                         gemvRule,
-	"awq::gemv_g128<NT, true>(":                   gemvRule,
-	"awq::gemv_g128<NT, false, true>(":            gemvRule,
-	"attn_prefill2_body<D, 1, 64, 64, true>(":     verifyEarlyRule,
+	"awq::gemm_wg<awq::kEpiStore>(":           wgmmaRule,
+	"awq::gemm_wg<awq::kEpiSilu>(":            wgmmaRule,
+	"awq::gemm_wg<awq::kEpiRope>(":            wgmmaRule,
+	"awq::gemv_g128<NT>(":                     gemvRule,
+	"awq::gemv_g128<NT, true>(":               gemvRule,
+	"awq::gemv_g128<NT, false, true>(":        gemvRule,
+	"attn_prefill2_body<D, 1, 64, 64, true>(": verifyEarlyRule,
 }
 
 // TestKernelsWaitForPredecessor: launched overlapped, a kernel may run
