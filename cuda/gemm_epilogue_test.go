@@ -19,15 +19,25 @@ import (
 // smaller shapes), and the default chunk (large tile).
 var gemmEpiKernelTokens = []int{17, 64, 130, 512}
 
+// planMove turns a GEMM launch into the one a kernel test runs: sameMove
+// (the mma.sync GEMM) or awqWgmmaPlan (the wgmma GEMM on sm_90).
+type planMove func(base awqLaunch, p *awqPacked, tokens int) awqLaunch
+
+func sameMove(base awqLaunch, _ *awqPacked, _ int) awqLaunch { return base }
+
 // TestGemmSiluEpilogueMatches: the fused-SiLU GEMM on gate|up packed in
 // siluOrder writes, bit for bit, the activations of the plain GEMM on the
 // same packing followed by silu_mul_perm (today's prefill path with
 // siluFused) and of the plain GEMM on the plain packing followed by
 // silu_mul, every one of them written.
 func TestGemmSiluEpilogueMatches(t *testing.T) {
-	d := testDevice(t)
-	rng := rand.New(rand.NewPCG(71, 72))
-	maxT := slices.Max(gemmEpiKernelTokens)
+	checkGemmSiluEpilogue(t, testDevice(t), rand.New(rand.NewPCG(71, 72)), gemmEpiKernelTokens, sameMove)
+}
+
+// checkGemmSiluEpilogue is TestGemmSiluEpilogueMatches for the GEMM
+// kernels move picks, at each step size of tokens.
+func checkGemmSiluEpilogue(t *testing.T, d *device, rng *rand.Rand, tokens []int, move planMove) {
+	maxT := slices.Max(tokens)
 	for _, sh := range siluKernelShapes {
 		t.Run(fmt.Sprintf("%+v", sh), func(t *testing.T) {
 			d.bind(t)
@@ -37,14 +47,13 @@ func TestGemmSiluEpilogueMatches(t *testing.T) {
 			out := plain.Out
 			x := d.upHalf(t, randHalves(rng, maxT*in, -1, 1))
 			gu := d.mustAlloc(t, 2*maxT*out)
-			for _, T := range gemmEpiKernelTokens {
+			for _, T := range tokens {
 				a0, a1, a2 := d.mustAlloc(t, 2*T*inter), d.mustAlloc(t, 2*T*inter), d.mustAlloc(t, 2*T*inter)
-				l := awqPlan(&perm, T, d.cc)
-				awqLaunchTest(t, d, l, w1, x, gu, T, in, out)
+				awqLaunchTest(t, d, move(awqPlan(&perm, T, d.cc), &perm, T), w1, x, gu, T, in, out)
 				siluLaunch(t, d, "silu_mul_perm", gu, a0, T, inter)
-				awqLaunchTest(t, d, awqPlan(&plain, T, d.cc), w0, x, gu, T, in, out)
+				awqLaunchTest(t, d, move(awqPlan(&plain, T, d.cc), &plain, T), w0, x, gu, T, in, out)
 				siluLaunch(t, d, "silu_mul", gu, a2, T, inter)
-				f := awqGemmEpiPlan(&perm, T, d.cc, epiSilu)
+				f := move(awqGemmEpiPlan(&perm, T, d.cc, epiSilu), &perm, T)
 				awqLaunchTest(t, d, f, w1, x, a1, T, in, out)
 				what := fmt.Sprintf("%d tokens, %s", T, f.Kernel)
 				sameAct(t, d, what+" against silu_mul_perm", a0, a1, T, inter)
@@ -60,10 +69,14 @@ func TestGemmSiluEpilogueMatches(t *testing.T) {
 // prefill path with ropeFused), at several first positions, also where the
 // step's slots wrap around the ring.
 func TestGemmRopeEpilogueMatches(t *testing.T) {
-	d := testDevice(t)
-	rng := rand.New(rand.NewPCG(73, 74))
+	checkGemmRopeEpilogue(t, testDevice(t), rand.New(rand.NewPCG(73, 74)), gemmEpiKernelTokens, sameMove)
+}
+
+// checkGemmRopeEpilogue is TestGemmRopeEpilogueMatches for the GEMM
+// kernels move picks, at each step size of tokens.
+func checkGemmRopeEpilogue(t *testing.T, d *device, rng *rand.Rand, tokens []int, move planMove) {
 	const theta = 10000
-	maxT := slices.Max(gemmEpiKernelTokens)
+	maxT := slices.Max(tokens)
 	for _, sh := range ropeKernelShapes {
 		t.Run(fmt.Sprintf("%+v", sh), func(t *testing.T) {
 			d.bind(t)
@@ -76,16 +89,16 @@ func TestGemmRopeEpilogueMatches(t *testing.T) {
 			// plus a whole chunk): cap >= maxT.
 			for _, pc := range []struct{ pos, cap int }{{0, 600}, {100, 530}, {4093, 4700}} {
 				kvBytes := 2 * KV * pc.cap * D
-				for _, T := range gemmEpiKernelTokens {
+				for _, T := range tokens {
 					kc0, vc0, kc1, vc1 := d.mustAlloc(t, kvBytes), d.mustAlloc(t, kvBytes), d.mustAlloc(t, kvBytes), d.mustAlloc(t, kvBytes)
 					y0, y1 := d.mustAlloc(t, 2*T*out), d.mustAlloc(t, 2*T*out)
 					pp := d.upI32(t, params(pc.pos, make([]int, T)))
-					awqLaunchTest(t, d, awqPlan(&perm, T, d.cc), w, x, y0, T, in, out)
+					awqLaunchTest(t, d, move(awqPlan(&perm, T, d.cc), &perm, T), w, x, y0, T, in, out)
 					if err := d.launch("rope_append_perm", launchShape{Grid: [3]uint32{uint32(T), uint32(H + KV)}, Block: [3]uint32{uint32(D / 2)}}, "test",
 						y0, kc0, vc0, pp, H, KV, D, pc.cap, float32(theta)); err != nil {
 						t.Fatal(err)
 					}
-					f := awqGemmEpiPlan(&perm, T, d.cc, epiRope)
+					f := move(awqGemmEpiPlan(&perm, T, d.cc, epiRope), &perm, T)
 					if f.Kernel == "" {
 						t.Fatalf("no fused-RoPE GEMM for %d tokens", T)
 					}

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/briefapp/brief/inference"
@@ -107,63 +106,14 @@ func TestGemmWgmmaMatches(t *testing.T) {
 }
 
 // TestGemmWgmmaEpilogues: the wgmma kernels' fused epilogues write, bit for
-// bit, what the plain wgmma kernel followed by silu_mul_perm or
-// rope_append_perm writes.
+// bit, what the wgmma GEMM followed by silu_mul_perm or rope_append_perm
+// writes (and, for SiLU, the plain packing's GEMM and silu_mul): the
+// mma.sync GEMM's epilogue tests run on the wgmma kernels.
 func TestGemmWgmmaEpilogues(t *testing.T) {
 	d := wgDevice(t)
 	rng := rand.New(rand.NewPCG(93, 94))
-	maxT := slices.Max(wgKernelTokens)
-	for _, sh := range siluKernelShapes {
-		t.Run(fmt.Sprintf("silu %+v", sh), func(t *testing.T) {
-			d.bind(t)
-			in, inter := sh.in, sh.inter
-			_, perm := siluGateUp(t, rng, in, inter)
-			w := d.upRaw(t, perm.Bytes)
-			x := d.upHalf(t, randHalves(rng, maxT*in, -1, 1))
-			gu := d.mustAlloc(t, 2*maxT*perm.Out)
-			for _, T := range wgKernelTokens {
-				a0, a1 := d.mustAlloc(t, 2*T*inter), d.mustAlloc(t, 2*T*inter)
-				awqLaunchTest(t, d, awqWgmmaPlan(awqPlan(&perm, T, d.cc), &perm, T), w, x, gu, T, in, perm.Out)
-				siluLaunch(t, d, "silu_mul_perm", gu, a0, T, inter)
-				f := awqWgmmaPlan(awqGemmEpiPlan(&perm, T, d.cc, epiSilu), &perm, T)
-				awqLaunchTest(t, d, f, w, x, a1, T, in, perm.Out)
-				sameAct(t, d, fmt.Sprintf("%d tokens, %s", T, f.Kernel), a0, a1, T, inter)
-			}
-		})
-	}
-	for _, sh := range ropeKernelShapes {
-		t.Run(fmt.Sprintf("rope %+v", sh), func(t *testing.T) {
-			d.bind(t)
-			const theta = 10000
-			H, KV, D, in := sh.heads, sh.kvHeads, sh.headDim, sh.in
-			_, perm := ropeQKV(t, rng, in, H, KV, D)
-			w := d.upRaw(t, perm.Bytes)
-			out := perm.Out
-			x := d.upHalf(t, randHalves(rng, maxT*in, -1, 1))
-			for _, pc := range []struct{ pos, cap int }{{0, 600}, {4093, 4700}} {
-				kvBytes := 2 * KV * pc.cap * D
-				for _, T := range wgKernelTokens {
-					kc0, vc0, kc1, vc1 := d.mustAlloc(t, kvBytes), d.mustAlloc(t, kvBytes), d.mustAlloc(t, kvBytes), d.mustAlloc(t, kvBytes)
-					y0, y1 := d.mustAlloc(t, 2*T*out), d.mustAlloc(t, 2*T*out)
-					pp := d.upI32(t, params(pc.pos, make([]int, T)))
-					awqLaunchTest(t, d, awqWgmmaPlan(awqPlan(&perm, T, d.cc), &perm, T), w, x, y0, T, in, out)
-					if err := d.launch("rope_append_perm", launchShape{Grid: [3]uint32{uint32(T), uint32(H + KV)}, Block: [3]uint32{uint32(D / 2)}}, "test",
-						y0, kc0, vc0, pp, H, KV, D, pc.cap, float32(theta)); err != nil {
-						t.Fatal(err)
-					}
-					f := awqWgmmaPlan(awqGemmEpiPlan(&perm, T, d.cc, epiRope), &perm, T)
-					if !strings.HasPrefix(f.Kernel, "awq_gemm_wg") {
-						t.Fatalf("no wgmma fused-RoPE GEMM for %d tokens: %q", T, f.Kernel)
-					}
-					if err := d.launch(f.Kernel, launchShape{Grid: f.Grid, Block: f.Block, Shared: f.Shared}, "test",
-						w, x, y1, kc1, vc1, pp, T, in, out, H, KV, D, pc.cap, float32(theta)); err != nil {
-						t.Fatal(err)
-					}
-					sameRope(t, d, fmt.Sprintf("%d tokens at %d, cache %d, %s", T, pc.pos, pc.cap, f.Kernel), y0, y1, kc0, kc1, vc0, vc1, T, out, H*D, KV, D, pc.pos, pc.cap)
-				}
-			}
-		})
-	}
+	t.Run("silu", func(t *testing.T) { checkGemmSiluEpilogue(t, d, rng, wgKernelTokens, awqWgmmaPlan) })
+	t.Run("rope", func(t *testing.T) { checkGemmRopeEpilogue(t, d, rng, wgKernelTokens, awqWgmmaPlan) })
 }
 
 // withGemmWgmma opens an engine with the knob set, and checks that it took
