@@ -404,6 +404,18 @@ func (e *Engine) ComputeCapability() int { return e.d.cc }
 // (the wgmma GEMM), or nil; prefill then runs the mma.sync GEMM.
 func (e *Engine) JITError() error { return e.jitErr }
 
+// PrefillGEMM names the kernels of the engine's prefill linears, and why
+// not the fastest where the driver could not compile them.
+func (e *Engine) PrefillGEMM() string {
+	switch {
+	case e.gemmWgmma:
+		return "wgmma (sm_90a PTX compiled by the driver)"
+	case e.jitErr != nil:
+		return fmt.Sprintf("mma.sync (the driver could not compile the wgmma kernels: %v)", e.jitErr)
+	}
+	return "mma.sync"
+}
+
 // MaxContext is the longest sequence the engine accepts.
 func (e *Engine) MaxContext() int { return e.maxCtx }
 

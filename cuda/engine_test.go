@@ -462,3 +462,20 @@ func TestProfileStepSize(t *testing.T) {
 		t.Errorf("Profile(%d): %v", e.chunk, err)
 	}
 }
+
+// TestPrefillGEMMName: the name bench prints says which prefill kernels
+// run, and why not wgmma where the driver could not compile them.
+func TestPrefillGEMMName(t *testing.T) {
+	for _, tc := range []struct {
+		e    Engine
+		want string
+	}{
+		{Engine{gemmWgmma: true}, "wgmma (sm_90a PTX compiled by the driver)"},
+		{Engine{}, "mma.sync"},
+		{Engine{jitErr: errors.New("CUDA_ERROR_INVALID_PTX")}, "mma.sync (the driver could not compile the wgmma kernels: CUDA_ERROR_INVALID_PTX)"},
+	} {
+		if got := tc.e.PrefillGEMM(); got != tc.want {
+			t.Errorf("%q, want %q", got, tc.want)
+		}
+	}
+}

@@ -145,7 +145,8 @@ type (
 		DeviceName() string
 		ComputeCapability() int
 	}
-	chunker interface{ Chunk() int }
+	chunker       interface{ Chunk() int }
+	prefillKernel interface{ PrefillGEMM() string }
 )
 
 // benchJSON is every figure of a run; --json prints it.
@@ -178,6 +179,7 @@ type deviceJSON struct {
 	RunMemClockMHz    [2]int  `json:"run_mem_clock_mhz"`
 	ThrottleReasons   uint64  `json:"clock_event_reasons"` // NVML mask at the end of decode
 	PeakBandwidthGBps float64 `json:"peak_bandwidth_gb_per_s,omitempty"`
+	PrefillGEMM       string  `json:"prefill_gemm,omitempty"` // the prefill linears' kernels
 }
 
 type prefillJSON struct {
@@ -297,6 +299,9 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			logf("no device monitor (%v): no clocks, bandwidth limit or device-wide memory", monErr)
 		}
 		r.Device.ComputeCapability = gpu.ComputeCapability()
+		if k, ok := eng.(prefillKernel); ok {
+			r.Device.PrefillGEMM = k.PrefillGEMM()
+		}
 		r.Card = r.Device.Name
 	} else if mon != nil {
 		mon.stop() // the CPU engine: NVML figures would be another device's

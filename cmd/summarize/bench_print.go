@@ -51,6 +51,9 @@ func printBench(w io.Writer, r *benchJSON, o *benchOptions) {
 		if d.PeakBandwidthGBps > 0 {
 			line += fmt.Sprintf(", peak memory bandwidth %.0f GB/s", d.PeakBandwidthGBps)
 		}
+		if d.PrefillGEMM != "" {
+			line += "; prefill GEMM: " + d.PrefillGEMM
+		}
 		fmt.Fprintln(w, line)
 		if d.MaxSMClockMHz == 0 {
 			fmt.Fprintln(w, "clocks: not read (no NVML)")
