@@ -1,13 +1,15 @@
 package cuda
 
 // AWQ linear layers on the device: the load-time repacking of AWQ's file
-// layout into the layout the kernels in awq_gemv.cu and awq_gemm.cu read,
-// and the launch plans that pick a kernel and its shape.
+// layout into the layout the kernels in awq_gemv.cu, awq_gemm.cu and
+// awq_gemm_wg.sm90a.cu read, and the launch plans that pick a kernel and
+// its shape.
 //
-// Both kernels compute y^T = W^T x^T on the tensor cores
-// (mma.sync.m16n8k16, fp16 inputs, fp32 accumulators) with the weights as
-// the A operand: the output columns are the MMA's M dimension and the tokens
-// its N dimension, so one decode token pads to 8, not to 16.
+// The kernels compute y^T = W^T x^T on the tensor cores
+// (mma.sync.m16n8k16, or on sm_90 wgmma.m64n64k16 for prefill; fp16
+// inputs, fp32 accumulators) with the weights as the A operand: the output
+// columns are the MMA's M dimension and the tokens its N dimension, so one
+// decode token pads to 8, not to 16.
 //
 // Device layout of one packed linear (In, Out, Group; OutP = Out rounded up
 // to 16, zero-padded):

@@ -1,8 +1,9 @@
 // Package cuda is Brief's GPU engine: kernels compiled ahead into embedded
-// fatbins (make -C cuda), the NVIDIA driver opened at run time with dlopen
-// (nothing CUDA is needed to build), and an inference.Engine that runs a
-// 4-bit AWQ Llama/Mistral model with decode and verify steps replayed as
-// CUDA graphs.
+// fatbins (make -C cuda), plus Hopper-only ones embedded as PTX that the
+// driver compiles on first use (the wgmma prefill GEMM), the NVIDIA driver
+// opened at run time with dlopen (nothing CUDA is needed to build), and an
+// inference.Engine that runs a 4-bit AWQ Llama/Mistral model with decode
+// and verify steps replayed as CUDA graphs.
 package cuda
 
 import (
