@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -21,97 +22,118 @@ import (
 // (BRIEF_LMHEAD_MMA=0; np picks the tensor-core kernel's non-prefetching
 // variant), or without the direct one-split prefill attention
 // (BRIEF_PREFILL_DIRECT=0), or with the mma.sync prefill GEMM instead of
-// the wgmma one (BRIEF_GEMM_WGMMA=0),
-// before a benchmark's winner becomes the default.
+// the wgmma one (BRIEF_GEMM_WGMMA=0), before a benchmark's winner becomes
+// the default. The on/off knobs take 0 or 1; an unknown value stops the
+// run before any test.
 func TestMain(m *testing.M) {
-	if v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 64 || n%64 != 0 {
-			fmt.Fprintf(os.Stderr, "BRIEF_VERIFY_KEY_BLOCK=%q: want a multiple of 64\n", v)
-			os.Exit(2)
+	lmHead := func() error {
+		if os.Getenv("BRIEF_LMHEAD_MMA") == "np" {
+			lmHeadMMAVariant = "_np"
+			fmt.Fprintf(os.Stderr, "lm_head on the tensor cores, variant %q\n", lmHeadMMAVariant)
+			return nil
 		}
-		verifyBlockKeys = n
-		fmt.Fprintf(os.Stderr, "verify key block %d\n", n)
+		return knobFromEnv("BRIEF_LMHEAD_MMA", &lmHeadMMA, "lm_head on the tensor cores (np: its non-prefetching variant)")
 	}
-	if v := os.Getenv("BRIEF_VERIFY_KERNEL"); v != "" {
-		if _, ok := verifyKernels[v]; !ok {
-			fmt.Fprintf(os.Stderr, "BRIEF_VERIFY_KERNEL=%q: want one of %v\n", v, slices.Sorted(maps.Keys(verifyKernels)))
-			os.Exit(2)
-		}
-		verifyKernel = v
-		fmt.Fprintf(os.Stderr, "verify kernel %s\n", v)
-	}
-	if v := os.Getenv("BRIEF_PREFILL_KERNEL"); v != "" {
-		if _, ok := prefill2Kernels[v]; !ok {
-			fmt.Fprintf(os.Stderr, "BRIEF_PREFILL_KERNEL=%q: want one of %v\n", v, slices.Sorted(maps.Keys(prefill2Kernels)))
-			os.Exit(2)
-		}
-		prefillKernel = v
-		fmt.Fprintf(os.Stderr, "prefill attention %s\n", v)
-	}
-	if v, ok := os.LookupEnv("BRIEF_VERIFY_VARIANT"); ok {
-		if v != "" && v != "_sync" {
-			fmt.Fprintf(os.Stderr, "BRIEF_VERIFY_VARIANT=%q: want \"\" or _sync\n", v)
-			os.Exit(2)
-		}
-		verifyVariant = v
-		fmt.Fprintf(os.Stderr, "verify attention variant %q\n", v)
-	}
-	if os.Getenv("BRIEF_VERIFY_EARLY") == "0" {
-		verifyEarly = false
-		fmt.Fprintln(os.Stderr, "verify attention attn_verify2 off")
-	}
-	if os.Getenv("BRIEF_OVERLAP") == "0" {
-		overlapLaunches = false
-		fmt.Fprintln(os.Stderr, "overlapped launches off")
-	}
-	switch v := os.Getenv("BRIEF_SILU_FUSED"); v {
-	case "", "1":
-	case "0":
-		siluFused = false
-		fmt.Fprintln(os.Stderr, "fused-SiLU gate|up mat-vec off")
-	default:
-		fmt.Fprintf(os.Stderr, "BRIEF_SILU_FUSED=%q: want 0 or 1\n", v)
-		os.Exit(2)
-	}
-	switch v := os.Getenv("BRIEF_GEMM_EPILOGUE"); v {
-	case "", "1":
-	case "0":
-		gemmEpilogue = false
-		fmt.Fprintln(os.Stderr, "fused GEMM epilogues off")
-	default:
-		fmt.Fprintf(os.Stderr, "BRIEF_GEMM_EPILOGUE=%q: want 0 or 1\n", v)
-		os.Exit(2)
-	}
-	switch v := os.Getenv("BRIEF_LMHEAD_MMA"); v {
-	case "", "1":
-	case "0":
-		lmHeadMMA = false
-		fmt.Fprintln(os.Stderr, "lm_head on the CUDA cores (FMA kernels)")
-	case "np":
-		lmHeadMMAVariant = "_np"
-		fmt.Fprintf(os.Stderr, "lm_head on the tensor cores, variant %q\n", lmHeadMMAVariant)
-	default:
-		fmt.Fprintf(os.Stderr, "BRIEF_LMHEAD_MMA=%q: want 0, 1 or np\n", v)
-		os.Exit(2)
-	}
-	switch v := os.Getenv("BRIEF_PREFILL_DIRECT"); v {
-	case "":
-	case "0", "1":
-		prefillDirect = v == "1"
-		fmt.Fprintf(os.Stderr, "direct one-split prefill attention %v\n", prefillDirect)
-	default:
-		fmt.Fprintf(os.Stderr, "BRIEF_PREFILL_DIRECT=%q: want 0 or 1\n", v)
-		os.Exit(2)
-	}
-	switch v := os.Getenv("BRIEF_GEMM_WGMMA"); v {
-	case "", "1":
-	case "0":
-		gemmWgmma = false
-		fmt.Fprintln(os.Stderr, "wgmma prefill GEMM off")
-	default:
-		fmt.Fprintf(os.Stderr, "BRIEF_GEMM_WGMMA=%q: want 0 or 1\n", v)
+	err := errors.Join(
+		keyBlockFromEnv(),
+		choiceFromEnv("BRIEF_VERIFY_KERNEL", verifyKernels, &verifyKernel, "verify kernel"),
+		choiceFromEnv("BRIEF_PREFILL_KERNEL", prefill2Kernels, &prefillKernel, "prefill attention"),
+		verifyVariantFromEnv(),
+		knobFromEnv("BRIEF_VERIFY_EARLY", &verifyEarly, "verify attention attn_verify2"),
+		knobFromEnv("BRIEF_OVERLAP", &overlapLaunches, "overlapped launches"),
+		knobFromEnv("BRIEF_SILU_FUSED", &siluFused, "fused-SiLU gate|up mat-vec"),
+		knobFromEnv("BRIEF_GEMM_EPILOGUE", &gemmEpilogue, "fused GEMM epilogues"),
+		lmHead(),
+		knobFromEnv("BRIEF_PREFILL_DIRECT", &prefillDirect, "direct one-split prefill attention"),
+		knobFromEnv("BRIEF_GEMM_WGMMA", &gemmWgmma, "wgmma prefill GEMM"),
+	)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	os.Exit(m.Run())
+}
+
+// knobFromEnv sets *knob from $env: "" leaves it, "0" or "1" sets it (and
+// says so on stderr); anything else is an error.
+func knobFromEnv(env string, knob *bool, what string) error {
+	switch v := os.Getenv(env); v {
+	case "":
+	case "0", "1":
+		*knob = v == "1"
+		fmt.Fprintf(os.Stderr, "%s: %s\n", what, map[bool]string{false: "off", true: "on"}[*knob])
+	default:
+		return fmt.Errorf("%s=%q: want 0 or 1", env, v)
+	}
+	return nil
+}
+
+// choiceFromEnv sets *dst to $env where that names a key of set.
+func choiceFromEnv[V any](env string, set map[string]V, dst *string, what string) error {
+	v := os.Getenv(env)
+	if v == "" {
+		return nil
+	}
+	if _, ok := set[v]; !ok {
+		return fmt.Errorf("%s=%q: want one of %v", env, v, slices.Sorted(maps.Keys(set)))
+	}
+	*dst = v
+	fmt.Fprintf(os.Stderr, "%s %s\n", what, v)
+	return nil
+}
+
+// keyBlockFromEnv sets the verify key block from $BRIEF_VERIFY_KEY_BLOCK.
+func keyBlockFromEnv() error {
+	v := os.Getenv("BRIEF_VERIFY_KEY_BLOCK")
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 64 || n%64 != 0 {
+		return fmt.Errorf("BRIEF_VERIFY_KEY_BLOCK=%q: want a multiple of 64", v)
+	}
+	verifyBlockKeys = n
+	fmt.Fprintf(os.Stderr, "verify key block %d\n", n)
+	return nil
+}
+
+// verifyVariantFromEnv sets the verify attention variant from
+// $BRIEF_VERIFY_VARIANT, where it is set (to "" or _sync).
+func verifyVariantFromEnv() error {
+	v, ok := os.LookupEnv("BRIEF_VERIFY_VARIANT")
+	if !ok {
+		return nil
+	}
+	if v != "" && v != "_sync" {
+		return fmt.Errorf("BRIEF_VERIFY_VARIANT=%q: want \"\" or _sync", v)
+	}
+	verifyVariant = v
+	fmt.Fprintf(os.Stderr, "verify attention variant %q\n", v)
+	return nil
+}
+
+// TestKnobsFromEnv: the test knobs take their values, keep them when
+// unset, and refuse what they do not know.
+func TestKnobsFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env       string
+		start     bool
+		want, bad bool
+	}{{"", true, true, false}, {"0", true, false, false}, {"1", false, true, false}, {"2", true, true, true}, {"off", true, true, true}} {
+		t.Setenv("BRIEF_TEST_KNOB", tc.env)
+		knob := tc.start
+		err := knobFromEnv("BRIEF_TEST_KNOB", &knob, "test knob")
+		if (err != nil) != tc.bad || knob != tc.want {
+			t.Errorf("%q: knob %v, error %v", tc.env, knob, err)
+		}
+	}
+	set := map[string]int{"a": 1, "b": 2}
+	for _, tc := range []struct{ env, want string }{{"", "x"}, {"b", "b"}, {"c", "x"}} {
+		t.Setenv("BRIEF_TEST_CHOICE", tc.env)
+		dst := "x"
+		err := choiceFromEnv("BRIEF_TEST_CHOICE", set, &dst, "test choice")
+		if dst != tc.want || (err != nil) != (tc.env == "c") {
+			t.Errorf("%q: %q, error %v", tc.env, dst, err)
+		}
+	}
 }
