@@ -11,11 +11,12 @@
 // Design:
 // - A block is four warpgroups (512 threads) and 64 tokens; warp w owns
 //   stripe blockIdx.x*16 + w, and a warpgroup's four warps form the m64 of
-//   its m64n64k16 wgmmas. All of them share the block's x tile. The A operand comes
-//   from registers: a lane's 16-byte word of a chunk, dequantized as the
-//   mma.sync kernels do (awq::dequant16), is exactly its A fragment for the
-//   chunk's four k-steps, since wgmma's A fragment per warp is mma.sync's.
-// - B is the x tile (NTOK tokens x one 64-row chunk) in shared memory,
+//   its m64n64k16 wgmmas. All of them share the block's x tile. The A
+//   operand comes from registers: a lane's 16-byte word of a chunk,
+//   dequantized as the mma.sync kernels do (awq::dequant16), is exactly its
+//   A fragment for the chunk's four k-steps, since wgmma's A fragment per
+//   warp is mma.sync's.
+// - B is the x tile (64 tokens x one 64-row chunk) in shared memory,
 //   K-major with the 128-byte swizzle. The packed layout permutes the k
 //   order inside a chunk (awq.go), so x is staged through registers and
 //   stored in that order: k-step j's logical k = 8h + 2t + e is input row
