@@ -521,9 +521,10 @@ func awqGemmEpiPlan(p *awqPacked, tokens, cc int, epi string) awqLaunch {
 // PTX the driver compiles). With gemmWgmma on, an engine on an sm_90 GPU
 // whose driver compiled those kernels runs every group-128 step of more
 // than 16 tokens through them instead of the mma.sync GEMM, epilogues
-// included: the same bits, the 6,435-token prefill 408-412 -> 334-336 ms
-// on an H200 (NOTES-gemm-wgmma.md). BRIEF_GEMM_WGMMA=0 turns it off for a
-// test run (main_test.go).
+// included: the same bits, the 6,435-token prefill 408-412 -> 331-336 ms
+// on an H200, and 313 ms since the kernel meets at a barrier every second
+// chunk (NOTES-gemm-wgmma.md, runs 36 and 44). BRIEF_GEMM_WGMMA=0 turns it
+// off for a test run (main_test.go).
 var gemmWgmma = true
 
 // The wgmma GEMM's tile (awq_gemm_wg.sm90a.cu: kWgTokens, kWgWarps,
@@ -532,7 +533,7 @@ const (
 	awqWgTokens  = 64
 	awqWgStripes = 16
 	awqWgThreads = 512
-	awqWgShared  = 4*awqWgTokens*128 + 1024
+	awqWgShared  = 5*awqWgTokens*128 + 1024
 )
 
 // awqWgmmaPlan moves base, a group-128 GEMM launch (awqPlan or

@@ -26,8 +26,15 @@
 // - Pipeline: four stages of x; a warpgroup issues chunk c's four wgmmas,
 //   then, while they run, waits for chunk c-1's (wgmma.wait_group 1),
 //   dequantizes chunk c+1 into the other A buffer, stores x of chunk c+2
-//   into the stage chunk c-2 used, and loads x of chunk c+4 and the weights
-//   of chunk c+3 into registers. One barrier per chunk.
+//   into the stage chunk c-3 used, and loads x of chunk c+4 and the weights
+//   of chunk c+3 into registers. One proxy fence and barrier per two
+//   chunks, after the odd ones, with five stages: the probes of run 42
+//   showed the per-chunk fence and barrier costing gate|up 56 of 347 us,
+//   and halving them took the 6,435-token prefill 330.4 -> 313.3 ms (run
+//   44). The stage written at chunk c last held chunk c-3, which every
+//   warpgroup finished before the last barrier (after chunk c-1 or c-2: it
+//   had waited for c-2 or c-3); chunk c+2's x, stored at chunk c, is
+//   fenced and published by the barrier after chunk c or c+1.
 // - The other tiles measured (two warpgroups, 64 or 128 tokens; x by
 //   cp.async) and their figures: NOTES-gemm-wgmma.md (tag wg-variants).
 // - The sums are fp32 over the chunks' k-steps in order, as the mma.sync
@@ -41,7 +48,7 @@ constexpr int kWgTokens = 64;                // tokens per block (the wgmma's N)
 constexpr int kWgWarps = 16;                 // four warpgroups, one stripe a warp
 constexpr int kWgThreads = kWgWarps * 32;
 constexpr int kWgXThreads = 256;             // threads that stage x: 4 per row
-constexpr int kWgStages = 4;                 // x tiles in shared memory
+constexpr int kWgStages = 5;                 // x tiles in shared memory
 constexpr int kWgStageBytes = kWgTokens * 128;
 // Dynamic shared memory of a block: the stages, plus room to align them to
 // 1024 bytes (the 128-byte swizzle repeats every 8 rows of 128 bytes).
@@ -188,8 +195,8 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
   __syncthreads();
 
   // One chunk: B is its stage; after the wgmmas, work for later chunks.
-  // The stage written at chunk c (for c+2) last held chunk c-2, which every
-  // warpgroup finished before the barrier of chunk c-1.
+  // The stage written at chunk c (for c+2) last held chunk c-3 (see the
+  // header); the fence and barrier come after odd chunks only.
   auto step = [&](int c, uint32_t (&acur)[4][4], uint32_t (&anext)[4][4], uint4& wnext, uint32_t (&znext)[2],
                   uint32_t (&xcur)[4][2]) {
     const uint32_t st = sbase + (c % kWgStages) * kWgStageBytes;
@@ -205,8 +212,10 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
     load_w(wnext, znext[0], znext[1], c + 3);
     if (c + 2 < chunks) store_x(xcur, c + 2);
     load_x(xcur, c + 4);
-    fence_proxy_async();
-    __syncthreads();
+    if (c & 1) {
+      fence_proxy_async();
+      __syncthreads();
+    }
   };
   // chunks is even (group 128 = two chunks), so the parities alternate
   // with static register indices.

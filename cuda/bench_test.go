@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -461,6 +462,46 @@ func benchKnobPrefill(b *testing.B, what string, set func(bool), has func(*Engin
 		}
 		b.Logf("%s %s, %s, kernel time per 512-token chunk at position %d:\n%s", what, name, e.Name(), e.Len(), profileTable(prof))
 		b.Logf("%s %s: engine memory %+v", what, name, e.Memory())
+		e.Close()
+	}
+}
+
+// BenchmarkPrefillChunk times the reference prompt's prefill on the
+// synthetic 7B ($BRIEF_SYNTH_DIR, see benchModel) at several prefill chunk
+// sizes ($BRIEF_CHUNKS, comma-separated, else 256, 512, 1024 and 2048),
+// one engine at a time, and logs each one's memory.
+func BenchmarkPrefillChunk(b *testing.B) {
+	m := benchModel(b)
+	prompt := benchPrompt(m)
+	chunks := []int{256, 512, 1024, 2048}
+	if s := os.Getenv("BRIEF_CHUNKS"); s != "" {
+		chunks = chunks[:0]
+		for _, f := range strings.Split(s, ",") {
+			c, err := strconv.Atoi(f)
+			if err != nil {
+				b.Fatalf("BRIEF_CHUNKS: %v", err)
+			}
+			chunks = append(chunks, c)
+		}
+	}
+	for _, c := range chunks {
+		e, err := New(m, Options{Chunk: c})
+		if errors.Is(err, ErrNoGPU) {
+			b.Skip(err.Error())
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("chunk%d", c), func(b *testing.B) {
+			for b.Loop() {
+				e.Reset()
+				if _, err := e.Prefill(context.Background(), prompt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/prefill")
+		})
+		b.Logf("chunk %d: engine memory %+v", c, e.Memory())
 		e.Close()
 	}
 }
