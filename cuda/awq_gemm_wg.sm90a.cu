@@ -23,7 +23,7 @@
 //   16t + 4j + 2h + e. Each of the first 256 threads loads four 8-byte
 //   pieces of one x row (one per t, for its k-step j) and the permutation
 //   is which of its registers go into each 16-byte shared store.
-// - Pipeline: four stages of x; a warpgroup issues chunk c's four wgmmas,
+// - Pipeline: five stages of x; a warpgroup issues chunk c's four wgmmas,
 //   then, while they run, waits for chunk c-1's (wgmma.wait_group 1),
 //   dequantizes chunk c+1 into the other A buffer, stores x of chunk c+2
 //   into the stage chunk c-3 used, and loads x of chunk c+4 and the weights
