@@ -15,6 +15,7 @@ static CUresult (*p_cuDeviceGetCount)(int *);
 static CUresult (*p_cuDeviceGet)(int *, int);
 static CUresult (*p_cuDeviceGetName)(char *, int, int);
 static CUresult (*p_cuDeviceGetAttribute)(int *, int, int);
+static CUresult (*p_cuDeviceGetPCIBusId)(char *, int, int);
 static CUresult (*p_cuDeviceTotalMem)(size_t *, int);
 static CUresult (*p_cuCtxCreate)(void **, unsigned, int);
 static CUresult (*p_cuCtxDestroy)(void *);
@@ -96,6 +97,7 @@ int bcu_open(char *err, size_t errlen) {
   RESOLVE(p_cuDeviceGet, "cuDeviceGet");
   RESOLVE(p_cuDeviceGetName, "cuDeviceGetName");
   RESOLVE(p_cuDeviceGetAttribute, "cuDeviceGetAttribute");
+  RESOLVE(p_cuDeviceGetPCIBusId, "cuDeviceGetPCIBusId");
   RESOLVE(p_cuDeviceTotalMem, "cuDeviceTotalMem_v2");
   RESOLVE(p_cuCtxCreate, "cuCtxCreate_v2");
   RESOLVE(p_cuCtxDestroy, "cuCtxDestroy_v2");
@@ -150,6 +152,7 @@ int bcu_device_count(int *n) { return p_cuDeviceGetCount(n); }
 int bcu_device_get(int *dev, int ordinal) { return p_cuDeviceGet(dev, ordinal); }
 int bcu_device_name(char *name, int len, int dev) { return p_cuDeviceGetName(name, len, dev); }
 int bcu_device_attr(int *v, int attr, int dev) { return p_cuDeviceGetAttribute(v, attr, dev); }
+int bcu_device_pci_bus_id(char *id, int len, int dev) { return p_cuDeviceGetPCIBusId(id, len, dev); }
 int bcu_device_total_mem(size_t *bytes, int dev) { return p_cuDeviceTotalMem(bytes, dev); }
 
 int bcu_ctx_create(void **ctx, int dev) { return p_cuCtxCreate(ctx, 0, dev); }

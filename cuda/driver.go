@@ -119,32 +119,58 @@ type memAccount struct{ cur, peak int64 }
 
 // openDevice loads the driver, checks the GPU and creates a context on the
 // calling thread, which must be locked (runtime.LockOSThread).
-func openDevice(ordinal int) (*device, error) {
+// driverDevice loads and starts the CUDA driver and returns its handle of
+// GPU ordinal.
+func driverDevice(ordinal int) (C.int, error) {
 	var errBuf [512]C.char
 	if C.bcu_open(&errBuf[0], C.size_t(len(errBuf))) != 0 {
-		return nil, fmt.Errorf("%w: libcuda.so.1 could not be loaded (%s)", ErrNoGPU, C.GoString(&errBuf[0]))
+		return 0, fmt.Errorf("%w: libcuda.so.1 could not be loaded (%s)", ErrNoGPU, C.GoString(&errBuf[0]))
 	}
 	if code := C.bcu_init(); code != 0 {
 		if code == cuErrorNoDevice {
-			return nil, fmt.Errorf("%w: the NVIDIA driver reports no device", ErrNoGPU)
+			return 0, fmt.Errorf("%w: the NVIDIA driver reports no device", ErrNoGPU)
 		}
-		return nil, fmt.Errorf("%w: %v", ErrNoGPU, check(code, "cuInit"))
+		return 0, fmt.Errorf("%w: %v", ErrNoGPU, check(code, "cuInit"))
 	}
 	var n C.int
 	if err := check(C.bcu_device_count(&n), "cuDeviceGetCount"); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoGPU, err)
+		return 0, fmt.Errorf("%w: %v", ErrNoGPU, err)
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("%w: the NVIDIA driver reports no device", ErrNoGPU)
+		return 0, fmt.Errorf("%w: the NVIDIA driver reports no device", ErrNoGPU)
 	}
 	if ordinal < 0 || ordinal >= int(n) {
-		return nil, fmt.Errorf("%w: GPU %d asked for, the driver reports %d", ErrNoGPU, ordinal, n)
+		return 0, fmt.Errorf("%w: GPU %d asked for, the driver reports %d", ErrNoGPU, ordinal, n)
 	}
-	d := &device{ordinal: ordinal, funcs: map[string]unsafe.Pointer{}, shared: map[string]uint32{}, allocs: map[devPtr]int64{}}
 	var dev C.int
 	if err := check(C.bcu_device_get(&dev, C.int(ordinal)), "cuDeviceGet(%d)", ordinal); err != nil {
+		return 0, err
+	}
+	return dev, nil
+}
+
+// pciBusID is the PCI bus id of CUDA's GPU ordinal
+// ("domain:bus:device.function", hex): what NVML knows it by, since the
+// two number GPUs differently (CUDA puts the fastest first, and
+// CUDA_VISIBLE_DEVICES renumbers).
+func pciBusID(ordinal int) (string, error) {
+	dev, err := driverDevice(ordinal)
+	if err != nil {
+		return "", err
+	}
+	var id [64]C.char
+	if err := check(C.bcu_device_pci_bus_id(&id[0], C.int(len(id)), dev), "cuDeviceGetPCIBusId(%d)", ordinal); err != nil {
+		return "", err
+	}
+	return C.GoString(&id[0]), nil
+}
+
+func openDevice(ordinal int) (*device, error) {
+	dev, err := driverDevice(ordinal)
+	if err != nil {
 		return nil, err
 	}
+	d := &device{ordinal: ordinal, funcs: map[string]unsafe.Pointer{}, shared: map[string]uint32{}, allocs: map[devPtr]int64{}}
 	var name [256]C.char
 	if err := check(C.bcu_device_name(&name[0], C.int(len(name)), dev), "cuDeviceGetName"); err != nil {
 		return nil, err

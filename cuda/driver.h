@@ -22,6 +22,9 @@ int bcu_device_count(int *n);
 int bcu_device_get(int *dev, int ordinal);
 int bcu_device_name(char *name, int len, int dev);
 int bcu_device_attr(int *v, int attr, int dev);
+// bcu_device_pci_bus_id writes the device's PCI bus id,
+// "domain:bus:device.function" in hex.
+int bcu_device_pci_bus_id(char *id, int len, int dev);
 int bcu_device_total_mem(size_t *bytes, int dev);
 
 int bcu_ctx_create(void **ctx, int dev);

@@ -14,6 +14,7 @@ type Monitor struct {
 	mu   sync.Mutex
 	dev  nvml.Device
 	name string
+	bus  string // PCI bus id, as CUDA writes it
 }
 
 var (
@@ -30,20 +31,41 @@ func initNVML() error {
 	return nvmlErr
 }
 
-// OpenMonitor opens GPU index through NVML.
-func OpenMonitor(index int) (*Monitor, error) {
+// OpenMonitor opens, through NVML, the GPU that CUDA numbers ordinal (the
+// one an engine on that ordinal runs on), found by its PCI bus id: NVML's
+// own numbering can differ from CUDA's.
+func OpenMonitor(ordinal int) (*Monitor, error) {
+	bus, err := pciBusID(ordinal)
+	if err != nil {
+		return nil, err
+	}
 	if err := initNVML(); err != nil {
 		return nil, err
 	}
-	dev, ret := nvml.DeviceGetHandleByIndex(index)
+	dev, ret := nvml.DeviceGetHandleByPciBusId(bus)
 	if ret != nvml.SUCCESS {
-		return nil, fmt.Errorf("NVML: GPU %d: %v", index, ret)
+		return nil, fmt.Errorf("NVML: GPU %d (PCI %s): %v", ordinal, bus, ret)
 	}
 	name, ret := dev.GetName()
 	if ret != nvml.SUCCESS {
-		return nil, fmt.Errorf("NVML: name of GPU %d: %v", index, ret)
+		return nil, fmt.Errorf("NVML: name of GPU %d (PCI %s): %v", ordinal, bus, ret)
 	}
-	return &Monitor{dev: dev, name: name}, nil
+	return &Monitor{dev: dev, name: name, bus: bus}, nil
+}
+
+// samePCI reports whether two PCI bus ids name the same device: CUDA
+// writes a 4-digit domain ("0000:3b:00.0"), NVML 8 ("00000000:3B:00.0").
+func samePCI(a, b string) bool {
+	parse := func(s string) (v [4]uint64, ok bool) {
+		var dom, bus, dev, fn uint64
+		if _, err := fmt.Sscanf(s, "%x:%x:%x.%x", &dom, &bus, &dev, &fn); err != nil {
+			return v, false
+		}
+		return [4]uint64{dom, bus, dev, fn}, true
+	}
+	x, okA := parse(a)
+	y, okB := parse(b)
+	return okA && okB && x == y
 }
 
 // DeviceName is the GPU's marketing name.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+
 	"github.com/briefapp/brief/inference"
 )
 
@@ -28,4 +30,45 @@ func TestMonitor(t *testing.T) {
 	}
 	sm, mem, err := m.Clocks()
 	t.Logf("%s: %d MiB used of %d, SM %d MHz, memory %d MHz (%v)", m.DeviceName(), used>>20, total>>20, sm, mem, err)
+	// The monitor watches CUDA's GPU 0, the engine's.
+	info, ret := m.dev.GetPciInfo()
+	if ret != nvml.SUCCESS {
+		t.Fatalf("NVML PCI info: %v", ret)
+	}
+	nv := pciString(info.BusId[:])
+	if !samePCI(m.bus, nv) {
+		t.Errorf("monitor on PCI %s (NVML), CUDA's GPU 0 is %s", nv, m.bus)
+	}
+	t.Logf("CUDA GPU 0 is PCI %s, NVML's %s", m.bus, nv)
+}
+
+// pciString is NVML's NUL-terminated bus id.
+func pciString(b []int8) string {
+	var s []byte
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		s = append(s, byte(c))
+	}
+	return string(s)
+}
+
+func TestSamePCI(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"0000:3b:00.0", "00000000:3B:00.0", true},
+		{"0000:3b:00.0", "0000:3B:00.0", true},
+		{"0001:3b:00.0", "00000000:3B:00.0", false},
+		{"0000:3b:00.0", "00000000:3C:00.0", false},
+		{"0000:3b:01.0", "00000000:3B:00.0", false},
+		{"", "00000000:3B:00.0", false},
+		{"GPU-0", "GPU-0", false},
+	} {
+		if got := samePCI(tc.a, tc.b); got != tc.want {
+			t.Errorf("samePCI(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
 }
