@@ -441,15 +441,7 @@ func benchKnobPrefill(b *testing.B, what string, set func(bool), has func(*Engin
 		if describe != nil {
 			describe(e, name)
 		}
-		b.Run(name+"/prefill6435", func(b *testing.B) {
-			for b.Loop() {
-				e.Reset()
-				if _, err := e.Prefill(context.Background(), prompt); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/prefill")
-		})
+		benchPrefill(b, e, name+"/prefill6435", prompt)
 		e.Reset()
 		if _, err := e.Prefill(context.Background(), prompt); err != nil {
 			e.Close()
@@ -464,6 +456,20 @@ func benchKnobPrefill(b *testing.B, what string, set func(bool), has func(*Engin
 		b.Logf("%s %s: engine memory %+v", what, name, e.Memory())
 		e.Close()
 	}
+}
+
+// benchPrefill runs sub-benchmark name: prefills of prompt from an empty
+// cache, in ms/prefill.
+func benchPrefill(b *testing.B, e *Engine, name string, prompt []int) {
+	b.Run(name, func(b *testing.B) {
+		for b.Loop() {
+			e.Reset()
+			if _, err := e.Prefill(context.Background(), prompt); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/prefill")
+	})
 }
 
 // BenchmarkPrefillChunk times the reference prompt's prefill on the
@@ -492,15 +498,7 @@ func BenchmarkPrefillChunk(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Run(fmt.Sprintf("chunk%d", c), func(b *testing.B) {
-			for b.Loop() {
-				e.Reset()
-				if _, err := e.Prefill(context.Background(), prompt); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/prefill")
-		})
+		benchPrefill(b, e, fmt.Sprintf("chunk%d", c), prompt)
 		b.Logf("chunk %d: engine memory %+v", c, e.Memory())
 		e.Close()
 	}

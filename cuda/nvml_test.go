@@ -30,7 +30,9 @@ func TestMonitor(t *testing.T) {
 	}
 	sm, mem, err := m.Clocks()
 	t.Logf("%s: %d MiB used of %d, SM %d MHz, memory %d MHz (%v)", m.DeviceName(), used>>20, total>>20, sm, mem, err)
-	// The monitor watches CUDA's GPU 0, the engine's.
+	// NVML resolved CUDA's GPU 0 by its bus id to a device with that bus id.
+	// (On a one-GPU machine this cannot tell NVML's numbering from CUDA's;
+	// it checks the lookup and the id formats.)
 	info, ret := m.dev.GetPciInfo()
 	if ret != nvml.SUCCESS {
 		t.Fatalf("NVML PCI info: %v", ret)
