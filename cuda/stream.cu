@@ -1,0 +1,36 @@
+// Plain streaming reads, for BenchmarkStepStream: a decode step's kernels
+// replaced by kernels that only read each one's bytes, to measure what a
+// step of that many dependent kernels costs at best (the time left over
+// when every kernel streams at the device's rate) against one kernel that
+// reads all of them.
+#include "awq_common.cuh"  // ld_stream
+
+// grid (blocks), block 256. Reads n16 16-byte words of p, four in flight
+// per thread, and writes sink[block] only if the words fold to an unlikely
+// value, so the loads cannot be dropped. early != 0 lets the next kernel
+// start at once; 0 only after this one's loads are done, as the mat-vecs
+// do. Either way the first loads are requested before waiting for the
+// previous kernel, as the mat-vecs request their first weights.
+extern "C" __global__ void __launch_bounds__(256) stream_read(const uint4* __restrict__ p, int n16,
+                                                             uint32_t* __restrict__ sink, int early) {
+  if (early) grid_dep_launch();
+  const int stride = gridDim.x * blockDim.x;
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  uint4 v[4];
+  auto load = [&]() {
+#pragma unroll
+    for (int k = 0; k < 4; k++) v[k] = i + k * stride < n16 ? awq::ld_stream(p + i + k * stride) : make_uint4(0, 0, 0, 0);
+  };
+  load();
+  grid_dep_wait();
+  uint32_t acc = 0;
+  for (;;) {
+#pragma unroll
+    for (int k = 0; k < 4; k++) acc ^= v[k].x ^ v[k].y ^ v[k].z ^ v[k].w;
+    i += 4 * stride;
+    if (i >= n16) break;
+    load();
+  }
+  if (!early) grid_dep_launch();
+  if (acc == 0x9e3779b9u * (uint32_t)n16) sink[blockIdx.x] = acc;
+}
