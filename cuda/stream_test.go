@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"slices"
 	"testing"
+	"time"
 )
 
 // streamOp is one kernel of a decode step as BenchmarkStepStream models
@@ -50,14 +51,16 @@ func stepStreamOps(e *Engine) []streamOp {
 // BenchmarkStepStream asks what a decode step of this engine's kernels
 // could take at best. At the reference context ($BRIEF_SYNTH_DIR, see
 // benchModel) it times, in one process:
-//   - engine/verify1: the engine's own one-token step (host-timed, as
-//     summarize bench does);
+//   - engine/verify1: the engine's own one-token step, replayed and
+//     host-timed;
 //   - steps/wait and steps/early: a graph of the step's kernels
 //     (stepStreamOps) replaced by stream_read kernels that only read each
 //     one's bytes, from distinct parts of one buffer so that nothing is
 //     served by L2, launched overlapped as the engine's are; "wait" lets
 //     each kernel's successor start once its loads are done (as the
 //     mat-vecs do), "early" at once;
+//   - steps/bigN: the same with only the N kernels of a megabyte or more,
+//     as if every small kernel were fused into a big one;
 //   - one: a single stream_read of all those bytes, the device's rate.
 //
 // steps against one is what the count of dependent kernels costs a step
@@ -68,7 +71,28 @@ func BenchmarkStepStream(b *testing.B) {
 	prompt := benchPrompt(m)
 	e := benchEngine(b, m, prompt)
 	defer e.Close()
-	benchVerify(b, e, "engine/verify1", prompt, 1)
+	b.Run("engine/verify1", func(b *testing.B) {
+		// The first step captures the graph; time replays only.
+		const warm, reps = 10, 200
+		var ms float64
+		for i := 0; b.Loop(); i++ {
+			start := time.Now()
+			for j := range warm + reps {
+				if j == warm {
+					start = time.Now()
+				}
+				if _, err := e.Verify(prompt[:1]); err != nil {
+					b.Fatal(err)
+				}
+				if err := e.Rollback(e.Len() - 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ms = float64(time.Since(start).Microseconds()) / 1e3 / reps
+		}
+		b.ReportMetric(ms, "ms/step")
+		b.ReportMetric(float64(e.StepBytes(e.Len()))/ms/1e6, "GB/s")
+	})
 
 	ops := stepStreamOps(e)
 	var total int64
@@ -132,11 +156,23 @@ func BenchmarkStepStream(b *testing.B) {
 	}
 	report := func(b *testing.B, ms float64) {
 		b.ReportMetric(ms, "ms/step")
-		b.ReportMetric(float64(total)/ms/1e6, "GB/s")
+		b.ReportMetric(float64(total)/ms/1e6, "GB/s") // the bytes of every op, even where small ones are left out
 	}
-	for _, early := range []int{0, 1} {
-		name := map[int]string{0: "steps/wait", 1: "steps/early"}[early]
-		b.Run(name, func(b *testing.B) {
+	// big: the kernels of a megabyte or more only, as if every small one
+	// were fused away.
+	var big []streamOp
+	for _, op := range ops {
+		if op.bytes >= 1<<20 {
+			big = append(big, op)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		ops   []streamOp
+		early int
+	}{{"steps/wait", ops, 0}, {"steps/early", ops, 1}, {fmt.Sprintf("steps/big%d", len(big)), big, 0}} {
+		ops, early := tc.ops, tc.early
+		b.Run(tc.name, func(b *testing.B) {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
 			if err := d.makeCurrent(); err != nil {
