@@ -61,6 +61,8 @@ func stepStreamOps(e *Engine) []streamOp {
 //     mat-vecs do), "early" at once;
 //   - steps/bigN: the same with only the N kernels of a megabyte or more,
 //     as if every small kernel were fused into a big one;
+//   - without_<stage>: steps/wait less one stage's kernels, for the
+//     stage's share of the step (compare BenchmarkStepWithout's);
 //   - one: a single stream_read of all those bytes, the device's rate.
 //
 // steps against one is what the count of dependent kernels costs a step
@@ -166,11 +168,26 @@ func BenchmarkStepStream(b *testing.B) {
 			big = append(big, op)
 		}
 	}
-	for _, tc := range []struct {
+	type chain struct {
 		name  string
 		ops   []streamOp
 		early int
-	}{{"steps/wait", ops, 0}, {"steps/early", ops, 1}, {fmt.Sprintf("steps/big%d", len(big)), big, 0}} {
+	}
+	chains := []chain{{"steps/wait", ops, 0}, {"steps/early", ops, 1}, {fmt.Sprintf("steps/big%d", len(big)), big, 0}}
+	// without_<stage>: the step less one stage's kernels, as
+	// BenchmarkStepWithout leaves them out of the engine's step.
+	for _, stage := range []string{"add_rmsnorm", "attention", "attn_reduce", "lm_head", "q|k|v", "o_proj", "gate|up", "silu_mul", "down_proj"} {
+		var rest []streamOp
+		for _, op := range ops {
+			if op.what != stage {
+				rest = append(rest, op)
+			}
+		}
+		if len(rest) < len(ops) {
+			chains = append(chains, chain{"without_" + stage, rest, 0})
+		}
+	}
+	for _, tc := range chains {
 		ops, early := tc.ops, tc.early
 		b.Run(tc.name, func(b *testing.B) {
 			runtime.LockOSThread()
