@@ -54,6 +54,13 @@ var wgmmaRule = waitRule{"gemm_wg",
 	regexp.MustCompile(`load_w\(wq\[0\], z\[0\]\[0\], z\[0\]\[1\], 0\);`),
 	regexp.MustCompile(`\b(x|y|smem)\s*\[|\*\s*(x|y)\b|load_x\(|store_x\(|ld_piece|st\.shared|__ldg\(|atomic`)}
 
+// streamRule: BenchmarkStepStream's stream_read requests its first words
+// (a buffer no kernel writes) before the wait, as the mat-vec does.
+var streamRule = waitRule{"stream_body",
+	regexp.MustCompile(`load\(\);`),
+	regexp.MustCompile(`load\(\);`),
+	regexp.MustCompile(`\b(p|sink)\s*\[|ld_stream\(|\bload\(|atomic`)}
+
 // waitsInside are the calls of waitRule functions in kernel bodies.
 var waitsInside = map[string]waitRule{
 	"awq::gemm_wg<awq::kEpiStore>(":           wgmmaRule,
@@ -63,6 +70,7 @@ var waitsInside = map[string]waitRule{
 	"awq::gemv_g128<NT, true>(":               gemvRule,
 	"awq::gemv_g128<NT, false, true>(":        gemvRule,
 	"attn_prefill2_body<D, 1, 64, 64, true>(": verifyEarlyRule,
+	"stream_body(":                            streamRule,
 }
 
 // TestKernelsWaitForPredecessor: launched overlapped, a kernel may run

@@ -5,14 +5,9 @@
 // reads all of them.
 #include "awq_common.cuh"  // ld_stream
 
-// grid (blocks), block 256. Reads n16 16-byte words of p, four in flight
-// per thread, and writes sink[block] only if the words fold to an unlikely
-// value, so the loads cannot be dropped. early != 0 lets the next kernel
-// start at once; 0 only after this one's loads are done, as the mat-vecs
-// do. Either way the first loads are requested before waiting for the
-// previous kernel, as the mat-vecs request their first weights.
-extern "C" __global__ void __launch_bounds__(256) stream_read(const uint4* __restrict__ p, int n16,
-                                                             uint32_t* __restrict__ sink, int early) {
+// stream_body: see stream_read. Only the first loads come before the wait.
+__device__ __forceinline__ void stream_body(const uint4* __restrict__ p, int n16, uint32_t* __restrict__ sink,
+                                            int early) {
   if (early) grid_dep_launch();
   const int stride = gridDim.x * blockDim.x;
   int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -33,4 +28,15 @@ extern "C" __global__ void __launch_bounds__(256) stream_read(const uint4* __res
   }
   if (!early) grid_dep_launch();
   if (acc == 0x9e3779b9u * (uint32_t)n16) sink[blockIdx.x] = acc;
+}
+
+// grid (blocks), block 256. Reads n16 16-byte words of p, four in flight
+// per thread, and writes sink[block] only if the words fold to an unlikely
+// value, so the loads cannot be dropped. early != 0 lets the next kernel
+// start at once; 0 only after this one's loads are done, as the mat-vecs
+// do. Either way the first loads are requested before waiting for the
+// previous kernel, as the mat-vecs request their first weights.
+extern "C" __global__ void __launch_bounds__(256) stream_read(const uint4* __restrict__ p, int n16,
+                                                             uint32_t* __restrict__ sink, int early) {
+  stream_body(p, n16, sink, early);
 }
