@@ -37,7 +37,7 @@ type benchOptions struct {
 	replayCases                          int
 	lookupTokens, lookupNgram            int
 	transformers                         float64
-	json                                 bool
+	json, ceiling                        bool
 }
 
 // listFlag is a repeatable flag whose values may also be comma-separated.
@@ -73,6 +73,7 @@ func parseBench(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.IntVar(&o.lookupNgram, "lookup-ngram", lookup.DefaultNgram, "longest n-gram the replay's drafter matches")
 	fs.Float64Var(&o.transformers, "transformers", 0, "transformers' end-to-end tokens/s on the same GPU (tools/hfcompare --time); prints our throughput over it")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object with every figure instead of the tables")
+	fs.BoolVar(&o.ceiling, "ceiling", false, "last, time the decode step's kernels as plain reads of their bytes (CUDA; needs the step's bytes free besides the engine)")
 	fs.StringVar(&o.jsonOut, "json-out", "", "also write the JSON object to this file (with the tables on stdout)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -124,7 +125,22 @@ var (
 	// at its current position, grouped into families; ok is false for an
 	// engine without one.
 	profileKernels func(e inference.Engine, T, steps int) (fams []kernelFamily, ok bool, err error)
+	// streamCeiling times the engine's one-token step as plain reads
+	// (cuda.Engine.StreamCeiling); ok is false for an engine without it.
+	streamCeiling func(e inference.Engine) (c *ceilingJSON, ok bool, err error)
 )
+
+// ceilingJSON is the decode step's streaming ceiling (cuda.StreamCeiling):
+// the step's kernels as plain reads of their bytes.
+type ceilingJSON struct {
+	Position   int     `json:"position"`
+	Kernels    int     `json:"kernels"`
+	BigKernels int     `json:"big_kernels"`
+	Bytes      int64   `json:"bytes"`
+	StepsMS    float64 `json:"steps_ms"` // every kernel as a plain read
+	BigMS      float64 `json:"big_ms"`   // the kernels of a megabyte or more only
+	OneMS      float64 `json:"one_ms"`   // one read of all the bytes
+}
 
 // kernelFamily is one row of a kernel profile (cuda.KernelFamily).
 type kernelFamily struct {
@@ -165,6 +181,7 @@ type benchJSON struct {
 	Profiles     []profileJSON  `json:"profiles,omitempty"`
 	Replay       []replayResult `json:"replay,omitempty"`
 	Transformers *vsJSON        `json:"transformers,omitempty"`
+	Ceiling      *ceilingJSON   `json:"ceiling,omitempty"`
 	Targets      []targetJSON   `json:"targets,omitempty"`
 }
 
@@ -366,6 +383,26 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if mon != nil {
 		mon.stop()
 		mon.fill(r)
+	}
+	if o.ceiling {
+		// After the memory figures: its buffer is not the engine's.
+		if streamCeiling == nil {
+			return errors.New("--ceiling: this build has no CUDA engine")
+		}
+		// At the prompt's end, where the verify figures were taken.
+		eng.Reset()
+		if _, err := eng.Prefill(ctx, prompt); err != nil {
+			return fmt.Errorf("--ceiling: prefill of %d tokens: %w", len(prompt), err)
+		}
+		c, ok, err := streamCeiling(eng)
+		switch {
+		case err != nil:
+			return fmt.Errorf("--ceiling: %w", err)
+		case !ok:
+			return fmt.Errorf("--ceiling: the %s engine has no streaming ceiling (CUDA only)", r.Engine)
+		}
+		r.Ceiling = c
+		logf("ceiling: %d kernels as plain reads %.3f ms", c.Kernels, c.StepsMS)
 	}
 	r.Targets = targets(r)
 	if o.jsonOut != "" {

@@ -5,7 +5,8 @@ import (
 	"github.com/briefapp/brief/inference"
 )
 
-// The CUDA engine's extras for bench: the NVML monitor and kernel profiles.
+// The CUDA engine's extras for bench: the NVML monitor, kernel profiles and
+// the streaming ceiling.
 func init() {
 	openBenchMonitor = func() (benchMonitor, error) { return cuda.OpenMonitor(0) }
 	profileKernels = func(e inference.Engine, T, steps int) ([]kernelFamily, bool, error) {
@@ -22,6 +23,18 @@ func init() {
 			out = append(out, kernelFamily{Name: f.Name, Part: f.Part, MS: f.MS, Bytes: f.Bytes, FLOPs: f.FLOPs})
 		}
 		return out, true, nil
+	}
+	streamCeiling = func(e inference.Engine) (*ceilingJSON, bool, error) {
+		ce, ok := e.(*cuda.Engine)
+		if !ok {
+			return nil, false, nil
+		}
+		c, err := ce.StreamCeiling()
+		if err != nil {
+			return nil, true, err
+		}
+		return &ceilingJSON{Position: c.Position, Kernels: c.Kernels, BigKernels: c.BigKernels, Bytes: c.Bytes,
+			StepsMS: c.StepsMS, BigMS: c.BigMS, OneMS: c.OneMS}, true, nil
 	}
 }
 

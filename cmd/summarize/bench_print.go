@@ -134,6 +134,25 @@ func printBench(w io.Writer, r *benchJSON, o *benchOptions) {
 		tw.Flush()
 	}
 
+	if c := r.Ceiling; c != nil {
+		fmt.Fprintf(w, "\ndecode ceiling (%s): the one-token step's %d kernels at position %d as plain reads of their %.3f GB, launched as the engine launches them:\n",
+			card, c.Kernels, c.Position, float64(c.Bytes)/1e9)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "step\tms\tGB/s\tsteps/s\t")
+		row := func(what string, ms float64) {
+			if ms > 0 {
+				fmt.Fprintf(tw, "%s\t%.3f\t%.0f\t%.1f\t\n", what, ms, float64(c.Bytes)/ms/1e6, 1e3/ms)
+			}
+		}
+		if v.Context == c.Position {
+			row("the engine's 1-token step (verify figure above)", v.SingleMS)
+		}
+		row(fmt.Sprintf("all %d kernels as plain reads", c.Kernels), c.StepsMS)
+		row(fmt.Sprintf("the %d of a megabyte or more only", c.BigKernels), c.BigMS)
+		row("one read of all the bytes", c.OneMS)
+		tw.Flush()
+	}
+
 	if len(r.Targets) > 0 {
 		fmt.Fprintf(w, "\nagainst issue 5's targets (%s):\n", card)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -405,3 +405,56 @@ func TestBenchGPUPaths(t *testing.T) {
 		t.Errorf("memory %+v, %d targets", r.Memory, len(r.Targets))
 	}
 }
+
+// TestBenchCeiling: --ceiling measures at the prompt's end after every other
+// figure, prints its table beside the engine's 1-token step, and refuses an
+// engine without a ceiling.
+func TestBenchCeiling(t *testing.T) {
+	model, article, _ := benchFixture(t, 0)
+	saved := [2]any{gpuEngine, streamCeiling}
+	defer func() {
+		gpuEngine = saved[0].(func(*inference.Model) (inference.Engine, error))
+		streamCeiling = saved[1].(func(inference.Engine) (*ceilingJSON, bool, error))
+	}()
+	gpuEngine = func(m *inference.Model) (inference.Engine, error) {
+		e, err := cpu.New(m, cpu.Options{})
+		return gpuLike{e}, err
+	}
+	var at []int
+	streamCeiling = func(e inference.Engine) (*ceilingJSON, bool, error) {
+		at = append(at, e.Len())
+		if _, ok := e.(gpuLike); !ok {
+			return nil, false, nil
+		}
+		return &ceilingJSON{Position: e.Len(), Kernels: 260, BigKernels: 161, Bytes: 4_527_000_000, StepsMS: 1.77, BigMS: 1.646, OneMS: 1.522}, true, nil
+	}
+	args := []string{"--model", model, "--article", article, "--engine", "cuda", "--new", "3", "--repeats", "1",
+		"--prefill-runs", "1", "--profile-steps", "0", "--ceiling"}
+	var stdout, stderr bytes.Buffer
+	if err := runBench(context.Background(), args, nil, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	out := strings.Join(strings.Fields(stdout.String()), " ") // the columns' padding aside
+	for _, s := range []string{"decode ceiling (", "260 kernels", "the engine's 1-token step", "all 260 kernels as plain reads 1.770 2558 565.0",
+		"the 161 of a megabyte or more only 1.646", "one read of all the bytes 1.522 2974 657.0"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("output lacks %q:\n%s", s, out)
+		}
+	}
+	var r benchJSON
+	stdout.Reset()
+	if err := runBench(context.Background(), append(args, "--json"), nil, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil || r.Ceiling == nil || r.Ceiling.Position != r.PromptTokens {
+		t.Errorf("JSON ceiling %+v (prompt %d tokens): %v", r.Ceiling, r.PromptTokens, err)
+	}
+	if len(at) != 2 || at[0] != r.PromptTokens {
+		t.Errorf("ceiling measured at positions %v, want the prompt's end %d", at, r.PromptTokens)
+	}
+	err := runBench(context.Background(), []string{"--model", model, "--article", article, "--engine", "cpu", "--new", "2",
+		"--repeats", "1", "--prefill-runs", "1", "--ceiling"}, nil, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "--ceiling") || !strings.Contains(err.Error(), "CUDA only") {
+		t.Errorf("--ceiling on the CPU engine: %v", err)
+	}
+}
