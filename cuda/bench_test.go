@@ -393,69 +393,65 @@ func BenchmarkStepBoundaries(b *testing.B) {
 	}
 }
 
-// benchKnobSteps times replayed verify steps of 1, 8, 11 and 16 tokens at
-// the reference context with an engine knob off and on (set sets it, has
-// reads what the engine took), one engine at a time, and logs each one's
-// kernel profile of a 1-token step and its memory.
-func benchKnobSteps(b *testing.B, what string, set func(bool), has func(*Engine) bool) {
+// benchKnob opens one engine with an engine knob off, then one with it on
+// (set sets it, has reads what the engine took), each with the reference
+// prompt prefilled, and runs body on it; name is "off" or "on". A failing
+// body calls b.Fatal; the engine is closed either way.
+func benchKnob(b *testing.B, what string, set func(bool), has func(*Engine) bool, body func(e *Engine, name string, prompt []int)) {
 	m := benchModel(b)
 	prompt := benchPrompt(m)
 	for _, on := range []bool{false, true} {
 		name := map[bool]string{false: "off", true: "on"}[on]
 		set(on)
-		e := benchEngine(b, m, prompt)
-		if has(e) != on {
-			e.Close()
-			b.Fatalf("engine %s = %v with the knob %v", what, has(e), on)
-		}
+		func() {
+			e := benchEngine(b, m, prompt)
+			defer e.Close()
+			if has(e) != on {
+				b.Fatalf("engine %s = %v with the knob %v", what, has(e), on)
+			}
+			body(e, name, prompt)
+		}()
+	}
+}
+
+// benchKnobSteps times replayed verify steps of 1, 8, 11 and 16 tokens at
+// the reference context with an engine knob off and on (benchKnob), and
+// logs each engine's kernel profile of a 1-token step and its memory.
+func benchKnobSteps(b *testing.B, what string, set func(bool), has func(*Engine) bool) {
+	benchKnob(b, what, set, has, func(e *Engine, name string, prompt []int) {
 		for _, n := range []int{1, 8, 11, 16} {
 			benchVerify(b, e, fmt.Sprintf("%s/verify%d", name, n), prompt, n)
 		}
 		prof, err := e.Profile(1, 20)
 		if err != nil {
-			e.Close()
 			b.Fatal(err)
 		}
 		b.Logf("%s %s, %s, kernel time per 1-token step at position %d:\n%s", what, name, e.Name(), e.Len(), profileTable(prof))
 		b.Logf("%s %s: engine memory %+v", what, name, e.Memory())
-		e.Close()
-	}
+	})
 }
 
 // benchKnobPrefill times the reference prompt's prefill with an engine
-// knob off and on (set sets it, has reads what the engine took), one
-// engine at a time, and logs each one's kernel profile of a 512-token
-// chunk at that context and its memory; describe, when set, logs more
-// about each engine first.
+// knob off and on (benchKnob), and logs each engine's kernel profile of a
+// 512-token chunk at that context and its memory; describe, when set, logs
+// more about each engine first.
 func benchKnobPrefill(b *testing.B, what string, set func(bool), has func(*Engine) bool, describe func(e *Engine, name string)) {
-	m := benchModel(b)
-	prompt := benchPrompt(m)
-	for _, on := range []bool{false, true} {
-		name := map[bool]string{false: "off", true: "on"}[on]
-		set(on)
-		e := benchEngine(b, m, prompt)
-		if has(e) != on {
-			e.Close()
-			b.Fatalf("engine %s = %v with the knob %v", what, has(e), on)
-		}
+	benchKnob(b, what, set, has, func(e *Engine, name string, prompt []int) {
 		if describe != nil {
 			describe(e, name)
 		}
 		benchPrefill(b, e, name+"/prefill6435", prompt)
 		e.Reset()
 		if _, err := e.Prefill(context.Background(), prompt); err != nil {
-			e.Close()
 			b.Fatal(err)
 		}
 		prof, err := e.Profile(512, 5)
 		if err != nil {
-			e.Close()
 			b.Fatal(err)
 		}
 		b.Logf("%s %s, %s, kernel time per 512-token chunk at position %d:\n%s", what, name, e.Name(), e.Len(), profileTable(prof))
 		b.Logf("%s %s: engine memory %+v", what, name, e.Memory())
-		e.Close()
-	}
+	})
 }
 
 // benchPrefill runs sub-benchmark name: prefills of prompt from an empty

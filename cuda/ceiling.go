@@ -68,12 +68,14 @@ func stepStreamOps(e *Engine) []streamOp {
 	return append(ops, norm, streamOp{"lm_head", 2 * int64(c.Vocab) * hid}, streamOp{"argmax_rows", 4 * int64(c.Vocab)})
 }
 
-// streamSize is what ops read together, each from a 16-byte aligned part
-// of one buffer.
+// slot is the part of the buffer an op reads: its bytes, 16-byte aligned.
+func (op streamOp) slot() int64 { return (op.bytes + 15) &^ 15 }
+
+// streamSize is what ops read together, each from its slot of one buffer.
 func streamSize(ops []streamOp) int64 {
 	var n int64
 	for _, op := range ops {
-		n += (op.bytes + 15) &^ 15
+		n += op.slot()
 	}
 	return n
 }
@@ -130,7 +132,7 @@ func (s *streamBench) chain(ops []streamOp, early int) (*graph, error) {
 			if err := s.read(off, op.bytes, early); err != nil {
 				return fmt.Errorf("%s: %w", op.what, err)
 			}
-			off += (op.bytes + 15) &^ 15
+			off += op.slot()
 		}
 		return nil
 	})

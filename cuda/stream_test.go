@@ -117,10 +117,10 @@ func BenchmarkStepStream(b *testing.B) {
 	run("one", s.timeOne)
 }
 
-// TestStreamCeiling: the engine measures its ceiling on a small model, and
-// the figures are ordered as they must be: one read of everything is no
-// slower than the chain of big kernels, which is no slower than every
-// kernel.
+// TestStreamCeiling: the engine measures its ceiling on a small model (it
+// has big kernels: lm_head and the gate|up and down linears), and the
+// figures are ordered as they must be: one read of everything is no slower
+// than the chain of big kernels, which is no slower than every kernel.
 func TestStreamCeiling(t *testing.T) {
 	testDevice(t)
 	m := synthModel(t, "small", 5)
@@ -138,7 +138,8 @@ func TestStreamCeiling(t *testing.T) {
 	if c.Kernels != len(ops) || c.Bytes != streamSize(ops) || c.Position != 8 {
 		t.Errorf("ceiling of %d kernels, %d bytes at %d; the step has %d kernels, %d bytes at 8", c.Kernels, c.Bytes, c.Position, len(ops), streamSize(ops))
 	}
-	if !(c.OneMS > 0 && c.StepsMS > 0) || c.BigMS > c.StepsMS*1.05 {
-		t.Errorf("steps %.4f ms, big %.4f, one %.4f: want positive times and the big kernels no slower than all", c.StepsMS, c.BigMS, c.OneMS)
+	// 5% for timing noise: each figure is a median of seven samples.
+	if !(c.OneMS > 0 && c.BigMS > 0) || c.OneMS > c.BigMS*1.05 || c.BigMS > c.StepsMS*1.05 {
+		t.Errorf("steps %.4f ms, big %.4f, one %.4f: want one <= big <= steps", c.StepsMS, c.BigMS, c.OneMS)
 	}
 }
