@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,7 +13,10 @@ import (
 // step takes is the least any design of the same dependent kernels could
 // take; one read of all the bytes is the device's own rate. Measured on an
 // H100 (BENCHMARKS.md, session 8): 1.77 ms for the 260 kernels against 1.52
-// for one read, where the engine's step takes 2.41.
+// for one read, where the engine's step takes 2.41. A persistent kernel
+// that passes a grid barrier where each kernel would end, and requests each
+// one's first reads before it, takes 1.74 ms for the 260 and 1.50 for the
+// 161 big ones (session 9): as fast as one read.
 
 // StreamCeiling is one measurement of the ceiling.
 type StreamCeiling struct {
@@ -23,6 +27,10 @@ type StreamCeiling struct {
 	StepsMS    float64 // every kernel as a plain read
 	BigMS      float64 // the big kernels alone, as if every small one were fused away (0: none)
 	OneMS      float64 // one read of all the bytes
+	// One persistent kernel (stream_persist) reading every kernel's bytes,
+	// a grid barrier where a kernel would end, each kernel's first reads
+	// requested before the barrier: for every kernel, and for the big ones.
+	PersistMS, PersistBigMS float64
 }
 
 // streamOp is one kernel of a decode step: its stage and the bytes it must
@@ -177,6 +185,43 @@ func (s *streamBench) timeChain(ops []streamOp, early int) (float64, error) {
 	return s.time(func() error { return s.d.launchGraph(g, "stream ceiling") })
 }
 
+// timePersist times ops as one stream_persist launch: one block a
+// multiprocessor reads each op's bytes in turn, with a grid barrier between
+// ops instead of a kernel boundary; ahead lets each thread request its
+// first words of the next op before the barrier.
+func (s *streamBench) timePersist(ops []streamOp, ahead int) (ms float64, err error) {
+	if len(ops) == 0 {
+		return 0, errors.New("stream ceiling: no reads")
+	}
+	starts := make([]byte, 8*(len(ops)+1))
+	var off int64
+	for i, op := range ops {
+		binary.LittleEndian.PutUint64(starts[8*i:], uint64(off/16))
+		off += op.slot()
+	}
+	binary.LittleEndian.PutUint64(starts[8*len(ops):], uint64(off/16))
+	st, err := s.d.alloc(int64(len(starts)), "stream ceiling phases")
+	if err != nil {
+		return 0, err
+	}
+	bar, err := s.d.alloc(8, "stream ceiling barrier")
+	if err != nil {
+		return 0, errors.Join(err, s.d.free(st))
+	}
+	defer func() { err = errors.Join(err, s.d.free(st), s.d.free(bar)) }()
+	if err = s.d.upload(st, starts); err != nil {
+		return 0, err
+	}
+	if err = s.d.memset(bar, 0, 8); err != nil {
+		return 0, err
+	}
+	ms, err = s.time(func() error {
+		return s.d.launch("stream_persist", launchShape{Grid: [3]uint32{uint32(s.d.sms)}, Block: [3]uint32{1024}, Cooperative: true},
+			"stream ceiling", s.buf, st, len(ops), bar, s.sink, ahead)
+	})
+	return ms, err
+}
+
 // timeOne times one read of all the buffer's bytes.
 func (s *streamBench) timeOne() (float64, error) {
 	return s.time(func() error { return s.read(0, s.bytes, 0) })
@@ -211,6 +256,12 @@ func (e *Engine) StreamCeiling() (StreamCeiling, error) {
 		}
 		if err == nil {
 			c.OneMS, err = s.timeOne()
+		}
+		if err == nil {
+			c.PersistMS, err = s.timePersist(ops, 1)
+		}
+		if err == nil && len(big) > 0 {
+			c.PersistBigMS, err = s.timePersist(big, 1)
 		}
 		return errors.Join(err, s.close())
 	})

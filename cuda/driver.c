@@ -49,6 +49,7 @@ typedef struct {
   union {
     char raw[64];
     int programmatic_stream_serialization;
+    int cooperative;
   } value;
 } bcu_launch_attr;
 typedef struct {
@@ -205,18 +206,29 @@ int bcu_has_launch_ex(void) { return p_cuLaunchKernelEx != 0; }
 
 int bcu_launch(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                unsigned by, unsigned bz, unsigned shared, void *stream,
-               void *args, int nargs, int overlap) {
+               void *args, int nargs, int overlap, int cooperative) {
   void *params[MAX_ARGS];
   if (nargs > MAX_ARGS) return 1;  // CUDA_ERROR_INVALID_VALUE
   for (int i = 0; i < nargs; i++) params[i] = (char *)args + 8 * i;
-  if (!overlap || !p_cuLaunchKernelEx)
+  if (!p_cuLaunchKernelEx) {
+    if (cooperative) return 801;  // CUDA_ERROR_NOT_SUPPORTED
     return p_cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shared, stream, params, 0);
-  // 6 is CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.
-  bcu_launch_attr attr;
-  memset(&attr, 0, sizeof attr);
-  attr.id = 6;
-  attr.value.programmatic_stream_serialization = 1;
-  bcu_launch_config cfg = {gx, gy, gz, bx, by, bz, shared, stream, &attr, 1};
+  }
+  bcu_launch_attr attrs[2];
+  memset(attrs, 0, sizeof attrs);
+  unsigned n = 0;
+  if (overlap) {
+    // 6 is CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.
+    attrs[n].id = 6;
+    attrs[n++].value.programmatic_stream_serialization = 1;
+  }
+  if (cooperative) {
+    // 2 is CU_LAUNCH_ATTRIBUTE_COOPERATIVE.
+    attrs[n].id = 2;
+    attrs[n++].value.cooperative = 1;
+  }
+  if (n == 0) return p_cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shared, stream, params, 0);
+  bcu_launch_config cfg = {gx, gy, gz, bx, by, bz, shared, stream, attrs, n};
   return p_cuLaunchKernelEx(&cfg, fn, params, 0);
 }
 

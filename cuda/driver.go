@@ -360,6 +360,7 @@ func boolInt(b bool) C.int {
 type launchShape struct {
 	Grid, Block [3]uint32
 	Shared      uint32
+	Cooperative bool // every block resident at once (grid barriers), or the launch fails
 }
 
 // launch queues kernel name with args (devPtr, int, int32, uint32, float32)
@@ -439,7 +440,7 @@ func (d *device) launchWithoutExtras(name string, ls launchShape, shapes string,
 		return fmt.Errorf("launch %s: overlapped launch refused during capture (test)", name)
 	}
 	code := C.bcu_launch(f, C.uint(g[0]), C.uint(g[1]), C.uint(g[2]), C.uint(bl[0]), C.uint(bl[1]), C.uint(bl[2]),
-		C.uint(ls.Shared), d.stream, unsafe.Pointer(&d.argBuf[0]), C.int(len(args)), boolInt(d.overlap))
+		C.uint(ls.Shared), d.stream, unsafe.Pointer(&d.argBuf[0]), C.int(len(args)), boolInt(d.overlap), boolInt(ls.Cooperative))
 	if err := check(code, "launch %s grid %v block %v shared %d (%s)", name, g, bl, ls.Shared, shapes); err != nil {
 		return err
 	}

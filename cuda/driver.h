@@ -57,10 +57,12 @@ int bcu_stream_sync(void *s);
 // parameter's bytes start at args + 8*i. overlap launches it with
 // programmatic stream serialization (cuLaunchKernelEx, CUDA 12): it may
 // start before the previous kernel on the stream ends, and must wait for it
-// with griddepcontrol.wait (common.cuh: grid_dep_wait).
+// with griddepcontrol.wait (common.cuh: grid_dep_wait). cooperative
+// launches it so that every block is resident at once, or fails (a kernel
+// with grid barriers needs that); it needs cuLaunchKernelEx.
 int bcu_launch(void *fn, unsigned gx, unsigned gy, unsigned gz,
                unsigned bx, unsigned by, unsigned bz, unsigned shared,
-               void *stream, void *args, int nargs, int overlap);
+               void *stream, void *args, int nargs, int overlap, int cooperative);
 
 // bcu_has_launch_ex reports whether the driver has cuLaunchKernelEx.
 int bcu_has_launch_ex(void);

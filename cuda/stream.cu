@@ -40,3 +40,78 @@ extern "C" __global__ void __launch_bounds__(256) stream_read(const uint4* __res
                                                              uint32_t* __restrict__ sink, int early) {
   stream_body(p, n16, sink, early);
 }
+
+// ticket_arrive and ticket_wait: a grid barrier with one round trip on its
+// path, split so that a block can request reads between the two. Each
+// block's first thread adds one to a 64-bit count that only grows
+// (release), learns from the old value which barrier it is at, and polls
+// until the count reaches that barrier's end (acquire). No block resets
+// anything, so the last block to arrive frees the others with its own add,
+// and the count needs no reset between launches. The caller syncs the
+// block before ticket_arrive and after ticket_wait; every block must be
+// resident. The release waits for the thread's own outstanding loads, so
+// the first thread arrives before it requests anything more. (A barrier of
+// two words, a count reset by the last block and a generation the others
+// poll, with __threadfence around them, cost twice as much: BENCHMARKS.md,
+// session 9.)
+__device__ __forceinline__ unsigned long long ticket_arrive(unsigned long long* count) {
+  unsigned long long old = 0;
+  if (threadIdx.x == 0) {
+    asm volatile("atom.add.release.gpu.global.u64 %0, [%1], 1;" : "=l"(old) : "l"(count) : "memory");
+  }
+  return (old / gridDim.x + 1) * gridDim.x;
+}
+
+__device__ __forceinline__ void ticket_wait(unsigned long long* count, unsigned long long end) {
+  if (threadIdx.x == 0) {
+    unsigned long long now;
+    do {
+      asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(now) : "l"(count) : "memory");
+    } while (now < end);
+  }
+}
+
+// stream_persist: the same reads as a chain of stream_reads, by one
+// persistent grid (one block of 1024 threads a multiprocessor) that passes
+// a grid barrier between phases instead of ending a kernel: phase i reads
+// the 16-byte words [starts[i], starts[i+1]) of p, four in flight a thread.
+// It is the ceiling of a decoder that runs a whole step as one kernel. With
+// ahead != 0 each thread requests its first words of the next phase before
+// the barrier, as such a kernel would request the next linear's weights
+// (they depend on no earlier phase) while the last blocks finish. count is
+// zero before the first launch.
+extern "C" __global__ void __launch_bounds__(1024) stream_persist(const uint4* __restrict__ p,
+                                                                 const long long* __restrict__ starts, int phases,
+                                                                 unsigned long long* __restrict__ count,
+                                                                 uint32_t* __restrict__ sink, int ahead) {
+  grid_dep_wait();
+  const long long stride = (long long)gridDim.x * blockDim.x;
+  const long long first = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  uint4 v[4];
+  auto load = [&](long long base, long long n, long long i) {
+#pragma unroll
+    for (int k = 0; k < 4; k++) v[k] = i + k * stride < n ? awq::ld_stream(p + base + i + k * stride) : make_uint4(0, 0, 0, 0);
+  };
+  uint32_t acc = 0;
+  long long base = starts[0], n = starts[1] - starts[0];
+  load(base, n, first);
+  for (int ph = 0; ph < phases; ph++) {
+    for (long long i = first;;) {
+#pragma unroll
+      for (int k = 0; k < 4; k++) acc ^= v[k].x ^ v[k].y ^ v[k].z ^ v[k].w;
+      i += 4 * stride;
+      if (i >= n) break;
+      load(base, n, i);
+    }
+    if (ph + 1 == phases) break;
+    base = starts[ph + 1];
+    n = starts[ph + 2] - base;
+    __syncthreads();
+    const unsigned long long end = ticket_arrive(count);
+    if (ahead) load(base, n, first);
+    ticket_wait(count, end);
+    __syncthreads();
+    if (!ahead) load(base, n, first);
+  }
+  if (acc == 0x9e3779b9u * (uint32_t)phases) sink[blockIdx.x] = acc;
+}

@@ -22,6 +22,10 @@ import (
 //     as if every small kernel were fused into a big one;
 //   - without_<stage>: steps/wait less one stage's kernels, for the
 //     stage's share of the step (compare BenchmarkStepWithout's);
+//   - persist/after and persist/ahead: the same reads by one persistent
+//     kernel (stream_persist), a grid barrier between kernels' reads, the
+//     next kernel's first reads requested after the barrier or before it;
+//     persist_bigN the same for the big kernels;
 //   - one: a single stream_read of all those bytes, the device's rate.
 //
 // steps against one is what the count of dependent kernels costs a step
@@ -114,13 +118,22 @@ func BenchmarkStepStream(b *testing.B) {
 	for _, tc := range chains {
 		run(tc.name, func() (float64, error) { return s.timeChain(tc.ops, tc.early) })
 	}
+	for _, tc := range []struct {
+		name string
+		ops  []streamOp
+	}{{"persist", ops}, {fmt.Sprintf("persist_big%d", len(big)), big}} {
+		run(tc.name+"/after", func() (float64, error) { return s.timePersist(tc.ops, 0) })
+		run(tc.name+"/ahead", func() (float64, error) { return s.timePersist(tc.ops, 1) })
+	}
 	run("one", s.timeOne)
 }
 
 // TestStreamCeiling: the engine measures its ceiling on a small model (it
 // has big kernels: lm_head and the gate|up and down linears), and the
 // figures are ordered as they must be: one read of everything is no slower
-// than the chain of big kernels, which is no slower than every kernel.
+// than the chain of big kernels, which is no slower than every kernel, and
+// the same for the persistent kernel (which a barrier that let a block pass
+// early, or never, would break).
 func TestStreamCeiling(t *testing.T) {
 	testDevice(t)
 	m := synthModel(t, "small", 5)
@@ -141,5 +154,10 @@ func TestStreamCeiling(t *testing.T) {
 	// 5% for timing noise: each figure is a median of seven samples.
 	if !(c.OneMS > 0 && c.BigMS > 0) || c.OneMS > c.BigMS*1.05 || c.BigMS > c.StepsMS*1.05 {
 		t.Errorf("steps %.4f ms, big %.4f, one %.4f: want one <= big <= steps", c.StepsMS, c.BigMS, c.OneMS)
+	}
+	// The persistent kernel reads the same bytes with barriers between: it
+	// cannot beat one read, and fewer barriers cannot cost more.
+	if !(c.PersistMS > 0 && c.PersistBigMS > 0) || c.OneMS > c.PersistBigMS*1.05 || c.PersistBigMS > c.PersistMS*1.05 {
+		t.Errorf("persistent %.4f ms, big %.4f, one read %.4f: want one <= big <= all", c.PersistMS, c.PersistBigMS, c.OneMS)
 	}
 }

@@ -140,6 +140,9 @@ type ceilingJSON struct {
 	StepsMS    float64 `json:"steps_ms"` // every kernel as a plain read
 	BigMS      float64 `json:"big_ms"`   // the kernels of a megabyte or more only
 	OneMS      float64 `json:"one_ms"`   // one read of all the bytes
+	// One persistent kernel, a grid barrier where each kernel would end.
+	PersistMS    float64 `json:"persist_ms"`
+	PersistBigMS float64 `json:"persist_big_ms"`
 }
 
 // kernelFamily is one row of a kernel profile (cuda.KernelFamily).

@@ -34,7 +34,7 @@ func init() {
 			return nil, true, err
 		}
 		return &ceilingJSON{Position: c.Position, Kernels: c.Kernels, BigKernels: c.BigKernels, Bytes: c.Bytes,
-			StepsMS: c.StepsMS, BigMS: c.BigMS, OneMS: c.OneMS}, true, nil
+			StepsMS: c.StepsMS, BigMS: c.BigMS, OneMS: c.OneMS, PersistMS: c.PersistMS, PersistBigMS: c.PersistBigMS}, true, nil
 	}
 }
 

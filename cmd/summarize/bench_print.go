@@ -150,6 +150,8 @@ func printBench(w io.Writer, r *benchJSON, o *benchOptions) {
 		row(fmt.Sprintf("all %d kernels as plain reads", c.Kernels), c.StepsMS)
 		row(fmt.Sprintf("the %d of a megabyte or more only", c.BigKernels), c.BigMS)
 		row("one read of all the bytes", c.OneMS)
+		row(fmt.Sprintf("one persistent kernel, a grid barrier for each of the %d", c.Kernels), c.PersistMS)
+		row(fmt.Sprintf("one persistent kernel, a grid barrier for each of the %d big ones", c.BigKernels), c.PersistBigMS)
 		tw.Flush()
 	}
 

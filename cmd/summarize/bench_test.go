@@ -426,7 +426,8 @@ func TestBenchCeiling(t *testing.T) {
 		if _, ok := e.(gpuLike); !ok {
 			return nil, false, nil
 		}
-		return &ceilingJSON{Position: e.Len(), Kernels: 260, BigKernels: 161, Bytes: 4_527_000_000, StepsMS: 1.77, BigMS: 1.646, OneMS: 1.522}, true, nil
+		return &ceilingJSON{Position: e.Len(), Kernels: 260, BigKernels: 161, Bytes: 4_527_000_000, StepsMS: 1.77, BigMS: 1.646, OneMS: 1.522,
+			PersistMS: 1.739, PersistBigMS: 1.504}, true, nil
 	}
 	args := []string{"--model", model, "--article", article, "--engine", "cuda", "--new", "3", "--repeats", "1",
 		"--prefill-runs", "1", "--profile-steps", "0", "--ceiling"}
@@ -436,7 +437,8 @@ func TestBenchCeiling(t *testing.T) {
 	}
 	out := strings.Join(strings.Fields(stdout.String()), " ") // the columns' padding aside
 	for _, s := range []string{"decode ceiling (", "260 kernels", "the engine's 1-token step", "all 260 kernels as plain reads 1.770 2558 565.0",
-		"the 161 of a megabyte or more only 1.646", "one read of all the bytes 1.522 2974 657.0"} {
+		"the 161 of a megabyte or more only 1.646", "one read of all the bytes 1.522 2974 657.0",
+		"one persistent kernel, a grid barrier for each of the 260 1.739 2603 575.0", "for each of the 161 big ones 1.504 3010 664.9"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("output lacks %q:\n%s", s, out)
 		}
