@@ -217,7 +217,7 @@ int bcu_launch(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
   bcu_launch_attr attrs[2];
   memset(attrs, 0, sizeof attrs);
   unsigned n = 0;
-  if (overlap) {
+  if (overlap && !cooperative) {
     // 6 is CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.
     attrs[n].id = 6;
     attrs[n++].value.programmatic_stream_serialization = 1;

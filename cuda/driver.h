@@ -59,7 +59,8 @@ int bcu_stream_sync(void *s);
 // start before the previous kernel on the stream ends, and must wait for it
 // with griddepcontrol.wait (common.cuh: grid_dep_wait). cooperative
 // launches it so that every block is resident at once, or fails (a kernel
-// with grid barriers needs that); it needs cuLaunchKernelEx.
+// with grid barriers needs that), and not overlapped; it needs
+// cuLaunchKernelEx.
 int bcu_launch(void *fn, unsigned gx, unsigned gy, unsigned gz,
                unsigned bx, unsigned by, unsigned bz, unsigned shared,
                void *stream, void *args, int nargs, int overlap, int cooperative);

@@ -47,7 +47,9 @@ extern "C" __global__ void __launch_bounds__(256) stream_read(const uint4* __res
 // (release), learns from the old value which barrier it is at, and polls
 // until the count reaches that barrier's end (acquire). No block resets
 // anything, so the last block to arrive frees the others with its own add,
-// and the count needs no reset between launches. The caller syncs the
+// and the count needs no reset between launches of the same grid size; it
+// must be a multiple of the grid's blocks when a launch starts (zero it
+// before a launch with another grid size). The caller syncs the
 // block before ticket_arrive and after ticket_wait; every block must be
 // resident. The release waits for the thread's own outstanding loads, so
 // the first thread arrives before it requests anything more. (A barrier of
