@@ -32,6 +32,38 @@ __device__ __forceinline__ void grid_dep_launch() {
 #endif
 }
 
+// ticket_arrive and ticket_wait: a grid barrier with one round trip on its
+// path, split so that a block can request reads between the two. Each
+// block's first thread adds one to a 64-bit count that only grows
+// (release), learns from the old value which barrier it is at, and polls
+// until the count reaches that barrier's end (acquire). No block resets
+// anything, so the last block to arrive frees the others with its own add,
+// and the count needs no reset between launches of the same grid size; it
+// must be a multiple of the grid's blocks when a launch starts (zero it
+// before a launch with another grid size). The caller syncs the
+// block before ticket_arrive and after ticket_wait; every block must be
+// resident. The release waits for the thread's own outstanding loads, so
+// the first thread arrives before it requests anything more. (A barrier of
+// two words, a count reset by the last block and a generation the others
+// poll, with __threadfence around them, cost twice as much: BENCHMARKS.md,
+// session 9.) stream_persist and awq_mlp_ring use it.
+__device__ __forceinline__ unsigned long long ticket_arrive(unsigned long long* count) {
+  unsigned long long old = 0;
+  if (threadIdx.x == 0) {
+    asm volatile("atom.add.release.gpu.global.u64 %0, [%1], 1;" : "=l"(old) : "l"(count) : "memory");
+  }
+  return (old / gridDim.x + 1) * gridDim.x;
+}
+
+__device__ __forceinline__ void ticket_wait(unsigned long long* count, unsigned long long end) {
+  if (threadIdx.x == 0) {
+    unsigned long long now;
+    do {
+      asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(now) : "l"(count) : "memory");
+    } while (now < end);
+  }
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
