@@ -224,19 +224,7 @@ func BenchmarkMLPRing(b *testing.B) {
 		{"ring", func() (float64, error) { return sb.time(mb.ring) }},
 	}
 	for _, tc := range cases {
-		b.Run(tc.name, func(b *testing.B) {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			if err := e.d.makeCurrent(); err != nil {
-				b.Fatal(err)
-			}
-			var ms float64
-			for b.Loop() {
-				var err error
-				if ms, err = tc.time(); err != nil {
-					b.Fatal(err)
-				}
-			}
+		measureSub(b, e.d, tc.name, tc.time, func(b *testing.B, ms float64) {
 			b.ReportMetric(ms, "ms/run")
 			b.ReportMetric(float64(bytesRead)/ms/1e6, "GB/s")
 		})

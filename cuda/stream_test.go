@@ -97,24 +97,7 @@ func BenchmarkStepStream(b *testing.B) {
 			chains = append(chains, chain{"without_" + stage, rest, 0})
 		}
 	}
-	// Sub-benchmarks run on their own goroutines.
-	run := func(name string, measure func() (float64, error)) {
-		b.Run(name, func(b *testing.B) {
-			runtime.LockOSThread()
-			defer runtime.UnlockOSThread()
-			if err := e.d.makeCurrent(); err != nil {
-				b.Fatal(err)
-			}
-			var ms float64
-			for b.Loop() {
-				var err error
-				if ms, err = measure(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			report(b, ms)
-		})
-	}
+	run := func(name string, measure func() (float64, error)) { measureSub(b, e.d, name, measure, report) }
 	for _, tc := range chains {
 		run(tc.name, func() (float64, error) { return s.timeChain(tc.ops, tc.early) })
 	}
@@ -160,4 +143,25 @@ func TestStreamCeiling(t *testing.T) {
 	if !(c.PersistMS > 0 && c.PersistBigMS > 0) || c.OneMS > c.PersistBigMS*1.05 || c.PersistBigMS > c.PersistMS*1.05 {
 		t.Errorf("persistent %.4f ms, big %.4f, one read %.4f: want one <= big <= all", c.PersistMS, c.PersistBigMS, c.OneMS)
 	}
+}
+
+// measureSub runs measure (device time in ms) as sub-benchmark name, on a
+// thread where d is current (sub-benchmarks run on goroutines of their
+// own), and reports its last figure.
+func measureSub(b *testing.B, d *device, name string, measure func() (float64, error), report func(*testing.B, float64)) {
+	b.Run(name, func(b *testing.B) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := d.makeCurrent(); err != nil {
+			b.Fatal(err)
+		}
+		var ms float64
+		for b.Loop() {
+			var err error
+			if ms, err = measure(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		report(b, ms)
+	})
 }
