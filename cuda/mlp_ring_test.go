@@ -13,7 +13,7 @@ import (
 // mlpBench runs the MLP of every layer of an engine (the fused-SiLU gate|up
 // mat-vec, then down, one token, each layer's output the next one's input,
 // no norms) two ways: as the chain of kernels the engine launches, and as
-// one persistent kernel (awq_gemv.cu: awq_mlp_ring). Its methods run on a
+// one persistent kernel (awq_mlp_ring.cu). Its methods run on a
 // thread where the engine's device is current.
 type mlpBench struct {
 	e                    *Engine
@@ -108,7 +108,7 @@ func (m *mlpBench) chain(warpsGU, warpsDown int) error {
 	return nil
 }
 
-// ringShared is awq_mlp_ring's dynamic shared memory (awq_gemv.cu:
+// ringShared is awq_mlp_ring's dynamic shared memory (awq_mlp_ring.cu:
 // ring_shared).
 func (m *mlpBench) ringShared() int {
 	const slot, redSlots = 2*32*16 + 2*32*4, 2

@@ -115,8 +115,8 @@ func BenchmarkStepStream(b *testing.B) {
 // has big kernels: lm_head and the gate|up and down linears), and the
 // figures are ordered as they must be: one read of everything is no slower
 // than the chain of big kernels, which is no slower than every kernel, and
-// the same for the persistent kernel (which a barrier that let a block pass
-// early, or never, would break).
+// the same for the persistent kernel. (A barrier that never opened would
+// hang here; that the barrier orders data is TestMLPRingSameBits' check.)
 func TestStreamCeiling(t *testing.T) {
 	testDevice(t)
 	m := synthModel(t, "small", 5)
