@@ -517,6 +517,40 @@ func awqGemmEpiPlan(p *awqPacked, tokens, cc int, epi string) awqLaunch {
 	return l
 }
 
+// gemmWg12: with gemmWgmma, a q|k|v projection's fused-RoPE GEMM runs in
+// blocks of 12 stripes (awq_gemm_wg12_g128_rope, three warpgroups) where
+// they round to fewer stripes a multiprocessor than blocks of 16 (the 7B's
+// 384 stripes at 512 tokens: 256 blocks, two of 12 an SM of 132, against
+// 192 blocks, two of 16). Every stripe is computed as in blocks of 16, so
+// the bits are the same (TestWg12SameBits). BRIEF_GEMM_WG12=0 turns it off
+// for a test run.
+var gemmWg12 = true
+
+// awqWg12Plan moves l, the wgmma fused-RoPE GEMM for tokens rows of p, to
+// blocks of 12 stripes where the last round of blocks over sms
+// multiprocessors holds fewer stripes an SM; anything else is returned as
+// it is.
+func awqWg12Plan(l awqLaunch, p *awqPacked, tokens, sms int) awqLaunch {
+	if l.Kernel != "awq_gemm_wg_g128_rope" || p == nil || sms <= 0 {
+		return l
+	}
+	stripes := awqOutPad(p.Out) / awqStripe
+	tiles := (tokens + awqWgTokens - 1) / awqWgTokens
+	rounds := func(per int) int { // stripes an SM runs, in rounds of one block an SM
+		blocks := (stripes + per - 1) / per * tiles
+		return (blocks + sms - 1) / sms * per
+	}
+	if rounds(awqWg12Stripes) >= rounds(awqWgStripes) {
+		return l
+	}
+	l.Kernel = "awq_gemm_wg12_g128_rope"
+	l.Grid[0] = uint32((stripes + awqWg12Stripes - 1) / awqWg12Stripes)
+	l.Block[0] = awqWg12Stripes * 32
+	return l
+}
+
+const awqWg12Stripes = 12
+
 // Prefill GEMMs on Hopper's warpgroup MMA (awq_gemm_wg.sm90a.cu, shipped as
 // PTX the driver compiles). With gemmWgmma on, an engine on an sm_90 GPU
 // whose driver compiled those kernels runs every group-128 step of more

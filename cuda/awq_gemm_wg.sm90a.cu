@@ -109,7 +109,10 @@ __device__ __forceinline__ void ld_x(uint32_t (&v)[2], const __half* p, bool ok)
   if (ok) asm volatile("ld.global.cg.v2.u32 {%0,%1}, [%2];\n" : "=r"(v[0]), "=r"(v[1]) : "l"(p) : "memory");
 }
 
-template <int EPI>
+// WARPS: kWgWarps, or 12 (three warpgroups: awq_gemm_wg12_g128_rope, for a
+// q|k|v projection whose stripes fill the GPU's multiprocessors better in
+// blocks of 12). Each warp's stripe is computed the same way either way.
+template <int EPI, int WARPS = kWgWarps>
 __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __half* __restrict__ x,
                                         __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra) {
   constexpr int WT = kWgTokens / 8, ND = kWgTokens / 2;  // n-tiles, accumulators per thread
@@ -119,7 +122,7 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int chunks = in / kChunk, outP = out_pad(out), stripes = outP / kStripe;
-  const int s0 = blockIdx.x * kWgWarps, n0 = blockIdx.y * kWgTokens;
+  const int s0 = blockIdx.x * WARPS, n0 = blockIdx.y * kWgTokens;
   const int stripe = s0 + warp;
   const bool sok = stripe < stripes;
 
@@ -251,4 +254,15 @@ extern "C" __global__ void __launch_bounds__(awq::kWgThreads, 1)
   grid_dep_launch();
   awq::gemm_wg<awq::kEpiRope>(w, x, qkv, tokens, in, out,
                               awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta});
+}
+
+// awq_gemm_wg12_g128_rope: awq_gemm_wg_g128_rope in blocks of 12 warps
+// (three warpgroups, 384 threads): grid (ceil(OutP/16/12), ceil(tokens/64)).
+extern "C" __global__ void __launch_bounds__(12 * 32, 1)
+    awq_gemm_wg12_g128_rope(const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc,
+                            const int* params, int tokens, int in, int out, int heads, int kv_heads, int head_dim,
+                            int cap, float theta) {
+  grid_dep_launch();
+  awq::gemm_wg<awq::kEpiRope, 12>(w, x, qkv, tokens, in, out,
+                                  awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta});
 }

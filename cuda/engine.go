@@ -89,6 +89,9 @@ type Engine struct {
 	// them). jitErr says why the driver could not, where it could not.
 	gemmWgmma bool
 	jitErr    error
+	// gemmWg12: q|k|v's fused-RoPE GEMM may run in blocks of 12 stripes
+	// (awq.go: gemmWg12, the package knob it follows).
+	gemmWg12 bool
 
 	graphs   [inference.MaxVerify + 1]*graph
 	lastRows int // logits rows the last step wrote (LastLogits reads the last)
@@ -231,6 +234,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 		// fails, the mma.sync GEMM stays and the error is kept.
 		e.gemmWgmma = d.hasKernel("awq_gemm_wg_g128")
 		e.jitErr = d.jitErr
+		e.gemmWg12 = gemmWg12 && e.gemmWgmma && d.hasKernel("awq_gemm_wg12_g128_rope")
 	}
 	// Everything the engine will allocate, checked against free memory first.
 	var need int64

@@ -317,7 +317,11 @@ func (e *Engine) gemmPlan(base awqLaunch, p *awqPacked, T int) awqLaunch {
 	if !e.gemmWgmma || T <= awqGemvMaxTokens {
 		return base
 	}
-	return awqWgmmaPlan(base, p, T)
+	l := awqWgmmaPlan(base, p, T)
+	if e.gemmWg12 {
+		l = awqWg12Plan(l, p, T, e.d.sms)
+	}
+	return l
 }
 
 // awqWith is awq with the launch plan of plan (awqPlan, or awqSiluPlan for

@@ -66,6 +66,7 @@ var waitsInside = map[string]waitRule{
 	"awq::gemm_wg<awq::kEpiStore>(":           wgmmaRule,
 	"awq::gemm_wg<awq::kEpiSilu>(":            wgmmaRule,
 	"awq::gemm_wg<awq::kEpiRope>(":            wgmmaRule,
+	"awq::gemm_wg<awq::kEpiRope, 12>(":        wgmmaRule,
 	"awq::gemv_g128<NT>(":                     gemvRule,
 	"awq::gemv_g128<NT, true>(":               gemvRule,
 	"awq::gemv_g128<NT, false, true>(":        gemvRule,
