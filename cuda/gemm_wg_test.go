@@ -128,9 +128,18 @@ func withGemmWgmma(t *testing.T, m *inference.Model, opts Options, on bool) *Eng
 // the logits of the mma.sync GEMM bit for bit.
 func TestGemmWgmmaEngine(t *testing.T) {
 	wgDevice(t)
+	knobSameSteps(t, 44, "wgmma GEMM", "mma.sync GEMM", withGemmWgmma)
+}
+
+// knobSameSteps runs stepScript on the "small" and "hd64" models (group 128,
+// model seed seed, prompt from seed+1) with prefill chunks of 512 and 130,
+// on engines open gives with a knob off and on, and checks every logit bit
+// for bit (on names the knob's path in messages, off the other).
+func knobSameSteps(t *testing.T, seed uint64, on, off string, open func(*testing.T, *inference.Model, Options, bool) *Engine) {
+	t.Helper()
 	for _, name := range []string{"small", "hd64"} {
-		m := ropeModel(t, name, 44) // group 128
-		rng := rand.New(rand.NewPCG(45, 46))
+		m := ropeModel(t, name, seed)
+		rng := rand.New(rand.NewPCG(seed+1, seed+2))
 		prompt := make([]int, 700)
 		for i := range prompt {
 			prompt[i] = rng.IntN(m.Config.Vocab)
@@ -138,12 +147,12 @@ func TestGemmWgmmaEngine(t *testing.T) {
 		for _, opts := range []Options{{}, {Chunk: 130}} {
 			t.Run(fmt.Sprintf("%s chunk %d", name, opts.Chunk), func(t *testing.T) {
 				var runs [2][][]float32
-				for i, on := range []bool{false, true} {
-					e := withGemmWgmma(t, m, opts, on)
+				for i, knob := range []bool{false, true} {
+					e := open(t, m, opts, knob)
 					runs[i] = stepScript(t, e, prompt, []int{17, 300}, 10, []int{11, 16, 1, 3})
 					e.Close()
 				}
-				sameSteps(t, runs[1], runs[0], "wgmma GEMM", "mma.sync GEMM")
+				sameSteps(t, runs[1], runs[0], on, off)
 			})
 		}
 	}

@@ -1,9 +1,9 @@
 package cuda
 
 import (
-	"fmt"
-	"math/rand/v2"
 	"testing"
+
+	"github.com/briefapp/brief/inference"
 )
 
 // TestAWQWg12Plan: the 7B's q|k|v at a whole 512-token chunk runs in blocks
@@ -34,28 +34,13 @@ func TestAWQWg12Plan(t *testing.T) {
 	}
 }
 
-// TestWg12SameBits: prefills in chunks of several sizes, then decode and
-// verify steps, give the same logits bit for bit with q|k|v's fused-RoPE
+// TestWg12SameBits: prefills in chunks of 512 and 130 tokens, then decode
+// and verify steps, give the same logits bit for bit with q|k|v's fused-RoPE
 // GEMM in blocks of 12 stripes and of 16 (the small models' q|k|v take
 // blocks of 12 at every chunk size).
 func TestWg12SameBits(t *testing.T) {
-	for _, name := range []string{"small", "hd64"} {
-		m := ropeModel(t, name, 61)
-		rng := rand.New(rand.NewPCG(62, 63))
-		prompt := make([]int, 700)
-		for i := range prompt {
-			prompt[i] = rng.IntN(m.Config.Vocab)
-		}
-		for _, opts := range []Options{{}, {Chunk: 130}} {
-			t.Run(fmt.Sprintf("%s chunk %d", name, opts.Chunk), func(t *testing.T) {
-				var runs [2][][]float32
-				for i, on := range []bool{false, true} {
-					e := withKnob(t, m, opts, "gemmWg12", &gemmWg12, on, func(e *Engine) bool { return e.gemmWg12 })
-					runs[i] = stepScript(t, e, prompt, []int{17, 300}, 5, []int{11, 16})
-					e.Close()
-				}
-				sameSteps(t, runs[1], runs[0], "blocks of 12", "blocks of 16")
-			})
-		}
-	}
+	wgDevice(t)
+	knobSameSteps(t, 61, "blocks of 12", "blocks of 16", func(t *testing.T, m *inference.Model, opts Options, on bool) *Engine {
+		return withKnob(t, m, opts, "gemmWg12", &gemmWg12, on, func(e *Engine) bool { return e.gemmWg12 })
+	})
 }
