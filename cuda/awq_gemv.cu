@@ -58,40 +58,11 @@ __device__ __forceinline__ void gemv_load(GemvChunk<NT>& d, const uint4* wc, con
 
 template <int GROUP, int NT>
 __device__ __forceinline__ void gemv_chunk(float acc[NT][4], const GemvChunk<NT>& d) {
-  const uint32_t qw[4] = {d.q.x, d.q.y, d.q.z, d.q.w};
   if (GROUP >= kChunk) {
-    const __half2 z0 = __high2half2(as_h2(d.z0));
-    // 1024+16z = 16(1024+z) - 15360, exact in fp16.
-    const __half2 z1 = __hfma2(__high2half2(as_h2(d.z1)), __float2half2_rn(16.f), __float2half2_rn(-15360.f));
-    float part[NT][4];
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-      for (int v = 0; v < 4; v++) part[nt][v] = 0.f;
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-      const uint32_t kMask = 0x000f000f, kMask16 = 0x00f000f0, kMagic = 0x64006400;
-      const uint32_t w8 = qw[j] >> 8;
-      uint32_t a[4];
-      a[0] = as_u32(__hsub2(as_h2(lop3<0xea>(qw[j], kMask, kMagic)), z0));
-      a[1] = as_u32(__hsub2(as_h2(lop3<0xea>(qw[j], kMask16, kMagic)), z1));
-      a[2] = as_u32(__hsub2(as_h2(lop3<0xea>(w8, kMask, kMagic)), z0));
-      a[3] = as_u32(__hsub2(as_h2(lop3<0xea>(w8, kMask16, kMagic)), z1));
-#pragma unroll
-      for (int nt = 0; nt < NT; nt++) {
-        const uint32_t* b = reinterpret_cast<const uint32_t*>(&d.x[nt][0]);
-        mma_16816(part[nt], a, b[2 * j], b[2 * j + 1]);
-      }
-    }
-    const float s0 = __low2float(as_h2(d.z0)), s1 = __low2float(as_h2(d.z1)) * (1.f / 16.f);
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-      acc[nt][0] = fmaf(s0, part[nt][0], acc[nt][0]);
-      acc[nt][1] = fmaf(s0, part[nt][1], acc[nt][1]);
-      acc[nt][2] = fmaf(s1, part[nt][2], acc[nt][2]);
-      acc[nt][3] = fmaf(s1, part[nt][3], acc[nt][3]);
-    }
+    group_sum<NT>(acc, d.z0, d.z1,
+                  [&](float (*part)[4], __half2 z0, __half2 z1) { chunk_part<NT>(part, d.q, d.x, z0, z1); });
   } else {
+    const uint32_t qw[4] = {d.q.x, d.q.y, d.q.z, d.q.w};
 #pragma unroll
     for (int j = 0; j < 4; j++) {
       uint32_t a[4];

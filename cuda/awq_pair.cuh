@@ -70,18 +70,23 @@ __device__ __forceinline__ void pair_load(Pair<NT>& d, const uint4* wc, const ui
   pair_load_x<NT>(d, xc, xv);
 }
 
-template <int NT>
-__device__ __forceinline__ void pair_compute(float acc[NT][4], const Pair<NT>& d) {
-  const __half2 z0 = __high2half2(as_h2(d.z0));
-  const __half2 z1 = __hfma2(__high2half2(as_h2(d.z1)), __float2half2_rn(16.f), __float2half2_rn(-15360.f));
+// group_sum adds one group's products to acc: chunks(part, z0, z1) adds
+// the exact (q-z) products of the group's chunks to part (chunk_part, with
+// the group's zeros as fp16 pairs), then each half of part is scaled by
+// its row's scale. Shared by gemv_g128, awq_mlp_ring and the group-64 /
+// 128 path of gemv_chunk (awq_gemv.cu), so all add in the same order.
+template <int NT, class Chunks>
+__device__ __forceinline__ void group_sum(float acc[NT][4], uint32_t zw0, uint32_t zw1, Chunks chunks) {
+  const __half2 z0 = __high2half2(as_h2(zw0));
+  // 1024+16z = 16(1024+z) - 15360, exact in fp16.
+  const __half2 z1 = __hfma2(__high2half2(as_h2(zw1)), __float2half2_rn(16.f), __float2half2_rn(-15360.f));
   float part[NT][4];
 #pragma unroll
   for (int nt = 0; nt < NT; nt++)
 #pragma unroll
     for (int v = 0; v < 4; v++) part[nt][v] = 0.f;
-  chunk_part<NT>(part, d.q[0], d.x[0], z0, z1);
-  chunk_part<NT>(part, d.q[1], d.x[1], z0, z1);
-  const float s0 = __low2float(as_h2(d.z0)), s1 = __low2float(as_h2(d.z1)) * (1.f / 16.f);
+  chunks(part, z0, z1);
+  const float s0 = __low2float(as_h2(zw0)), s1 = __low2float(as_h2(zw1)) * (1.f / 16.f);
 #pragma unroll
   for (int nt = 0; nt < NT; nt++) {
     acc[nt][0] = fmaf(s0, part[nt][0], acc[nt][0]);
@@ -89,6 +94,14 @@ __device__ __forceinline__ void pair_compute(float acc[NT][4], const Pair<NT>& d
     acc[nt][2] = fmaf(s1, part[nt][2], acc[nt][2]);
     acc[nt][3] = fmaf(s1, part[nt][3], acc[nt][3]);
   }
+}
+
+template <int NT>
+__device__ __forceinline__ void pair_compute(float acc[NT][4], const Pair<NT>& d) {
+  group_sum<NT>(acc, d.z0, d.z1, [&](float (*part)[4], __half2 z0, __half2 z1) {
+    chunk_part<NT>(part, d.q[0], d.x[0], z0, z1);
+    chunk_part<NT>(part, d.q[1], d.x[1], z0, z1);
+  });
 }
 
 }  // namespace awq
