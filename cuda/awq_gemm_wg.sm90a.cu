@@ -116,6 +116,7 @@ template <int EPI, int WARPS = kWgWarps>
 __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __half* __restrict__ x,
                                         __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra) {
   constexpr int WT = kWgTokens / 8, ND = kWgTokens / 2;  // n-tiles, accumulators per thread
+  static_assert(WARPS * 32 >= kWgXThreads, "x is staged by the block's first kWgXThreads threads");
   extern __shared__ __align__(16) uint8_t smem[];
   const uint32_t sbase = (smem_addr(smem) + 1023) & ~1023u;
 

@@ -19,6 +19,16 @@ func TestAWQWg12Plan(t *testing.T) {
 	if got != want {
 		t.Errorf("512 tokens: %+v, want %+v", got, want)
 	}
+	// TestWg12SameBits relies on the small models' q|k|v taking blocks of
+	// 12 at their chunks (96 and 48 stripes: one round either way).
+	for _, small := range []*awqPacked{{In: 1024, Out: 1536, Group: 128}, {In: 512, Out: 768, Group: 128}} {
+		for _, T := range []int{512, 188, 130} {
+			l := awqWgmmaPlan(awqGemmEpiPlan(small, T, 90, epiRope), small, T)
+			if got := awqWg12Plan(l, small, T, 132); got.Kernel != "awq_gemm_wg12_g128_rope" {
+				t.Errorf("q|k|v out %d, %d tokens: %s, want blocks of 12", small.Out, T, got.Kernel)
+			}
+		}
+	}
 	for _, tc := range []struct {
 		l      awqLaunch
 		tokens int
