@@ -23,6 +23,7 @@
 #include "attn_combine.cuh"
 #include "common.cuh"
 #include "ptx.cuh"
+#include "wgmma.cuh"
 
 constexpr int kP2Warps = 8;
 constexpr int kP2Rows = kP2Warps * 16;
@@ -34,6 +35,10 @@ constexpr int kP2Stages = 2;
 __host__ __device__ constexpr int prefill2_smem(int D, int MW, int KEYS) {
   return (kP2Stages * 2 * KEYS + (MW == 2 ? kP2Rows : 0)) * (D + 8) * 2;
 }
+
+// Dynamic shared memory of the WG body (attn_prefill_wg.sm90a.cu): the two
+// stages' K and V tiles unpadded, plus room to align them to 1024 bytes.
+__host__ __device__ constexpr int prefill_wg_smem(int D, int KEYS) { return kP2Stages * 2 * KEYS * D * 2 + 1024; }
 
 // grid (ceil(tokens*G / 128), kv_heads, splits), block 32 * kP2Rows / (16*MW),
 // dynamic shared prefill2_smem(D, MW, KEYS). Arguments and outputs as
@@ -65,7 +70,18 @@ __host__ __device__ constexpr int prefill2_smem(int D, int MW, int KEYS) {
 // of the partials, the block writes out (tokens, heads*D) fp16, what
 // attn_reduce would make of them (same operations on the same values, see
 // the end), and leaves ws_acc and ws_ml alone.
-template <int D, int MW, int KEYS, int ROWS = kP2Rows, bool EARLY = false, bool DIRECT = false>
+//
+// WG (sm_90a only: attn_prefill_wg.sm90a.cu): each warpgroup's four warps (64 rows) compute S = Q K^T and
+// O += P V with wgmma instead of mma.sync and ldmatrix. The A operands
+// are the same registers (wgmma's A fragment per warp is mma.sync's), the
+// accumulators the same fragments, and the k-steps are added in the same
+// order, so the bits are those of the mma.sync body. K and V tiles lie
+// unpadded in wgmma's 128-byte swizzled layout: per 64 head dims a block
+// of KEYS rows of 128 bytes, 16-byte chunk c of key j at chunk c ^ (j % 8)
+// (K is B K-major for S, V B N-major for O). A tile is skipped only where
+// no row of the warpgroup sees it: the warps of a warpgroup that see none
+// of its keys compute it masked, which leaves m, l and O as they were.
+template <int D, int MW, int KEYS, int ROWS = kP2Rows, bool EARLY = false, bool DIRECT = false, bool WG = false>
 __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half* __restrict__ kc,
                                    const __half* __restrict__ vc, const int* __restrict__ params,
                                    int tokens, int heads, int kv_heads, int cap, int window,
@@ -81,12 +97,17 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
   constexpr int CPT = KEYS * CHR / NT;          // K (or V) chunks per thread per tile
   static_assert(KEYS * CHR % NT == 0 && ROWS * CHR % NT == 0, "whole chunks per thread");
   static_assert(!EARLY || MW == 1, "early copies with Q in registers only");
+  static_assert(!WG || (MW == 1 && KEYS == 64 && ROWS % 64 == 0 && D % 64 == 0 && !EARLY),
+                "wgmma: warpgroups of 64 rows, 64-key tiles, 64 head dims a swizzle block");
   extern __shared__ __align__(16) unsigned char p2_smem[];
   __half* const sK = reinterpret_cast<__half*>(p2_smem);  // (stages, KEYS, KS)
   __half* const sV = sK + kP2Stages * TILE;               // (stages, KEYS, KS)
   __half* const sQ = sV + kP2Stages * TILE;               // (128, KS) when MW == 2
-  const uint32_t sK_addr = static_cast<uint32_t>(__cvta_generic_to_shared(sK));
-  const uint32_t sV_addr = static_cast<uint32_t>(__cvta_generic_to_shared(sV));
+  // WG: (stages, D/64, KEYS, 64) halves each, swizzled, from 1024 bytes up.
+  constexpr int WTILE = KEYS * D * 2;  // bytes of one K (or V) tile
+  const uint32_t sWG = (static_cast<uint32_t>(__cvta_generic_to_shared(p2_smem)) + 1023) & ~1023u;
+  const uint32_t sK_addr = WG ? sWG : static_cast<uint32_t>(__cvta_generic_to_shared(sK));
+  const uint32_t sV_addr = WG ? sWG + kP2Stages * WTILE : static_cast<uint32_t>(__cvta_generic_to_shared(sV));
   const uint32_t sQ_addr = static_cast<uint32_t>(__cvta_generic_to_shared(sQ));
 
   const int G = heads / kv_heads;
@@ -121,8 +142,10 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
 #pragma unroll
     for (int h2 = 0; h2 < 2; h2++) rpos[mi][h2] = pos0 + min(wrow0 + mi * 16 + g + 8 * h2, nrows - 1) / G;
   // Positions of the warp's first and last rows, for skipping tiles.
-  const int w_first = pos0 + min(wrow0, nrows - 1) / G;
-  const int w_last = pos0 + min(wrow0 + 16 * MW - 1, nrows - 1) / G;
+  // WG: the warpgroup's rows decide, as its four warps run each wgmma.
+  const int srow0 = WG ? row0 + (warp / 4) * 64 : wrow0, srows = WG ? 64 : 16 * MW;
+  const int w_first = pos0 + min(srow0, nrows - 1) / G;
+  const int w_last = pos0 + min(srow0 + srows - 1, nrows - 1) / G;
 
   // Key/value tile loads: thread tid copies chunks tid + c*NT (key
   // idx / CHR, 16-byte column idx % CHR): consecutive threads read
@@ -138,7 +161,8 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
       const bool in = kp >= lo && kp < k_end;  // absolute blocks may start below lo
       if (part != 0 && (part == 1) != (!in || kp < pos0)) continue;
       const size_t off = head_base + (in ? (size_t)(kp % cap) * D : 0) + cc * 8;
-      const uint32_t so = (uint32_t)((stage * TILE + j * KS + cc * 8) * 2);
+      const uint32_t so = WG ? (uint32_t)(stage * WTILE + (cc / 8) * KEYS * 128 + j * 128 + ((cc % 8) ^ (j % 8)) * 16)
+                             : (uint32_t)((stage * TILE + j * KS + cc * 8) * 2);
       cp_async_16(sK_addr + so, kc + off, in ? 16 : 0);
       cp_async_16(sV_addr + so, vc + off, in ? 16 : 0);
     }
@@ -216,11 +240,12 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
     } else {
       cp_async_wait_group<1>();  // tile it (and Q) has landed: this thread's copies
     }
+    if (WG) fence_proxy_async();  // the copies, for wgmma's reads
     __syncthreads();  // ... and everyone's
 
-    // Skip a tile no row of this warp can see, and every tile for a warp
-    // past the chunk's rows (warp-uniform).
-    const bool seen = wrow0 < nrows && k0 <= w_last && (window <= 0 || k0 + KEYS - 1 > w_first - window);
+    // Skip a tile no row of this warp (WG: warpgroup) can see, and every
+    // tile for a warp (warpgroup) past the chunk's rows (uniform).
+    const bool seen = srow0 < nrows && k0 <= w_last && (window <= 0 || k0 + KEYS - 1 > w_first - window);
     if (seen) {
       const uint32_t kb = sK_addr + (uint32_t)(stage * TILE * 2) + k_lane;
       const uint32_t vb = sV_addr + (uint32_t)(stage * TILE * 2) + v_lane;
@@ -229,8 +254,22 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
       for (int mi = 0; mi < MW; mi++)
 #pragma unroll
         for (int nt = 0; nt < KEYS / 8; nt++) s[mi][nt][0] = s[mi][nt][1] = s[mi][nt][2] = s[mi][nt][3] = 0.f;
+      if constexpr (WG) {
+        // S += Q K^T over the head dims' k-steps in order: K-major B, 64 head
+        // dims (128 bytes) a swizzle block of KEYS rows.
+        float(&sd)[KEYS / 2] = *reinterpret_cast<float(*)[KEYS / 2]>(&s[0][0][0]);
+        const uint32_t kt = sK_addr + (uint32_t)(stage * WTILE);
+        keep(sd);
+        wgmma_fence();
 #pragma unroll
-      for (int ks = 0; ks < D / 16; ks++) {
+        for (int ks = 0; ks < D / 16; ks++)
+          wgmma_m64n64(sd, qa[MW == 1 ? ks : 0], wg_desc(kt + (uint32_t)((ks / 4) * KEYS * 128 + (ks % 4) * 32)));
+        wgmma_commit();
+        wgmma_wait<0>();
+        keep(sd);
+      }
+#pragma unroll
+      for (int ks = 0; ks < (WG ? 0 : D / 16); ks++) {
         uint32_t a[MW][4];
 #pragma unroll
         for (int mi = 0; mi < MW; mi++) {
@@ -306,8 +345,37 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
         }
       }
       // O += P V: the S accumulators of n-tiles 2kk, 2kk+1 are P's A fragment.
+      if constexpr (WG) {
+        // k-steps of 16 keys in order; V is B N-major, 64 head dims (128
+        // bytes) a swizzle block of KEYS rows.
+        uint32_t pw[KEYS / 16][4];
 #pragma unroll
-      for (int kk = 0; kk < KEYS / 16; kk++) {
+        for (int kk = 0; kk < KEYS / 16; kk++) {
+          pw[kk][0] = pack_half2(s[0][2 * kk][0], s[0][2 * kk][1]);
+          pw[kk][1] = pack_half2(s[0][2 * kk][2], s[0][2 * kk][3]);
+          pw[kk][2] = pack_half2(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
+          pw[kk][3] = pack_half2(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
+        }
+        float(&od)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&o[0][0][0]);
+        const uint32_t vt = sV_addr + (uint32_t)(stage * WTILE);
+        keep(od);
+        keep(pw);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < KEYS / 16; kk++) {
+          const uint64_t desc = wg_desc_mn(vt + (uint32_t)(kk * 16 * 128), KEYS * 128);
+          if constexpr (D == 128) {
+            wgmma_m64n128_mn(*reinterpret_cast<float(*)[64]>(&od[0]), pw[kk], desc);
+          } else {
+            wgmma_m64n64_mn(*reinterpret_cast<float(*)[32]>(&od[0]), pw[kk], desc);
+          }
+        }
+        wgmma_commit();
+        wgmma_wait<0>();
+        keep(od);
+      }
+#pragma unroll
+      for (int kk = 0; kk < (WG ? 0 : KEYS / 16); kk++) {
         uint32_t pa[MW][4];
 #pragma unroll
         for (int mi = 0; mi < MW; mi++) {

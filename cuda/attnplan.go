@@ -56,7 +56,7 @@ type attnPlan struct {
 
 func (e *Engine) attnPlan(tokens int) attnPlan {
 	c := &e.cfg
-	p := planAttention(tokens, c.Heads, c.KVHeads, c.HeadDim, e.sms(), e.keyRange())
+	p := planAttentionWith(e.prefillFamily(), tokens, c.Heads, c.KVHeads, c.HeadDim, e.sms(), e.keyRange())
 	// The workspace is sized for the prefill kernel chosen when the engine
 	// opened; another one chosen since (benchmarks) gets the splits it
 	// holds. Any count of even shares computes the same attention (verify
@@ -178,15 +178,35 @@ type prefill2Shape struct {
 	keys     int  // key tile (splits are whole tiles)
 	resident int  // blocks a multiprocessor runs at once (registers decide)
 	qShared  bool // Q rows staged in shared memory
+	wg       bool // wgmma (attn_prefill_wg.sm90a.cu: sm_90 PTX, tiles unpadded)
 }
 
 // prefill2Kernels are attn_prefill.cu's instances (ATTN_PREFILL2): 8 warps
 // x 16 rows with 64-key tiles (199 registers at head dim 128), and 4 warps x
 // 32 rows with Q in shared memory and 32-key tiles (255 registers, no
 // spills).
+//
+// attn_prefill_wg is attn_prefill2 on wgmma (sm_90 only, the same grid and
+// bits); engines take it in attn_prefill2's place (prefillFamily).
 var prefill2Kernels = map[string]prefill2Shape{
-	"attn_prefill2":  {threads: 256, keys: 64, resident: 1},
-	"attn_prefill2q": {threads: 128, keys: 32, resident: 2, qShared: true},
+	"attn_prefill2":   {threads: 256, keys: 64, resident: 1},
+	"attn_prefill2q":  {threads: 128, keys: 32, resident: 2, qShared: true},
+	"attn_prefill_wg": {threads: 256, keys: 64, resident: 1, wg: true},
+}
+
+// attnWgmma: on an sm_90 GPU whose driver compiled attn_prefill_wg, an
+// engine runs prefill chunks' attention through it where prefillKernel is
+// attn_prefill2: the same grid and bits (TestAttnPrefillWgSameBits), S and
+// O on wgmma. BRIEF_ATTN_WG=0 turns it off for a test run (main_test.go).
+var attnWgmma = true
+
+// prefillFamily is the prefill chunks' attention family of this engine:
+// prefillKernel, with attn_prefill2 on wgmma where the engine took it.
+func (e *Engine) prefillFamily() string {
+	if e.attnWg && prefillKernel == "attn_prefill2" {
+		return "attn_prefill_wg"
+	}
+	return prefillKernel
 }
 
 // prefill2SplitsOverride, when positive, replaces prefill2Splits' choice
@@ -215,6 +235,10 @@ func prefill2Splits(blocks, slots, tiles int) int {
 // prefill2Smem is attn_prefill.cu's prefill2_smem(D, MW, KEYS): two stages
 // of a K and a V tile, and the block's Q rows where staged.
 func prefill2Smem(k prefill2Shape, d int) int {
+	if k.wg {
+		// prefill_wg_smem: unpadded tiles aligned to 1024 bytes.
+		return 2*2*k.keys*d*2 + 1024
+	}
 	rows := 2 * 2 * k.keys
 	if k.qShared {
 		rows += prefill2Rows
@@ -308,7 +332,7 @@ func (e *Engine) attnWorkspace() (acc, ml int64) {
 	// multiple of the row tile (a last prefill chunk of 416 tokens on 108
 	// multiprocessors needs more than 384 or 448 do).
 	for t := 1; t <= e.chunk; t++ {
-		p := planAttention(t, c.Heads, c.KVHeads, c.HeadDim, e.sms(), e.keyRange())
+		p := planAttentionWith(e.prefillFamily(), t, c.Heads, c.KVHeads, c.HeadDim, e.sms(), e.keyRange())
 		rows := int64(p.splits) * int64(t) * int64(c.Heads)
 		acc = max(acc, rows*int64(c.HeadDim)*4)
 		ml = max(ml, rows*2*4)

@@ -41,6 +41,7 @@
 //   kernel adds them; the epilogues are gemm_store's (awq_epilogue.cuh).
 #include "awq_common.cuh"
 #include "awq_epilogue.cuh"
+#include "wgmma.cuh"
 
 namespace awq {
 
@@ -54,51 +55,6 @@ constexpr int kWgStageBytes = kWgTokens * 128;
 // 1024 bytes (the 128-byte swizzle repeats every 8 rows of 128 bytes).
 constexpr int kWgShared = kWgStages * kWgStageBytes + 1024;  // awq.go: awqWgShared
 static_assert(kWgShared <= 48 * 1024, "the launch would have to raise the dynamic shared memory limit");
-
-// wgmma_m64n64: d (64 x 64 fp32; this warp's 16 rows) += A (64 x 16 fp16
-// from registers; per warp, mma.sync's A fragment) x B (16 x 64 fp16 in
-// shared memory, K-major, described by desc).
-__device__ __forceinline__ void wgmma_m64n64(float (&d)[32], const uint32_t (&a)[4], uint64_t desc) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-      "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc), "n"(1));
-}
-
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-}
-// Shared-memory writes by ordinary stores become visible to wgmma (the
-// async proxy) only after this fence.
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
-
-// keep pins registers that a wgmma in flight reads or writes: the compiler
-// must not move their uses across the wgmma or its wait.
-template <int N>
-__device__ __forceinline__ void keep(float (&d)[N]) {
-#pragma unroll
-  for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
-}
-__device__ __forceinline__ void keep(uint32_t (&a)[4][4]) {
-#pragma unroll
-  for (int j = 0; j < 4; j++)
-#pragma unroll
-    for (int i = 0; i < 4; i++) asm volatile("" : "+r"(a[j][i])::"memory");
-}
-
-// wg_desc is the wgmma descriptor of a K-major B tile at shared address
-// saddr: 128-byte swizzle (bits 62-63 = 1), 1024 bytes between groups of 8
-// rows (stride offset, bits 32-45, in 16-byte units); the leading offset is
-// unused with this swizzle (1 by convention).
-__device__ __forceinline__ uint64_t wg_desc(uint32_t saddr) {
-  return (uint64_t)((saddr & 0x3FFFF) >> 4) | (1ull << 16) | (64ull << 32) | (1ull << 62);
-}
 
 // ld_x loads two words of x through L2 (ld.global.cg), or zeros where
 // !ok. Not the read-only path: x is written by the kernel before, which may

@@ -84,6 +84,9 @@ type Engine struct {
 	// direct attention kernel and no attn_reduce (attnplan.go:
 	// prefillDirect, the package knob it follows).
 	prefillDirect bool
+	// attnWg: prefill chunks' attention runs attn_prefill_wg where
+	// prefillKernel is attn_prefill2 (attnplan.go: attnWgmma, prefillFamily).
+	attnWg bool
 	// gemmWgmma: prefill GEMMs run the wgmma kernels (awq.go: gemmWgmma,
 	// the package knob it follows; sm_90, group 128, the driver compiled
 	// them). jitErr says why the driver could not, where it could not.
@@ -235,6 +238,10 @@ func (e *Engine) setup(w *inference.Weights) error {
 		e.gemmWgmma = d.hasKernel("awq_gemm_wg_g128")
 		e.jitErr = d.jitErr
 		e.gemmWg12 = gemmWg12 && e.gemmWgmma && d.hasKernel("awq_gemm_wg12_g128_rope")
+	}
+	if attnWgmma && d.cc == 90 && (D == 64 || D == 128) {
+		e.attnWg = d.hasKernel(fmt.Sprintf("attn_prefill_wg_d%d", D)) && d.hasKernel(fmt.Sprintf("attn_prefill_wg_direct_d%d", D))
+		e.jitErr = d.jitErr
 	}
 	// Everything the engine will allocate, checked against free memory first.
 	var need int64

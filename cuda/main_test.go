@@ -23,7 +23,8 @@ import (
 // variant), or without the direct one-split prefill attention
 // (BRIEF_PREFILL_DIRECT=0), or with the mma.sync prefill GEMM instead of
 // the wgmma one (BRIEF_GEMM_WGMMA=0), or without q|k|v's 12-stripe wgmma
-// blocks (BRIEF_GEMM_WG12=0), before a benchmark's winner becomes
+// blocks (BRIEF_GEMM_WG12=0), or with attn_prefill2 on mma.sync instead
+// of wgmma (BRIEF_ATTN_WG=0), before a benchmark's winner becomes
 // the default. The on/off knobs take 0 or 1; an unknown value stops the
 // run before any test.
 func TestMain(m *testing.M) {
@@ -48,6 +49,7 @@ func TestMain(m *testing.M) {
 		knobFromEnv("BRIEF_PREFILL_DIRECT", &prefillDirect, "direct one-split prefill attention"),
 		knobFromEnv("BRIEF_GEMM_WGMMA", &gemmWgmma, "wgmma prefill GEMM"),
 		knobFromEnv("BRIEF_GEMM_WG12", &gemmWg12, "q|k|v's wgmma GEMM in blocks of 12 stripes"),
+		knobFromEnv("BRIEF_ATTN_WG", &attnWgmma, "wgmma prefill attention"),
 	)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"math"
@@ -97,7 +98,22 @@ func TestPrefillDirectPlan(t *testing.T) {
 // name is an entry of an embedded fatbin and counts as attention in the
 // profiles' families; made-up names are not found.
 func TestPrefillDirectKernelsInFatbins(t *testing.T) {
-	has := fatbinHas(t)
+	inFatbin := fatbinHas(t)
+	ptx, err := ptxImages(90)
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := func(name string) bool {
+		if inFatbin(name) {
+			return true
+		}
+		for _, img := range ptx {
+			if bytes.Contains(img.data, []byte(".entry "+name+"(")) {
+				return true
+			}
+		}
+		return false
+	}
 	for _, k := range slices.Sorted(maps.Keys(prefill2Kernels)) {
 		for _, D := range []int{64, 128} {
 			p := planAttentionWith(k, 512, 32, 8, D, 132, 4096+15)
@@ -301,7 +317,7 @@ func checkDirectRan(t *testing.T, e *Engine, T, D int, want bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	direct := fmt.Sprintf("%s_direct_d%d", prefillKernel, D)
+	direct := fmt.Sprintf("%s_direct_d%d", e.prefillFamily(), D)
 	_, ranDirect := prof[direct]
 	_, ranReduce := prof["attn_reduce"]
 	if ranDirect != p.direct || ranReduce == p.direct || (prefill2SplitsOverride == 1 && p.direct != want) {
