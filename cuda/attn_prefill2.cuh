@@ -36,9 +36,13 @@ __host__ __device__ constexpr int prefill2_smem(int D, int MW, int KEYS) {
   return (kP2Stages * 2 * KEYS + (MW == 2 ? kP2Rows : 0)) * (D + 8) * 2;
 }
 
-// Dynamic shared memory of the WG body (attn_prefill_wg.sm90a.cu): the two
+// The WG body's stages: tile i's P V may read its stage until tile i+1's
+// S is waited for, so tile i+2 is copied into a fourth stage (see below).
+constexpr int kWgStages = 4;
+
+// Dynamic shared memory of the WG body (attn_prefill_wg.sm90a.cu): the
 // stages' K and V tiles unpadded, plus room to align them to 1024 bytes.
-__host__ __device__ constexpr int prefill_wg_smem(int D, int KEYS) { return kP2Stages * 2 * KEYS * D * 2 + 1024; }
+__host__ __device__ constexpr int prefill_wg_smem(int D, int KEYS) { return kWgStages * 2 * KEYS * D * 2 + 1024; }
 
 // grid (ceil(tokens*G / 128), kv_heads, splits), block 32 * kP2Rows / (16*MW),
 // dynamic shared prefill2_smem(D, MW, KEYS). Arguments and outputs as
@@ -81,6 +85,11 @@ __host__ __device__ constexpr int prefill_wg_smem(int D, int KEYS) { return kP2S
 // (K is B K-major for S, V B N-major for O). A tile is skipped only where
 // no row of the warpgroup sees it: the warps of a warpgroup that see none
 // of its keys compute it masked, which leaves m, l and O as they were.
+// Pipeline: tile i's P V is waited for with tile i+1's S (or, where the
+// warpgroup skips tile i+1, at its end), so it runs while the block meets
+// and S is issued. Tile i+2 is copied after the barrier of tile i, into
+// the stage of tile i-2: every warpgroup waited for that tile's last
+// reader, its P V, during tile i-1.
 template <int D, int MW, int KEYS, int ROWS = kP2Rows, bool EARLY = false, bool DIRECT = false, bool WG = false>
 __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half* __restrict__ kc,
                                    const __half* __restrict__ vc, const int* __restrict__ params,
@@ -107,7 +116,7 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
   constexpr int WTILE = KEYS * D * 2;  // bytes of one K (or V) tile
   const uint32_t sWG = (static_cast<uint32_t>(__cvta_generic_to_shared(p2_smem)) + 1023) & ~1023u;
   const uint32_t sK_addr = WG ? sWG : static_cast<uint32_t>(__cvta_generic_to_shared(sK));
-  const uint32_t sV_addr = WG ? sWG + kP2Stages * WTILE : static_cast<uint32_t>(__cvta_generic_to_shared(sV));
+  const uint32_t sV_addr = WG ? sWG + kWgStages * WTILE : static_cast<uint32_t>(__cvta_generic_to_shared(sV));
   const uint32_t sQ_addr = static_cast<uint32_t>(__cvta_generic_to_shared(sQ));
 
   const int G = heads / kv_heads;
@@ -191,6 +200,10 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
     issue(k_begin, 0);
   }
   cp_async_commit_group();
+  if (WG) {
+    if (ntiles > 1) issue(k_begin + KEYS, 1);
+    cp_async_commit_group();
+  }
 
   // MW == 1: Q as A fragments, one per 16 head dimensions, read once
   // straight from global memory while the first tile is in flight.
@@ -231,10 +244,14 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
   const uint32_t v_lane = (uint32_t)(((((lane >> 3) & 1) * 8 + (lane & 7)) * KS + (lane >> 4) * 8) * 2);
   const uint32_t q_lane = sQ_addr + (uint32_t)(((warp * 16 * MW + ((lane >> 3) & 1) * 8 + (lane & 7)) * KS + (lane >> 4) * 8) * 2);
 
+  float(&od)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&o[0][0][0]);  // WG: O as wgmma's accumulator
+  uint32_t pw[KEYS / 16][4];  // WG: P of the last tile, the A of its P V in flight
   for (int it = 0; it < ntiles; it++) {
-    const int k0 = k_begin + it * KEYS, stage = it & 1;
-    if (!early && it + 1 < ntiles) issue(k0 + KEYS, stage ^ 1);
-    cp_async_commit_group();
+    const int k0 = k_begin + it * KEYS, stage = WG ? it % kWgStages : it & 1;
+    if (!WG) {
+      if (!early && it + 1 < ntiles) issue(k0 + KEYS, stage ^ 1);
+      cp_async_commit_group();
+    }
     if (early) {
       cp_async_wait_group<0>();  // both tiles were requested at the start
     } else {
@@ -242,6 +259,12 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
     }
     if (WG) fence_proxy_async();  // the copies, for wgmma's reads
     __syncthreads();  // ... and everyone's
+    if (WG) {
+      // Tile it+2 into the stage of tile it-2, whose P V every warpgroup
+      // waited for during tile it-1.
+      if (it + 2 < ntiles) issue(k0 + 2 * KEYS, (it + 2) % kWgStages);
+      cp_async_commit_group();
+    }
 
     // Skip a tile no row of this warp (WG: warpgroup) can see, and every
     // tile for a warp (warpgroup) past the chunk's rows (uniform).
@@ -265,8 +288,10 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
         for (int ks = 0; ks < D / 16; ks++)
           wgmma_m64n64(sd, qa[MW == 1 ? ks : 0], wg_desc(kt + (uint32_t)((ks / 4) * KEYS * 128 + (ks % 4) * 32)));
         wgmma_commit();
-        wgmma_wait<0>();
+        wgmma_wait<0>();  // S, and the last tile's P V
         keep(sd);
+        keep(od);
+        keep(pw);
       }
 #pragma unroll
       for (int ks = 0; ks < (WG ? 0 : D / 16); ks++) {
@@ -347,8 +372,8 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
       // O += P V: the S accumulators of n-tiles 2kk, 2kk+1 are P's A fragment.
       if constexpr (WG) {
         // k-steps of 16 keys in order; V is B N-major, 64 head dims (128
-        // bytes) a swizzle block of KEYS rows.
-        uint32_t pw[KEYS / 16][4];
+        // bytes) a swizzle block of KEYS rows. Waited for with the next
+        // tile's S or after the loop.
 #pragma unroll
         for (int kk = 0; kk < KEYS / 16; kk++) {
           pw[kk][0] = pack_half2(s[0][2 * kk][0], s[0][2 * kk][1]);
@@ -356,7 +381,6 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
           pw[kk][2] = pack_half2(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
           pw[kk][3] = pack_half2(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
         }
-        float(&od)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&o[0][0][0]);
         const uint32_t vt = sV_addr + (uint32_t)(stage * WTILE);
         keep(od);
         keep(pw);
@@ -371,8 +395,6 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
           }
         }
         wgmma_commit();
-        wgmma_wait<0>();
-        keep(od);
       }
 #pragma unroll
       for (int kk = 0; kk < (WG ? 0 : KEYS / 16); kk++) {
@@ -395,8 +417,17 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
           }
         }
       }
+    } else if (WG) {
+      wgmma_wait<0>();  // the last tile's P V, as a tile seen would
+      keep(od);
+      keep(pw);
     }
-    __syncthreads();  // the stage is free for tile it + 2
+    if (!WG) __syncthreads();  // the stage is free for tile it + 2
+  }
+  if (WG) {
+    wgmma_wait<0>();  // the last tile's P V
+    keep(od);
+    keep(pw);
   }
 
   // Partials: m back to natural-log units; l summed over the quad.

@@ -54,7 +54,7 @@ func TestAttnPrefillWgPlan(t *testing.T) {
 					if off.direct {
 						want.kernel = fmt.Sprintf("attn_prefill_wg_direct_d%d", D)
 					}
-					want.shape.Shared = uint32(4*64*D*2 + 1024)
+					want.shape.Shared = uint32(8*64*D*2 + 1024)
 				}
 				if on != want {
 					t.Fatalf("head dim %d, %q, %d tokens: plan %+v, want %+v", D, k, T, on, want)
@@ -140,10 +140,18 @@ func sameBits(t *testing.T, what string, got, want []float32) {
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
 	}
+	first, n := -1, 0
 	for i := range got {
 		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-			t.Fatalf("%s: value %d is %v (%08x), want %v (%08x)", what, i, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+			if first < 0 {
+				first = i
+			}
+			n++
 		}
+	}
+	if n > 0 {
+		t.Fatalf("%s: %d of %d values differ; the first, %d, is %v (%08x), want %v (%08x)", what, n, len(got), first,
+			got[first], math.Float32bits(got[first]), want[first], math.Float32bits(want[first]))
 	}
 }
 
