@@ -106,8 +106,8 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
   constexpr int CPT = KEYS * CHR / NT;          // K (or V) chunks per thread per tile
   static_assert(KEYS * CHR % NT == 0 && ROWS * CHR % NT == 0, "whole chunks per thread");
   static_assert(!EARLY || MW == 1, "early copies with Q in registers only");
-  static_assert(!WG || (MW == 1 && KEYS == 64 && ROWS % 64 == 0 && D % 64 == 0 && !EARLY),
-                "wgmma: warpgroups of 64 rows, 64-key tiles, 64 head dims a swizzle block");
+  static_assert(!WG || (MW == 1 && KEYS == 64 && ROWS % 64 == 0 && D == 128 && !EARLY),
+                "wgmma: warpgroups of 64 rows, 64-key tiles, head dim 128 (attn_prefill_wg.sm90a.cu)");
   extern __shared__ __align__(16) unsigned char p2_smem[];
   __half* const sK = reinterpret_cast<__half*>(p2_smem);  // (stages, KEYS, KS)
   __half* const sV = sK + kP2Stages * TILE;               // (stages, KEYS, KS)
@@ -388,11 +388,7 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
 #pragma unroll
         for (int kk = 0; kk < KEYS / 16; kk++) {
           const uint64_t desc = wg_desc_mn(vt + (uint32_t)(kk * 16 * 128), KEYS * 128);
-          if constexpr (D == 128) {
-            wgmma_m64n128_mn(*reinterpret_cast<float(*)[64]>(&od[0]), pw[kk], desc);
-          } else {
-            wgmma_m64n64_mn(*reinterpret_cast<float(*)[32]>(&od[0]), pw[kk], desc);
-          }
+          wgmma_m64n128_mn(*reinterpret_cast<float(*)[64]>(&od[0]), pw[kk], desc);
         }
         wgmma_commit();
       }

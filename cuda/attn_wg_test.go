@@ -34,7 +34,7 @@ func attnWgDevice(t *testing.T) *device {
 // attn_prefill2.
 func TestAttnPrefillWgPlan(t *testing.T) {
 	defer func(k string) { prefillKernel = k }(prefillKernel)
-	for _, D := range []int{64, 128} {
+	for _, D := range []int{128} {
 		cfg := inference.Config{Heads: 32, KVHeads: 8, HeadDim: D, SlidingWindow: 4096}
 		for _, k := range []string{"attn_prefill2", "attn_prefill2q", ""} {
 			prefillKernel = k
@@ -67,9 +67,9 @@ func TestAttnPrefillWgPlan(t *testing.T) {
 // TestAttnPrefillWgSameBits: attn_prefill_wg_d* writes, bit for bit, the
 // partials attn_prefill2_d* writes (with 1, 7 and the planned splits), and
 // its direct instances attn_prefill2_direct_d*'s outputs, on chunks of 17
-// to 512 tokens before, at and past the window, across the ring's wrap, at
-// head dims 64 and 128, query groups of 1, 3 and 4, and ragged row tiles
-// (a warpgroup with some rows past the chunk).
+// to 512 tokens before, at and past the window, across the ring's wrap,
+// with query groups of 1, 3 and 4, and ragged row tiles (a warpgroup with
+// some rows past the chunk).
 func TestAttnPrefillWgSameBits(t *testing.T) {
 	d := attnWgDevice(t)
 	rng := rand.New(rand.NewPCG(131, 132))
@@ -80,9 +80,9 @@ func TestAttnPrefillWgSameBits(t *testing.T) {
 		{8, 2, 128, 512, 4096, 4609, 4096},  // ring wraps inside the chunk
 		{32, 8, 128, 512, 700, 769, 256},    // small window, wrapped ring
 		{32, 8, 128, 40, 1000, 1100, 300},   // window start inside a tile, 160 rows
-		{8, 2, 64, 100, 300, 357, 256},      // head dim 64, wrapped
-		{8, 2, 64, 512, 0, 1000, 0},         // head dim 64, no window
-		{6, 2, 64, 40, 50, 128, 0},          // G = 3, ragged
+		{8, 2, 128, 100, 300, 357, 256},     // small window, wrapped
+		{8, 2, 128, 512, 0, 1000, 0},        // no window, first chunk
+		{6, 2, 128, 40, 50, 128, 0},         // G = 3, ragged
 		{4, 4, 128, 100, 200, 400, 0},       // G = 1 (Llama)
 		{8, 2, 128, 33, 1000, 1100, 300},    // window start inside a tile
 	}
@@ -156,10 +156,17 @@ func sameBits(t *testing.T, what string, got, want []float32) {
 }
 
 // withAttnWg opens an engine with the knob set, and checks that it took
-// the path the knob asks for.
+// the path the knob asks for: with the knob on, at head dim 128 only.
 func withAttnWg(t *testing.T, m *inference.Model, opts Options, on bool) *Engine {
 	t.Helper()
-	return withKnob(t, m, opts, "attnWg", &attnWgmma, on, func(e *Engine) bool { return e.attnWg })
+	defer func(v bool) { attnWgmma = v }(attnWgmma)
+	attnWgmma = on
+	e := testEngine(t, m, opts)
+	if want := on && m.Config.HeadDim == 128; e.attnWg != want {
+		e.Close()
+		t.Fatalf("head dim %d, knob %v: engine attnWg %v, want %v", m.Config.HeadDim, on, e.attnWg, want)
+	}
+	return e
 }
 
 // TestAttnPrefillWgEngine: on sm_90 a script of prefills (chunks of 512 and

@@ -239,8 +239,8 @@ func (e *Engine) setup(w *inference.Weights) error {
 		e.jitErr = d.jitErr
 		e.gemmWg12 = gemmWg12 && e.gemmWgmma && d.hasKernel("awq_gemm_wg12_g128_rope")
 	}
-	if attnWgmma && d.cc == 90 && (D == 64 || D == 128) {
-		e.attnWg = d.hasKernel(fmt.Sprintf("attn_prefill_wg_d%d", D)) && d.hasKernel(fmt.Sprintf("attn_prefill_wg_direct_d%d", D))
+	if attnWgmma && d.cc == 90 && D == 128 {
+		e.attnWg = d.hasKernel("attn_prefill_wg_d128") && d.hasKernel("attn_prefill_wg_direct_d128")
 		e.jitErr = d.jitErr
 	}
 	// Everything the engine will allocate, checked against free memory first.

@@ -116,6 +116,9 @@ func TestPrefillDirectKernelsInFatbins(t *testing.T) {
 	}
 	for _, k := range slices.Sorted(maps.Keys(prefill2Kernels)) {
 		for _, D := range []int{64, 128} {
+			if prefill2Kernels[k].wg && D != 128 {
+				continue // attn_prefill_wg is built for head dim 128 only
+			}
 			p := planAttentionWith(k, 512, 32, 8, D, 132, 4096+15)
 			p.splits, p.shape.Grid[2] = 1, 1
 			dp := directPlan(p, 512)
