@@ -428,6 +428,18 @@ func (e *Engine) PrefillGEMM() string {
 	return "mma.sync"
 }
 
+// PrefillAttention names the kernels of the engine's prefill chunks'
+// attention, and why not wgmma where the driver could not compile them.
+func (e *Engine) PrefillAttention() string {
+	switch {
+	case e.attnWg:
+		return "wgmma (sm_90a PTX compiled by the driver)"
+	case e.jitErr != nil:
+		return fmt.Sprintf("mma.sync (the driver could not compile the wgmma kernels: %v)", e.jitErr)
+	}
+	return "mma.sync"
+}
+
 // MaxContext is the longest sequence the engine accepts.
 func (e *Engine) MaxContext() int { return e.maxCtx }
 

@@ -463,8 +463,9 @@ func TestProfileStepSize(t *testing.T) {
 	}
 }
 
-// TestPrefillGEMMName: the name bench prints says which prefill kernels
-// run, and why not wgmma where the driver could not compile them.
+// TestPrefillGEMMName: the names bench prints say which prefill kernels
+// run (linears, attention), and why not wgmma where the driver could not
+// compile them.
 func TestPrefillGEMMName(t *testing.T) {
 	for _, tc := range []struct {
 		e    Engine
@@ -476,6 +477,18 @@ func TestPrefillGEMMName(t *testing.T) {
 	} {
 		if got := tc.e.PrefillGEMM(); got != tc.want {
 			t.Errorf("%q, want %q", got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		e    Engine
+		want string
+	}{
+		{Engine{attnWg: true}, "wgmma (sm_90a PTX compiled by the driver)"},
+		{Engine{gemmWgmma: true}, "mma.sync"},
+		{Engine{jitErr: errors.New("CUDA_ERROR_INVALID_PTX")}, "mma.sync (the driver could not compile the wgmma kernels: CUDA_ERROR_INVALID_PTX)"},
+	} {
+		if got := tc.e.PrefillAttention(); got != tc.want {
+			t.Errorf("attention %q, want %q", got, tc.want)
 		}
 	}
 }

@@ -166,6 +166,7 @@ type (
 	}
 	chunker       interface{ Chunk() int }
 	prefillKernel interface{ PrefillGEMM() string }
+	prefillAttn   interface{ PrefillAttention() string }
 )
 
 // benchJSON is every figure of a run; --json prints it.
@@ -199,7 +200,8 @@ type deviceJSON struct {
 	RunMemClockMHz    [2]int  `json:"run_mem_clock_mhz"`
 	ThrottleReasons   uint64  `json:"clock_event_reasons"` // NVML mask at the end of decode
 	PeakBandwidthGBps float64 `json:"peak_bandwidth_gb_per_s,omitempty"`
-	PrefillGEMM       string  `json:"prefill_gemm,omitempty"` // the prefill linears' kernels
+	PrefillGEMM       string  `json:"prefill_gemm,omitempty"`      // the prefill linears' kernels
+	PrefillAttention  string  `json:"prefill_attention,omitempty"` // the prefill chunks' attention kernels
 }
 
 type prefillJSON struct {
@@ -321,6 +323,9 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		r.Device.ComputeCapability = gpu.ComputeCapability()
 		if k, ok := eng.(prefillKernel); ok {
 			r.Device.PrefillGEMM = k.PrefillGEMM()
+		}
+		if k, ok := eng.(prefillAttn); ok {
+			r.Device.PrefillAttention = k.PrefillAttention()
 		}
 		r.Card = r.Device.Name
 	} else if mon != nil {

@@ -54,6 +54,9 @@ func printBench(w io.Writer, r *benchJSON, o *benchOptions) {
 		if d.PrefillGEMM != "" {
 			line += "; prefill GEMM: " + d.PrefillGEMM
 		}
+		if d.PrefillAttention != "" {
+			line += "; prefill attention: " + d.PrefillAttention
+		}
 		fmt.Fprintln(w, line)
 		if d.MaxSMClockMHz == 0 {
 			fmt.Fprintln(w, "clocks: not read (no NVML)")

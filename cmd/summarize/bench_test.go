@@ -304,6 +304,7 @@ func TestSamplerAndGPUReport(t *testing.T) {
 	r := &benchJSON{Engine: "CUDA: Fake GPU", Card: "Fake GPU", Device: s.device(), PromptTokens: 6435, Model: "m", Article: "a"}
 	r.Device.ComputeCapability = 90
 	r.Device.PrefillGEMM = "wgmma (test)"
+	r.Device.PrefillAttention = "wgmma (attention test)"
 	r.Decode = decodeJSON{NewTokens: 512, Steps: 511, StepMS: 2, StepBytes: 4_500_000_000, GBps: 2250, DecodeTokensPS: 500, Throughput: 400}
 	r.Profiles = append(r.Profiles, newProfile(1, 6435, []kernelFamily{
 		{Name: "AWQ mat-vec", Part: "gate|up", MS: 1.5, Bytes: 1_500_000_000},
@@ -335,7 +336,7 @@ func TestSamplerAndGPUReport(t *testing.T) {
 	var b bytes.Buffer
 	printBench(&b, r, &benchOptions{lookupTokens: 10, lookupNgram: 8})
 	t.Logf("\n%s", b.String())
-	for _, want := range []string{"compute capability 9.0", "peak memory bandwidth 3352 GB/s; prefill GEMM: wgmma (test)", "67.1% of peak", "device-wide",
+	for _, want := range []string{"compute capability 9.0", "peak memory bandwidth 3352 GB/s; prefill GEMM: wgmma (test); prefill attention: wgmma (attention test)", "67.1% of peak", "device-wide",
 		"peak GPU memory", "kernel profile, steps of 1 tokens at position 6435 (Fake GPU", "gate|up", "75.0%", "1000", "2.0",
 		"against issue 5's targets (Fake GPU)", "greedy decode, % of the bandwidth limit", "67.12"} {
 		if !strings.Contains(b.String(), want) {
@@ -354,6 +355,7 @@ func (gpuLike) ComputeCapability() int      { return 90 }
 func (gpuLike) StepBytes(context int) int64 { return 1_000_000 + int64(context) }
 func (gpuLike) Chunk() int                  { return 64 }
 func (gpuLike) PrefillGEMM() string         { return "fake GEMM" }
+func (gpuLike) PrefillAttention() string    { return "fake attention" }
 
 func TestBenchGPUPaths(t *testing.T) {
 	model, article, _ := benchFixture(t, 0)
@@ -398,7 +400,7 @@ func TestBenchGPUPaths(t *testing.T) {
 		t.Errorf("decode %+v", d)
 	}
 	if r.Card != "Fake GPU" || r.Device == nil || r.Device.ComputeCapability != 90 || r.Device.MaxMemClockMHz != 2619 ||
-		r.Device.PrefillGEMM != "fake GEMM" {
+		r.Device.PrefillGEMM != "fake GEMM" || r.Device.PrefillAttention != "fake attention" {
 		t.Errorf("card %q device %+v", r.Card, r.Device)
 	}
 	if r.Memory.DeviceSamples < 1 || r.Memory.DeviceBeforeMB != 101 || len(r.Targets) == 0 {
