@@ -8,17 +8,8 @@
 // attn_prefill2_d*: 8 warps x 16 rows, 64-key tiles; attn_prefill2q_d*:
 // 4 warps x 32 rows, Q in shared memory, 32-key tiles, two blocks per
 // multiprocessor (registers and shared memory allow it).
-#define ATTN_PREFILL2(NAME, D, MW, KEYS, MINB)                                               \
-  extern "C" __global__ void __launch_bounds__(kP2Rows / (16 * MW) * 32, MINB) NAME(          \
-      const __half* __restrict__ qkv, const __half* __restrict__ kc,                         \
-      const __half* __restrict__ vc, const int* __restrict__ params, int tokens, int heads,  \
-      int kv_heads, int cap, int window, float scale, int block_keys,                        \
-      float* __restrict__ ws_acc, float* __restrict__ ws_ml) {                               \
-    grid_dep_launch();                                                                       \
-    grid_dep_wait();                                                                         \
-    attn_prefill2_body<D, MW, KEYS>(qkv, kc, vc, params, tokens, heads, kv_heads, cap, window,     \
-                              scale, block_keys, ws_acc, ws_ml);                             \
-  }
+#define ATTN_PREFILL2(NAME, D, MW, KEYS, MINB) \
+  ATTN_P2_PARTIALS(NAME, kP2Rows / (16 * MW) * 32, MINB, D, MW, KEYS)
 ATTN_PREFILL2(attn_prefill2_d64, 64, 1, 64, 1)
 ATTN_PREFILL2(attn_prefill2_d128, 128, 1, 64, 1)
 ATTN_PREFILL2(attn_prefill2q_d64, 64, 2, 32, 2)

@@ -465,3 +465,27 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
     }
   }
 }
+
+// Kernel entries of the body, with attention.cu's launch arguments:
+// ATTN_P2_PARTIALS writes the split partials (ws_acc, ws_ml), ATTN_P2_OUT
+// the attention output out (DIRECT instances). THREADS and MINB are the
+// launch bounds, the rest the body's template arguments.
+#define ATTN_P2_ARGS                                                                           \
+  const __half *__restrict__ qkv, const __half *__restrict__ kc, const __half *__restrict__ vc, \
+      const int *__restrict__ params, int tokens, int heads, int kv_heads, int cap, int window, \
+      float scale, int block_keys
+#define ATTN_P2_PARTIALS(NAME, THREADS, MINB, ...)                                                           \
+  extern "C" __global__ void __launch_bounds__(THREADS, MINB)                                                \
+      NAME(ATTN_P2_ARGS, float* __restrict__ ws_acc, float* __restrict__ ws_ml) {                            \
+    grid_dep_launch();                                                                                       \
+    grid_dep_wait();                                                                                         \
+    attn_prefill2_body<__VA_ARGS__>(qkv, kc, vc, params, tokens, heads, kv_heads, cap, window, scale,       \
+                                    block_keys, ws_acc, ws_ml);                                              \
+  }
+#define ATTN_P2_OUT(NAME, THREADS, MINB, ...)                                                                \
+  extern "C" __global__ void __launch_bounds__(THREADS, MINB) NAME(ATTN_P2_ARGS, __half* __restrict__ out) { \
+    grid_dep_launch();                                                                                       \
+    grid_dep_wait();                                                                                         \
+    attn_prefill2_body<__VA_ARGS__>(qkv, kc, vc, params, tokens, heads, kv_heads, cap, window, scale,       \
+                                    block_keys, nullptr, nullptr, out);                                      \
+  }

@@ -10,18 +10,8 @@
 // launch of one split (grid z 1), writing the attention output out (tokens,
 // heads*D) fp16, as attn_reduce would from their partials, in place of
 // ws_acc and ws_ml.
-#define ATTN_PREFILL2_DIRECT(NAME, D, MW, KEYS, MINB)                                        \
-  extern "C" __global__ void __launch_bounds__(kP2Rows / (16 * MW) * 32, MINB) NAME(          \
-      const __half* __restrict__ qkv, const __half* __restrict__ kc,                         \
-      const __half* __restrict__ vc, const int* __restrict__ params, int tokens, int heads,  \
-      int kv_heads, int cap, int window, float scale, int block_keys,                        \
-      __half* __restrict__ out) {                                                            \
-    grid_dep_launch();                                                                       \
-    grid_dep_wait();                                                                         \
-    attn_prefill2_body<D, MW, KEYS, kP2Rows, false, true>(qkv, kc, vc, params, tokens, heads, \
-                                                          kv_heads, cap, window, scale,      \
-                                                          block_keys, nullptr, nullptr, out); \
-  }
+#define ATTN_PREFILL2_DIRECT(NAME, D, MW, KEYS, MINB) \
+  ATTN_P2_OUT(NAME, kP2Rows / (16 * MW) * 32, MINB, D, MW, KEYS, kP2Rows, false, true)
 ATTN_PREFILL2_DIRECT(attn_prefill2_direct_d64, 64, 1, 64, 1)
 ATTN_PREFILL2_DIRECT(attn_prefill2_direct_d128, 128, 1, 64, 1)
 ATTN_PREFILL2_DIRECT(attn_prefill2q_direct_d64, 64, 2, 32, 2)

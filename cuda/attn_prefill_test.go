@@ -232,10 +232,53 @@ func TestPrefill2Splits(t *testing.T) {
 // reference on prefill chunks of 17 to 512 tokens before, at and past the
 // window and across the cache ring's wrap, with the planned split count,
 // one split and an odd one, and against the 64-row kernel.
+// attnCase is one prefill attention launch: heads, KV heads, head dim,
+// tokens, first position, cache ring slots and sliding window (0: none).
+type attnCase struct{ H, KV, D, T, pos0, cap, window int }
+
+// attnIn is a case's inputs: q|k|v rows and the key and value rings (host
+// copies and on the device), the step's positions, and the key range a
+// plan of the case covers.
+type attnIn struct {
+	qkv, kc, vc []float32
+	q, k, v, p  devPtr
+	keyRange    int
+}
+
+// attnInputs draws c's inputs from rng (q|k|v, then keys, then values)
+// and uploads them.
+func attnInputs(t *testing.T, d *device, rng *rand.Rand, c attnCase) attnIn {
+	t.Helper()
+	in := attnIn{
+		qkv: randHalves(rng, c.T*(c.H+2*c.KV)*c.D, -1, 1),
+		kc:  randHalves(rng, c.KV*c.cap*c.D, -1, 1),
+		vc:  randHalves(rng, c.KV*c.cap*c.D, -1, 1),
+	}
+	in.q, in.k, in.v = d.upHalf(t, in.qkv), d.upHalf(t, in.kc), d.upHalf(t, in.vc)
+	in.p = d.upI32(t, params(c.pos0, make([]int, c.T)))
+	in.keyRange = c.cap
+	if c.window > 0 {
+		in.keyRange = min(c.window+15, c.cap)
+	}
+	return in
+}
+
+// reference is c's attention output in float64, row (token, head) by row.
+func (in attnIn) reference(c attnCase) []float64 {
+	w, G := (c.H+2*c.KV)*c.D, c.H/c.KV
+	var want []float64
+	for tt := range c.T {
+		for h := range c.H {
+			want = append(want, attnRef(in.qkv[tt*w+h*c.D:], in.kc, in.vc, h/G, c.cap, c.D, c.pos0+tt, c.window)...)
+		}
+	}
+	return want
+}
+
 func TestAttentionPrefill2(t *testing.T) {
 	d := testDevice(t)
 	rng := rand.New(rand.NewPCG(21, 22))
-	cases := []struct{ H, KV, D, T, pos0, cap, window int }{
+	cases := []attnCase{
 		{32, 8, 128, 17, 0, 4609, 4096},    // first chunk, ragged row tile
 		{32, 8, 128, 64, 100, 4609, 4096},  // before the window
 		{8, 2, 128, 100, 4000, 4609, 4096}, // the window's edge inside the chunk
@@ -250,23 +293,9 @@ func TestAttentionPrefill2(t *testing.T) {
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%+v", c), func(t *testing.T) {
 			d.bind(t)
-			w := (c.H + 2*c.KV) * c.D
-			qkv := randHalves(rng, c.T*w, -1, 1)
-			kcH := randHalves(rng, c.KV*c.cap*c.D, -1, 1)
-			vcH := randHalves(rng, c.KV*c.cap*c.D, -1, 1)
-			qp, kp, vp := d.upHalf(t, qkv), d.upHalf(t, kcH), d.upHalf(t, vcH)
-			pp := d.upI32(t, params(c.pos0, make([]int, c.T)))
-			keyRange := c.cap
-			if c.window > 0 {
-				keyRange = min(c.window+15, c.cap)
-			}
-			var want []float64
-			G := c.H / c.KV
-			for tt := range c.T {
-				for h := range c.H {
-					want = append(want, attnRef(qkv[tt*w+h*c.D:], kcH, vcH, h/G, c.cap, c.D, c.pos0+tt, c.window)...)
-				}
-			}
+			in := attnInputs(t, d, rng, c)
+			qp, kp, vp, pp, keyRange := in.q, in.k, in.v, in.p, in.keyRange
+			want := in.reference(c)
 			rows := c.T * c.H
 			old := planAttentionWith("", c.T, c.H, c.KV, c.D, d.sms, keyRange)
 			ref := d.downHalf(t, runAttention(t, d, old, qp, kp, vp, pp, c.T, c.H, c.KV, c.D, c.cap, c.window), rows*c.D)

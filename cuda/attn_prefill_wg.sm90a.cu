@@ -15,35 +15,9 @@
 // not built, and head dim 64 keeps attn_prefill2.
 #include "attn_prefill2.cuh"
 
-// attn_prefill_wg_d*: attn_prefill2_d*'s launch (grid, 256 threads) with
-// dynamic shared memory prefill_wg_smem(D, 64); writes the partials.
-#define ATTN_PREFILL_WG(NAME, D)                                                             \
-  extern "C" __global__ void __launch_bounds__(kP2Rows / 16 * 32, 1) NAME(                   \
-      const __half* __restrict__ qkv, const __half* __restrict__ kc,                         \
-      const __half* __restrict__ vc, const int* __restrict__ params, int tokens, int heads,  \
-      int kv_heads, int cap, int window, float scale, int block_keys,                        \
-      float* __restrict__ ws_acc, float* __restrict__ ws_ml) {                               \
-    grid_dep_launch();                                                                       \
-    grid_dep_wait();                                                                         \
-    attn_prefill2_body<D, 1, 64, kP2Rows, false, false, true>(qkv, kc, vc, params, tokens,   \
-                                                              heads, kv_heads, cap, window,  \
-                                                              scale, block_keys, ws_acc, ws_ml); \
-  }
-ATTN_PREFILL_WG(attn_prefill_wg_d128, 128)
-
-// attn_prefill_wg_direct_d*: attn_prefill2_direct_d*'s twin (one split,
-// the attention output written in place of the partials).
-#define ATTN_PREFILL_WG_DIRECT(NAME, D)                                                      \
-  extern "C" __global__ void __launch_bounds__(kP2Rows / 16 * 32, 1) NAME(                   \
-      const __half* __restrict__ qkv, const __half* __restrict__ kc,                         \
-      const __half* __restrict__ vc, const int* __restrict__ params, int tokens, int heads,  \
-      int kv_heads, int cap, int window, float scale, int block_keys,                        \
-      __half* __restrict__ out) {                                                            \
-    grid_dep_launch();                                                                       \
-    grid_dep_wait();                                                                         \
-    attn_prefill2_body<D, 1, 64, kP2Rows, false, true, true>(qkv, kc, vc, params, tokens,    \
-                                                             heads, kv_heads, cap, window,   \
-                                                             scale, block_keys, nullptr,     \
-                                                             nullptr, out);                  \
-  }
-ATTN_PREFILL_WG_DIRECT(attn_prefill_wg_direct_d128, 128)
+// attn_prefill_wg_d128: attn_prefill2_d128's launch (grid, 256 threads)
+// with dynamic shared memory prefill_wg_smem(128, 64); writes the
+// partials. attn_prefill_wg_direct_d128: attn_prefill2_direct_d128's twin
+// (one split, the attention output written in place of the partials).
+ATTN_P2_PARTIALS(attn_prefill_wg_d128, kP2Rows / 16 * 32, 1, 128, 1, 64, kP2Rows, false, false, true)
+ATTN_P2_OUT(attn_prefill_wg_direct_d128, kP2Rows / 16 * 32, 1, 128, 1, 64, kP2Rows, false, true, true)

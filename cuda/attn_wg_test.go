@@ -17,14 +17,7 @@ import (
 // attnWgDevice is the test GPU, where it runs attn_prefill_wg.
 func attnWgDevice(t *testing.T) *device {
 	t.Helper()
-	d := testDevice(t)
-	if d.cc != 90 {
-		t.Skipf("attn_prefill_wg is sm_90 only; this GPU is sm_%d", d.cc)
-	}
-	if !d.hasKernel("attn_prefill_wg_d128") {
-		t.Fatalf("the driver did not compile attn_prefill_wg: %v", d.jitErr)
-	}
-	return d
+	return sm90Device(t, "attn_prefill_wg_d128")
 }
 
 // TestAttnPrefillWgPlan: an engine that took the wgmma attention plans its
@@ -73,7 +66,7 @@ func TestAttnPrefillWgPlan(t *testing.T) {
 func TestAttnPrefillWgSameBits(t *testing.T) {
 	d := attnWgDevice(t)
 	rng := rand.New(rand.NewPCG(131, 132))
-	cases := []struct{ H, KV, D, T, pos0, cap, window int }{
+	cases := []attnCase{
 		{32, 8, 128, 17, 0, 4609, 4096},     // first chunk, ragged row tile
 		{32, 8, 128, 512, 6435, 4609, 4096}, // the 7B's reference chunk
 		{8, 2, 128, 100, 4000, 4609, 4096},  // the window's edge inside the chunk
@@ -89,16 +82,8 @@ func TestAttnPrefillWgSameBits(t *testing.T) {
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%+v", c), func(t *testing.T) {
 			d.bind(t)
-			w := (c.H + 2*c.KV) * c.D
-			qkv := randHalves(rng, c.T*w, -1, 1)
-			qp := d.upHalf(t, qkv)
-			kp := d.upHalf(t, randHalves(rng, c.KV*c.cap*c.D, -1, 1))
-			vp := d.upHalf(t, randHalves(rng, c.KV*c.cap*c.D, -1, 1))
-			pp := d.upI32(t, params(c.pos0, make([]int, c.T)))
-			keyRange := c.cap
-			if c.window > 0 {
-				keyRange = min(c.window+15, c.cap)
-			}
+			in := attnInputs(t, d, rng, c)
+			qp, kp, vp, pp, keyRange := in.q, in.k, in.v, in.p, in.keyRange
 			rows := c.T * c.H
 			scale := float32(1 / math.Sqrt(float64(c.D)))
 			ref := planAttentionWith("attn_prefill2", c.T, c.H, c.KV, c.D, d.sms, keyRange)

@@ -418,9 +418,13 @@ func (e *Engine) JITError() error { return e.jitErr }
 
 // PrefillGEMM names the kernels of the engine's prefill linears, and why
 // not the fastest where the driver could not compile them.
-func (e *Engine) PrefillGEMM() string {
+func (e *Engine) PrefillGEMM() string { return e.wgmmaName(e.gemmWgmma) }
+
+// wgmmaName names a family of prefill kernels: wgmma where the engine took
+// it, else mma.sync, with why where the driver could not compile wgmma.
+func (e *Engine) wgmmaName(wg bool) string {
 	switch {
-	case e.gemmWgmma:
+	case wg:
 		return "wgmma (sm_90a PTX compiled by the driver)"
 	case e.jitErr != nil:
 		return fmt.Sprintf("mma.sync (the driver could not compile the wgmma kernels: %v)", e.jitErr)
@@ -430,15 +434,7 @@ func (e *Engine) PrefillGEMM() string {
 
 // PrefillAttention names the kernels of the engine's prefill chunks'
 // attention, and why not wgmma where the driver could not compile them.
-func (e *Engine) PrefillAttention() string {
-	switch {
-	case e.attnWg:
-		return "wgmma (sm_90a PTX compiled by the driver)"
-	case e.jitErr != nil:
-		return fmt.Sprintf("mma.sync (the driver could not compile the wgmma kernels: %v)", e.jitErr)
-	}
-	return "mma.sync"
-}
+func (e *Engine) PrefillAttention() string { return e.wgmmaName(e.attnWg) }
 
 // MaxContext is the longest sequence the engine accepts.
 func (e *Engine) MaxContext() int { return e.maxCtx }

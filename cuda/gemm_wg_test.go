@@ -20,12 +20,19 @@ import (
 // kernels; it skips on other chips and fails where the compile failed.
 func wgDevice(t *testing.T) *device {
 	t.Helper()
+	return sm90Device(t, "awq_gemm_wg_g128")
+}
+
+// sm90Device is the test GPU where it is sm_90 and the driver compiled
+// kernel (one of the PTX modules'); other GPUs skip.
+func sm90Device(t *testing.T, kernel string) *device {
+	t.Helper()
 	d := testDevice(t)
 	if d.cc != 90 {
-		t.Skipf("the wgmma GEMM is sm_90 only; this GPU is sm_%d", d.cc)
+		t.Skipf("%s is sm_90 only; this GPU is sm_%d", kernel, d.cc)
 	}
-	if !d.hasKernel("awq_gemm_wg_g128") {
-		t.Fatalf("the driver did not compile the wgmma kernels: %v", d.jitErr)
+	if !d.hasKernel(kernel) {
+		t.Fatalf("the driver did not compile %s: %v", kernel, d.jitErr)
 	}
 	return d
 }

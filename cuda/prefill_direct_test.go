@@ -208,7 +208,7 @@ func runDirect(t *testing.T, d *device, p attnPlan, qp, kp, vp, pp devPtr, T, H,
 func TestAttentionPrefill2Direct(t *testing.T) {
 	d := testDevice(t)
 	rng := rand.New(rand.NewPCG(91, 92))
-	cases := []struct{ H, KV, D, T, pos0, cap, window int }{
+	cases := []attnCase{
 		{32, 8, 128, 17, 0, 4609, 4096},     // first chunk, ragged row tile
 		{32, 8, 128, 512, 6435, 4609, 4096}, // the 7B's reference chunk
 		{8, 2, 128, 100, 4000, 4609, 4096},  // the window's edge inside the chunk
@@ -223,23 +223,9 @@ func TestAttentionPrefill2Direct(t *testing.T) {
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%+v", c), func(t *testing.T) {
 			d.bind(t)
-			w := (c.H + 2*c.KV) * c.D
-			qkv := randHalves(rng, c.T*w, -1, 1)
-			kcH := randHalves(rng, c.KV*c.cap*c.D, -1, 1)
-			vcH := randHalves(rng, c.KV*c.cap*c.D, -1, 1)
-			qp, kp, vp := d.upHalf(t, qkv), d.upHalf(t, kcH), d.upHalf(t, vcH)
-			pp := d.upI32(t, params(c.pos0, make([]int, c.T)))
-			keyRange := c.cap
-			if c.window > 0 {
-				keyRange = min(c.window+15, c.cap)
-			}
-			G := c.H / c.KV
-			var want []float64
-			for tt := range c.T {
-				for h := range c.H {
-					want = append(want, attnRef(qkv[tt*w+h*c.D:], kcH, vcH, h/G, c.cap, c.D, c.pos0+tt, c.window)...)
-				}
-			}
+			in := attnInputs(t, d, rng, c)
+			qp, kp, vp, pp, keyRange := in.q, in.k, in.v, in.p, in.keyRange
+			want := in.reference(c)
 			rows := c.T * c.H
 			poison := math.Float32bits(h2f(0xffff))
 			for _, kn := range []string{"attn_prefill2", "attn_prefill2q"} {
