@@ -84,6 +84,8 @@ type Engine struct {
 	// direct attention kernel and no attn_reduce (attnplan.go:
 	// prefillDirect, the package knob it follows).
 	prefillDirect bool
+	// normVT4: prefill chunks' norms run add_rmsnorm_vt4 (forward.go: normVT4).
+	normVT4 bool
 	// attnWg: prefill chunks' attention runs attn_prefill_wg where
 	// prefillKernel is attn_prefill2 (attnplan.go: attnWgmma, prefillFamily).
 	attnWg bool
@@ -232,6 +234,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 	e.lmHeadMMA = lmHeadMMA && lmHeadMMAFits(hid)
 	e.lmHeadVariant = lmHeadMMAVariant
 	e.prefillDirect = prefillDirect
+	e.normVT4 = normVT4 && normVT4Fits(hid)
 	if gemmWgmma && d.cc == 90 && c.Quant.GroupSize == 128 {
 		// The first lookup has the driver compile the PTX module; where it
 		// fails, the mma.sync GEMM stays and the error is kept.

@@ -27,12 +27,13 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 	hid, H, KV, D := c.Hidden, c.Heads, c.KVHeads, c.HeadDim
 	eps := float32(c.RMSNormEps)
 	rows := launchShape{Grid: [3]uint32{uint32(T)}, Block: [3]uint32{normThreads(hid)}}
+	norm, normRows := e.normPlan(T)
 	sh := func(f string, a ...any) string { return fmt.Sprintf(f, a...) }
 
 	if err := d.launch("embed_gather", rows, sh("tokens %d hidden %d", T, hid), e.embed, e.params, e.h, hid); err != nil {
 		return err
 	}
-	if err := d.launch("add_rmsnorm", rows, sh("tokens %d hidden %d", T, hid),
+	if err := d.launch(norm, normRows, sh("tokens %d hidden %d", T, hid),
 		e.h, devPtr(0), e.layers[0].attnNorm, e.xn, hid, eps); err != nil {
 		return err
 	}
@@ -62,7 +63,7 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 		if err := e.awq(&L.o, e.attnOut, e.proj, T, li, "o_proj"); err != nil {
 			return err
 		}
-		if err := d.launch("add_rmsnorm", rows, sh("layer %d tokens %d hidden %d", li, T, hid),
+		if err := d.launch(norm, normRows, sh("layer %d tokens %d hidden %d", li, T, hid),
 			e.h, e.proj, L.mlpNorm, e.xn, hid, eps); err != nil {
 			return err
 		}
@@ -73,7 +74,7 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 			return err
 		}
 		if li+1 < len(e.layers) {
-			if err := d.launch("add_rmsnorm", rows, sh("layer %d tokens %d hidden %d", li, T, hid),
+			if err := d.launch(norm, normRows, sh("layer %d tokens %d hidden %d", li, T, hid),
 				e.h, e.proj, e.layers[li+1].attnNorm, e.xn, hid, eps); err != nil {
 				return err
 			}
@@ -226,6 +227,28 @@ func lmHeadShape(nt, vocab int) launchShape {
 func normThreads(hidden int) uint32 {
 	n := (hidden/4 + 31) / 32 * 32
 	return uint32(min(max(n, 32), 1024))
+}
+
+// normVT4: prefill chunks' norms (more than MaxVerify rows) run
+// add_rmsnorm_vt4 where the hidden size allows (normVT4Fits): add_rmsnorm's
+// bits with a quarter of its threads, four float4 loads in flight a thread
+// (TestAddRMSNormVT4SameBits). BRIEF_NORM_VT4=0 turns it off for a test
+// run (main_test.go).
+var normVT4 = true
+
+// normVT4Fits is whether add_rmsnorm_vt4 computes add_rmsnorm's row of
+// hidden: one float4 a thread there (hidden/4 a multiple of 32, at most
+// 1024), four here (a multiple of 128).
+func normVT4Fits(hidden int) bool { return hidden%4 == 0 && hidden/4 <= 1024 && hidden/4%128 == 0 }
+
+// normPlan is the kernel and launch of a T-token step's norms after the
+// embedding and inside the layers (the final norm runs add_rmsnorm).
+func (e *Engine) normPlan(T int) (string, launchShape) {
+	hid := e.cfg.Hidden
+	if e.normVT4 && T > inference.MaxVerify && normVT4Fits(hid) {
+		return "add_rmsnorm_vt4", launchShape{Grid: [3]uint32{uint32(T)}, Block: [3]uint32{uint32(hid / 16)}}
+	}
+	return "add_rmsnorm", launchShape{Grid: [3]uint32{uint32(T)}, Block: [3]uint32{normThreads(hid)}}
 }
 
 // qkvRope queues the q|k|v projection, RoPE and the KV-cache append for

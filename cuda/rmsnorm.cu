@@ -63,3 +63,61 @@ extern "C" __global__ void add_rmsnorm(float* __restrict__ h, const __half* __re
     }
   }
 }
+
+// add_rmsnorm_vt4: add_rmsnorm's outputs, bit for bit, with a quarter of
+// its threads: for a row of hidden = 4 n4 with n4 a multiple of 128 and at
+// most 1024, where add_rmsnorm runs n4 threads of one float4 each, thread t
+// here does add_rmsnorm's threads t + k blockDim (k < 4) with their
+// expressions, and the sum of squares meets in block_sum's order (those
+// threads' warps are t's warp + k nw, nw this block's warps: each summed
+// by warp_sum, then all n4/32 warp sums by one warp_sum in warp order). A
+// prefill chunk's rows then keep four float4 loads in flight a thread and
+// four times the rows in flight an SM. grid (tokens), block n4 / 4;
+// arguments as add_rmsnorm's.
+extern "C" __global__ void add_rmsnorm_vt4(float* __restrict__ h, const __half* __restrict__ y,
+                                           const __half* __restrict__ w, __half* __restrict__ out, int hidden,
+                                           float eps) {
+  constexpr int VT = 4;
+  grid_dep_launch();
+  grid_dep_wait();
+  const int t = blockIdx.x, nt = blockDim.x;
+  float4* hr = reinterpret_cast<float4*>(h + (size_t)t * hidden);
+  const uint2* yr = y ? reinterpret_cast<const uint2*>(y + (size_t)t * hidden) : nullptr;
+  float4 v[VT];
+#pragma unroll
+  for (int k = 0; k < VT; k++) v[k] = hr[threadIdx.x + k * nt];
+  if (yr) {
+#pragma unroll
+    for (int k = 0; k < VT; k++) {
+      const int i = threadIdx.x + k * nt;
+      const uint2 yy = yr[i];
+      const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&yy.x));
+      const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&yy.y));
+      v[k].x += a.x, v[k].y += a.y, v[k].z += b.x, v[k].w += b.y;
+      hr[i] = v[k];
+    }
+  }
+  __shared__ float part[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = nt >> 5;
+#pragma unroll
+  for (int k = 0; k < VT; k++) {
+    float ss = 0.f;
+    ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+    ss = warp_sum(ss);
+    if (lane == 0) part[warp + k * nw] = ss;
+  }
+  __syncthreads();
+  const float inv = rsqrtf(warp_sum(lane < VT * nw ? part[lane] : 0.f) / hidden + eps);
+  const uint2* wr = reinterpret_cast<const uint2*>(w);
+  uint2* o = reinterpret_cast<uint2*>(out + (size_t)t * hidden);
+#pragma unroll
+  for (int k = 0; k < VT; k++) {
+    const int i = threadIdx.x + k * nt;
+    const uint2 ww = wr[i];
+    const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&ww.x));
+    const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&ww.y));
+    __half2 lo = __floats2half2_rn(v[k].x * inv * a.x, v[k].y * inv * a.y);
+    __half2 hi = __floats2half2_rn(v[k].z * inv * b.x, v[k].w * inv * b.y);
+    o[i] = make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
+  }
+}
