@@ -74,10 +74,10 @@ extern "C" __global__ void add_rmsnorm(float* __restrict__ h, const __half* __re
 // prefill chunk's rows then keep four float4 loads in flight a thread and
 // four times the rows in flight an SM. grid (tokens), block n4 / 4;
 // arguments as add_rmsnorm's.
+constexpr int VT = 4;
 extern "C" __global__ void add_rmsnorm_vt4(float* __restrict__ h, const __half* __restrict__ y,
                                            const __half* __restrict__ w, __half* __restrict__ out, int hidden,
                                            float eps) {
-  constexpr int VT = 4;
   grid_dep_launch();
   grid_dep_wait();
   const int t = blockIdx.x, nt = blockDim.x;
