@@ -9,10 +9,10 @@
 // (Makefile: *.sm90a.cu); attnplan.go takes it where the driver did.
 //
 // Head dim 128 only (the Llama and Mistral 7B's). The same body at head
-// dim 64 gave other values than attn_prefill2_d64 in every block of two
-// or more key tiles (H100, session 11, runs 97-98; one-tile blocks
-// matched), with both pipelines tried; the cause was not found, so it is
-// not built, and head dim 64 keeps attn_prefill2.
+// dim 64 gave other scores S than attn_prefill2_d64 from a block's second
+// key tile on (H100, session 11, runs 97-98 and 106: deterministic, with
+// either pipeline, any tile spacing, Q's registers pinned); the cause was
+// not found, so it is not built, and head dim 64 keeps attn_prefill2.
 #include "attn_prefill2.cuh"
 
 // attn_prefill_wg_d128: attn_prefill2_d128's launch (grid, 256 threads)
