@@ -75,8 +75,9 @@ __host__ __device__ constexpr int prefill_wg_smem(int D, int KEYS) { return kWgS
 // attn_reduce would make of them (same operations on the same values, see
 // the end), and leaves ws_acc and ws_ml alone.
 //
-// WG (sm_90a only: attn_prefill_wg.sm90a.cu): each warpgroup's four warps (64 rows) compute S = Q K^T and
-// O += P V with wgmma instead of mma.sync and ldmatrix. The A operands
+// WG (sm_90a only: attn_prefill_wg.sm90a.cu): each warpgroup's four warps
+// (64 rows) compute S = Q K^T and O += P V with wgmma instead of mma.sync
+// and ldmatrix. The A operands
 // are the same registers (wgmma's A fragment per warp is mma.sync's), the
 // accumulators the same fragments, and the k-steps are added in the same
 // order, so the bits are those of the mma.sync body. K and V tiles lie
