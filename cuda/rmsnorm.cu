@@ -9,6 +9,23 @@
 
 constexpr int kNormVec = 4;  // float4 per thread at most: hidden <= 16 * blockDim
 
+// The arithmetic of both kernels, so that add_rmsnorm_vt4 gives
+// add_rmsnorm's bits: norm_add is h + y of four elements (y fp16 as two
+// half2 in a uint2), norm_out four outputs v * inv * w rounded to fp16.
+__device__ __forceinline__ float4 norm_add(float4 v, uint2 yy) {
+  const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&yy.x));
+  const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&yy.y));
+  v.x += a.x, v.y += a.y, v.z += b.x, v.w += b.y;
+  return v;
+}
+__device__ __forceinline__ uint2 norm_out(float4 v, float inv, uint2 ww) {
+  const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&ww.x));
+  const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&ww.y));
+  __half2 lo = __floats2half2_rn(v.x * inv * a.x, v.y * inv * a.y);
+  __half2 hi = __floats2half2_rn(v.z * inv * b.x, v.w * inv * b.y);
+  return make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
+}
+
 // grid (tokens), block min(1024, hidden/4 rounded up to 32). h (tokens,
 // hidden) fp32, updated in place; y (tokens, hidden) fp16 or NULL; w (hidden)
 // fp16; out (tokens, hidden) fp16. hidden % 4 == 0. The caller offsets the
@@ -34,10 +51,7 @@ extern "C" __global__ void add_rmsnorm(float* __restrict__ h, const __half* __re
     for (int k = 0; k < kNormVec; k++) {
       const int i = threadIdx.x + k * blockDim.x;
       if (i < n4) {
-        const uint2 yy = yr[i];
-        const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&yy.x));
-        const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&yy.y));
-        v[k].x += a.x, v[k].y += a.y, v[k].z += b.x, v[k].w += b.y;
+        v[k] = norm_add(v[k], yr[i]);
         hr[i] = v[k];
       }
     }
@@ -53,14 +67,7 @@ extern "C" __global__ void add_rmsnorm(float* __restrict__ h, const __half* __re
 #pragma unroll
   for (int k = 0; k < kNormVec; k++) {
     const int i = threadIdx.x + k * blockDim.x;
-    if (i < n4) {
-      const uint2 ww = wr[i];
-      const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&ww.x));
-      const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&ww.y));
-      __half2 lo = __floats2half2_rn(v[k].x * inv * a.x, v[k].y * inv * a.y);
-      __half2 hi = __floats2half2_rn(v[k].z * inv * b.x, v[k].w * inv * b.y);
-      o[i] = make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
-    }
+    if (i < n4) o[i] = norm_out(v[k], inv, wr[i]);
   }
 }
 
@@ -74,7 +81,7 @@ extern "C" __global__ void add_rmsnorm(float* __restrict__ h, const __half* __re
 // prefill chunk's rows then keep four float4 loads in flight a thread and
 // four times the rows in flight an SM. grid (tokens), block n4 / 4;
 // arguments as add_rmsnorm's.
-constexpr int VT = 4;
+constexpr int kVT4 = 4;  // add_rmsnorm_vt4's float4 a thread
 extern "C" __global__ void add_rmsnorm_vt4(float* __restrict__ h, const __half* __restrict__ y,
                                            const __half* __restrict__ w, __half* __restrict__ out, int hidden,
                                            float eps) {
@@ -83,41 +90,33 @@ extern "C" __global__ void add_rmsnorm_vt4(float* __restrict__ h, const __half* 
   const int t = blockIdx.x, nt = blockDim.x;
   float4* hr = reinterpret_cast<float4*>(h + (size_t)t * hidden);
   const uint2* yr = y ? reinterpret_cast<const uint2*>(y + (size_t)t * hidden) : nullptr;
-  float4 v[VT];
+  float4 v[kVT4];
 #pragma unroll
-  for (int k = 0; k < VT; k++) v[k] = hr[threadIdx.x + k * nt];
+  for (int k = 0; k < kVT4; k++) v[k] = hr[threadIdx.x + k * nt];
   if (yr) {
 #pragma unroll
-    for (int k = 0; k < VT; k++) {
+    for (int k = 0; k < kVT4; k++) {
       const int i = threadIdx.x + k * nt;
-      const uint2 yy = yr[i];
-      const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&yy.x));
-      const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&yy.y));
-      v[k].x += a.x, v[k].y += a.y, v[k].z += b.x, v[k].w += b.y;
+      v[k] = norm_add(v[k], yr[i]);
       hr[i] = v[k];
     }
   }
   __shared__ float part[32];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = nt >> 5;
 #pragma unroll
-  for (int k = 0; k < VT; k++) {
+  for (int k = 0; k < kVT4; k++) {
     float ss = 0.f;
     ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
     ss = warp_sum(ss);
     if (lane == 0) part[warp + k * nw] = ss;
   }
   __syncthreads();
-  const float inv = rsqrtf(warp_sum(lane < VT * nw ? part[lane] : 0.f) / hidden + eps);
+  const float inv = rsqrtf(warp_sum(lane < kVT4 * nw ? part[lane] : 0.f) / hidden + eps);
   const uint2* wr = reinterpret_cast<const uint2*>(w);
   uint2* o = reinterpret_cast<uint2*>(out + (size_t)t * hidden);
 #pragma unroll
-  for (int k = 0; k < VT; k++) {
+  for (int k = 0; k < kVT4; k++) {
     const int i = threadIdx.x + k * nt;
-    const uint2 ww = wr[i];
-    const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&ww.x));
-    const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&ww.y));
-    __half2 lo = __floats2half2_rn(v[k].x * inv * a.x, v[k].y * inv * a.y);
-    __half2 hi = __floats2half2_rn(v[k].z * inv * b.x, v[k].w * inv * b.y);
-    o[i] = make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
+    o[i] = norm_out(v[k], inv, wr[i]);
   }
 }
