@@ -590,3 +590,43 @@ func awqWgmmaPlan(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
 		Shared: awqWgShared,
 	}
 }
+
+// gemmXP: prefill GEMMs run awq_gemm_xp's kernels (awq_gemm_xp.sm90a.cu:
+// one warpgroup stages x, two only load and dequantize their weights and
+// issue m64n128k16 wgmmas) in place of awq_gemm_wg's, where the driver
+// compiled them. The same bits. BRIEF_GEMM_XP sets it for a test run
+// (main_test.go).
+var gemmXP = false
+
+// The x-producer GEMM's tile (awq_gemm_xp.sm90a.cu: kXpTokens, kXpCW,
+// kXpStages, xp_threads, xp_shared): 128 tokens by 4 stripes a consumer
+// warpgroup, one producer warpgroup, 16 KB stages of x.
+const (
+	awqXpTokens = 128
+	awqXpCW     = 2
+	awqXpStages = 4
+)
+
+// awqXpLaunch is the launch of x-producer kernel kernel with cw consumer
+// warpgroups and stages x stages, for tokens rows of p: grid (128-token
+// tiles, blocks of 4 cw stripes), the token tiles of one column block
+// next to each other.
+func awqXpLaunch(kernel string, p *awqPacked, tokens, cw, stages int) awqLaunch {
+	stripes := awqOutPad(p.Out) / awqStripe
+	return awqLaunch{
+		Kernel: kernel,
+		Grid:   [3]uint32{uint32((tokens + awqXpTokens - 1) / awqXpTokens), uint32((stripes + 4*cw - 1) / (4 * cw)), 1},
+		Block:  [3]uint32{uint32((cw + 1) * 128), 1, 1},
+		Shared: uint32(stages*awqXpTokens*128 + 1024),
+	}
+}
+
+// awqXpPlan moves base as awqWgmmaPlan does, to the x-producer kernel with
+// the same epilogue.
+func awqXpPlan(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
+	l := awqWgmmaPlan(base, p, tokens)
+	if l == base {
+		return base
+	}
+	return awqXpLaunch(strings.Replace(l.Kernel, "awq_gemm_wg_", "awq_gemm_xp_", 1), p, tokens, awqXpCW, awqXpStages)
+}

@@ -97,6 +97,9 @@ type Engine struct {
 	// gemmWg12: q|k|v's fused-RoPE GEMM may run in blocks of 12 stripes
 	// (awq.go: gemmWg12, the package knob it follows).
 	gemmWg12 bool
+	// gemmXP: prefill GEMMs run the x-producer wgmma kernels (awq.go:
+	// gemmXP, the package knob it follows).
+	gemmXP bool
 
 	graphs   [inference.MaxVerify + 1]*graph
 	lastRows int // logits rows the last step wrote (LastLogits reads the last)
@@ -241,6 +244,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 		e.gemmWgmma = d.hasKernel("awq_gemm_wg_g128")
 		e.jitErr = d.jitErr
 		e.gemmWg12 = gemmWg12 && e.gemmWgmma && d.hasKernel("awq_gemm_wg12_g128_rope")
+		e.gemmXP = gemmXP && e.gemmWgmma && d.hasKernel("awq_gemm_xp_g128")
 	}
 	if attnWgmma && d.cc == 90 && D == 128 {
 		e.attnWg = d.hasKernel("attn_prefill_wg_d128") && d.hasKernel("attn_prefill_wg_direct_d128")

@@ -335,10 +335,13 @@ func (e *Engine) awq(l *awqDev, x, y devPtr, T, layer int, what string) error {
 }
 
 // gemmPlan is base, or, for a GEMM step with e.gemmWgmma, base moved to
-// the wgmma kernel (awqWgmmaPlan).
+// the wgmma kernel (awqWgmmaPlan, or awqXpPlan with e.gemmXP).
 func (e *Engine) gemmPlan(base awqLaunch, p *awqPacked, T int) awqLaunch {
 	if !e.gemmWgmma || T <= awqGemvMaxTokens {
 		return base
+	}
+	if e.gemmXP {
+		return awqXpPlan(base, p, T)
 	}
 	l := awqWgmmaPlan(base, p, T)
 	if e.gemmWg12 {

@@ -81,8 +81,13 @@ var wgKernelTokens = []int{17, 64, 100, 128, 130, 512}
 // the mma.sync GEMM's (awqPlan): the same fp16 operands, fp32 sums over the
 // same k-steps in the same order.
 func TestGemmWgmmaMatches(t *testing.T) {
-	d := wgDevice(t)
-	rng := rand.New(rand.NewPCG(91, 92))
+	checkGemmMatches(t, wgDevice(t), rand.New(rand.NewPCG(91, 92)), awqWgmmaPlan)
+}
+
+// checkGemmMatches runs the launches move makes of awqPlan's GEMMs on
+// wgKernelShapes and wgKernelTokens, and compares every output with the
+// mma.sync GEMM's, bit for bit.
+func checkGemmMatches(t *testing.T, d *device, rng *rand.Rand, move planMove) {
 	maxT := slices.Max(wgKernelTokens)
 	for _, sh := range wgKernelShapes {
 		t.Run(fmt.Sprintf("%+v", sh), func(t *testing.T) {
@@ -96,7 +101,7 @@ func TestGemmWgmmaMatches(t *testing.T) {
 			for _, T := range wgKernelTokens {
 				y0, y1 := d.mustAlloc(t, 2*T*sh.out), d.mustAlloc(t, 2*T*sh.out)
 				awqLaunchTest(t, d, awqPlan(&p, T, d.cc), w, x, y0, T, sh.in, sh.out)
-				l := awqWgmmaPlan(awqPlan(&p, T, d.cc), &p, T)
+				l := move(awqPlan(&p, T, d.cc), &p, T)
 				awqLaunchTest(t, d, l, w, x, y1, T, sh.in, sh.out)
 				ref, got := d.downRaw(t, y0, 2*T*sh.out), d.downRaw(t, y1, 2*T*sh.out)
 				what := fmt.Sprintf("%d tokens, %s", T, l.Kernel)
@@ -187,7 +192,8 @@ func BenchmarkGemmWgmma(b *testing.B) {
 // BenchmarkGemmWgmmaKernels times each prefill GEMM kernel alone on
 // OpenHermes' four linears (random group-128 weights) at 512 tokens: the
 // mma.sync GEMM (awqPlan) and the wgmma GEMM, 20 launches between two
-// events per sample, reported as µs per launch and TFLOP/s.
+// events per sample, reported as µs per launch and TFLOP/s; where the
+// driver compiled them, the x-producer kernel and its variants too.
 func BenchmarkGemmWgmmaKernels(b *testing.B) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
@@ -226,7 +232,16 @@ func BenchmarkGemmWgmmaKernels(b *testing.B) {
 			b.Fatal(err)
 		}
 		plans := map[string]awqLaunch{"mma.sync": awqPlan(&p, T, d.cc), "wgmma": awqWgmmaPlan(awqPlan(&p, T, d.cc), &p, T)}
-		for _, name := range []string{"mma.sync", "wgmma"} {
+		names := []string{"mma.sync", "wgmma"}
+		if d.hasKernel("awq_gemm_xp_g128") {
+			plans["xp"] = awqXpPlan(awqPlan(&p, T, d.cc), &p, T)
+			names = append(names, "xp")
+			for _, v := range xpVariants {
+				plans["xp_"+v.name()] = v.plan(awqPlan(&p, T, d.cc), &p, T)
+				names = append(names, "xp_"+v.name())
+			}
+		}
+		for _, name := range names {
 			l := plans[name]
 			b.Run(sh.name+"/"+name, func(b *testing.B) {
 				// Sub-benchmarks run on their own goroutines.

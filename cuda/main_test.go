@@ -25,7 +25,8 @@ import (
 // the wgmma one (BRIEF_GEMM_WGMMA=0), or without q|k|v's 12-stripe wgmma
 // blocks (BRIEF_GEMM_WG12=0), or with attn_prefill2 on mma.sync instead
 // of wgmma (BRIEF_ATTN_WG=0), or with add_rmsnorm for prefill chunks'
-// norms (BRIEF_NORM_VT4=0), before a benchmark's winner becomes
+// norms (BRIEF_NORM_VT4=0), or with the x-producer wgmma GEMM
+// (BRIEF_GEMM_XP=1), before a benchmark's winner becomes
 // the default. The on/off knobs take 0 or 1; an unknown value stops the
 // run before any test.
 func TestMain(m *testing.M) {
@@ -50,6 +51,7 @@ func TestMain(m *testing.M) {
 		knobFromEnv("BRIEF_PREFILL_DIRECT", &prefillDirect, "direct one-split prefill attention"),
 		knobFromEnv("BRIEF_GEMM_WGMMA", &gemmWgmma, "wgmma prefill GEMM"),
 		knobFromEnv("BRIEF_GEMM_WG12", &gemmWg12, "q|k|v's wgmma GEMM in blocks of 12 stripes"),
+		knobFromEnv("BRIEF_GEMM_XP", &gemmXP, "x-producer wgmma prefill GEMM"),
 		knobFromEnv("BRIEF_ATTN_WG", &attnWgmma, "wgmma prefill attention"),
 		knobFromEnv("BRIEF_NORM_VT4", &normVT4, "prefill norms with a quarter of the threads"),
 	)

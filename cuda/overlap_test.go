@@ -54,6 +54,15 @@ var wgmmaRule = waitRule{"gemm_wg",
 	regexp.MustCompile(`load_w\(wq\[0\], z\[0\]\[0\], z\[0\]\[1\], 0\);`),
 	regexp.MustCompile(`\b(x|y|smem)\s*\[|\*\s*(x|y)\b|load_x\(|store_x\(|ld_piece|st\.shared|__ldg\(|atomic`)}
 
+// xpRule: the x-producer GEMM's consumers load their first two chunks'
+// weights and scales (constant) before the wait, after handing the
+// producer warpgroup to xp_stage_x, which waits at its top
+// (TestXpStageWaitsFirst); x, y and shared memory wait.
+var xpRule = waitRule{"gemm_xp",
+	regexp.MustCompile(`load_w\(wq\[[01]\], z\[[01]\]\[0\], z\[[01]\]\[1\], [01]\);|xp_stage_x<S>\(x, sbase, tokens, in, n0, tid, kAll\);`),
+	regexp.MustCompile(`load_w\(wq\[0\], z\[0\]\[0\], z\[0\]\[1\], 0\);`),
+	regexp.MustCompile(`\b(x|y|smem)\s*\[|\*\s*(x|y)\b|\bload\(|ld_x8|st\.shared|__ldg\(|atomic|xp_stage_x`)}
+
 // streamRule: BenchmarkStepStream's stream_read requests its first words
 // (a buffer no kernel writes) before the wait, as the mat-vec does.
 var streamRule = waitRule{"stream_body",
@@ -63,15 +72,19 @@ var streamRule = waitRule{"stream_body",
 
 // waitsInside are the calls of waitRule functions in kernel bodies.
 var waitsInside = map[string]waitRule{
-	"awq::gemm_wg<awq::kEpiStore>(":           wgmmaRule,
-	"awq::gemm_wg<awq::kEpiSilu>(":            wgmmaRule,
-	"awq::gemm_wg<awq::kEpiRope>(":            wgmmaRule,
-	"awq::gemm_wg<awq::kEpiRope, 12>(":        wgmmaRule,
-	"awq::gemv_g128<NT>(":                     gemvRule,
-	"awq::gemv_g128<NT, true>(":               gemvRule,
-	"awq::gemv_g128<NT, false, true>(":        gemvRule,
-	"attn_prefill2_body<D, 1, 64, 64, true>(": verifyEarlyRule,
-	"stream_body(":                            streamRule,
+	"awq::gemm_wg<awq::kEpiStore>(":                             wgmmaRule,
+	"awq::gemm_wg<awq::kEpiSilu>(":                              wgmmaRule,
+	"awq::gemm_wg<awq::kEpiRope>(":                              wgmmaRule,
+	"awq::gemm_wg<awq::kEpiRope, 12>(":                          wgmmaRule,
+	"awq::gemm_xp<awq::kEpiStore, awq::kXpCW, awq::kXpStages>(": xpRule,
+	"awq::gemm_xp<awq::kEpiSilu, awq::kXpCW, awq::kXpStages>(":  xpRule,
+	"awq::gemm_xp<awq::kEpiRope, awq::kXpCW, awq::kXpStages>(":  xpRule,
+	"awq::gemm_xp<awq::kEpiStore, CW, S>(":                      xpRule,
+	"awq::gemv_g128<NT>(":                                       gemvRule,
+	"awq::gemv_g128<NT, true>(":                                 gemvRule,
+	"awq::gemv_g128<NT, false, true>(":                          gemvRule,
+	"attn_prefill2_body<D, 1, 64, 64, true>(":                   verifyEarlyRule,
+	"stream_body(": streamRule,
 }
 
 // TestKernelsWaitForPredecessor: launched overlapped, a kernel may run

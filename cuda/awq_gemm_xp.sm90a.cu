@@ -1,0 +1,233 @@
+// AWQ 4-bit matrix-matrix for prefill chunks on wgmma with an x-producer
+// warpgroup (sm_90a, shipped as PTX like awq_gemm_wg.sm90a.cu): the same
+// y = x W, bit for bit, for group 128.
+//
+// Why: in awq_gemm_wg every warp dequantizes its weights for 64 tokens,
+// stages its share of x and meets the block at a barrier every other chunk;
+// the probes of run 42 put the dequantization at a third of its time and
+// the x staging and barriers at a fifth (NOTES-gemm-wgmma.md). Dequantized
+// weights must stay in the registers of the warps that issue the wgmmas
+// (awq_gemm_ws, which put them in shared memory, was bound by shared-memory
+// traffic, session 8). So here:
+// - the consumer warpgroups only load their weights, dequantize them into
+//   A fragments and issue m64n128k16 wgmmas: each dequantized fragment
+//   serves 128 tokens, twice awq_gemm_wg's, and no consumer stages x;
+// - one producer warpgroup stages x, as awq_gemm_wg does (through
+//   registers, in the packing's k order), into S stages paced by named
+//   barriers: FULL(s), which the producer arrives at after its proxy fence
+//   and the consumers wait at, and EMPTY(s), which the consumers arrive at
+//   once their wgmmas on the stage have completed and the producer waits at
+//   before refilling it. Consumers may run up to S chunks ahead of each
+//   other instead of meeting every other chunk.
+// - A block is CW consumer warpgroups (4 CW stripes, 64 CW outputs) by 128
+//   tokens; warp w of consumer warpgroup c owns stripe 4c + w of the block,
+//   and computes it as in awq_gemm_wg: the same fp16 A and B, fp32 sums over
+//   the chunks' k-steps in order, so the same bits.
+// - The grid runs the token tiles of one column block next to each other,
+//   so a block's weights come from L2 after the first tile.
+#include "awq_common.cuh"
+#include "awq_epilogue.cuh"
+#include "wgmma.cuh"
+
+namespace awq {
+
+constexpr int kXpTokens = 128;  // tokens per block (the wgmma's N)
+constexpr int kXpStageBytes = kXpTokens * 128;
+
+// The block's threads and dynamic shared memory (awq.go: xpThreads,
+// xpShared): the stages, plus room to align them to 1024 bytes.
+__host__ __device__ constexpr int xp_threads(int cw) { return (cw + 1) * 128; }
+__host__ __device__ constexpr int xp_shared(int stages) { return stages * kXpStageBytes + 1024; }
+
+// Named barriers: bar_sync waits until count threads have arrived,
+// bar_arrive counts this warp in without waiting.
+__device__ __forceinline__ void bar_sync(int id, int count) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+__device__ __forceinline__ void bar_arrive(int id, int count) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+
+// ld_x8 loads 8 bytes of x through L2 (ld.global.cg), or zeros where !ok:
+// not the read-only path, since x is written by the kernel before, which may
+// still run (awq_gemm_wg.sm90a.cu: ld_x).
+__device__ __forceinline__ void ld_x8(uint32_t (&v)[2], const __half* p, bool ok) {
+  v[0] = v[1] = 0;
+  if (ok) asm volatile("ld.global.cg.v2.u32 {%0,%1}, [%2];\n" : "=r"(v[0]), "=r"(v[1]) : "l"(p) : "memory");
+}
+
+// xp_stage_x is the producer warpgroup of gemm_xp (tid 0..127): it stages
+// x of every chunk into stage c % S, in the packing's k order, between
+// EMPTY and FULL. It waits first: nothing it reads is constant.
+template <int S>
+__device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_t sbase, int tokens, int in, int n0,
+                                           int tid, int all) {
+  grid_dep_wait();
+  constexpr int kFull = 1, kEmpty = 1 + S;
+  const int chunks = in / kChunk;
+  // Thread (r, j = tid % 4) holds k-step j of rows r + 32i,
+  // r = tid / 4, i = 0..3; its piece p of a chunk is input rows 16p + 4j ..
+  // 16p + 4j + 3 (8 bytes), as awq_gemm_wg's x threads.
+  const int xj = tid & 3, xr0 = tid >> 2;
+  const __half* xsrc[4];
+  bool xok[4];
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    xok[i] = n0 + xr0 + 32 * i < tokens;
+    xsrc[i] = x + (size_t)(xok[i] ? n0 + xr0 + 32 * i : 0) * in + 4 * xj;
+  }
+  uint32_t v[2][4][4][2];  // buffer, row i, piece p, word
+  auto load = [&](int b, int c) {
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+      for (int p = 0; p < 4; p++) ld_x8(v[b][i][p], xsrc[i] + c * kChunk + 16 * p, xok[i] && c < chunks);
+  };
+  load(0, 0);
+  load(1, 1);
+  auto produce = [&](int b, int c) {
+    if (c >= S) bar_sync(kEmpty + c % S, all);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int xr = xr0 + 32 * i;
+      const uint32_t st = sbase + (c % S) * kXpStageBytes + xr * 128;
+      // Row xr's logical 16-byte unit 2j + h at slot (2j + h) ^ (xr % 8):
+      // word h of each piece.
+#pragma unroll
+      for (int h = 0; h < 2; h++)
+        asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};\n" ::"r"(st + (((2 * xj + h) ^ (xr & 7)) << 4)),
+                     "r"(v[b][i][0][h]), "r"(v[b][i][1][h]), "r"(v[b][i][2][h]), "r"(v[b][i][3][h])
+                     : "memory");
+    }
+    load(b, c + 2);
+    fence_proxy_async();
+    bar_arrive(kFull + c % S, all);
+  };
+  // chunks is even (group 128 = two chunks).
+  for (int c = 0; c < chunks; c += 2) {
+    produce(0, c);
+    produce(1, c + 1);
+  }
+}
+
+template <int EPI, int CW, int S>
+__device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __half* __restrict__ x,
+                                        __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra) {
+  constexpr int WT = kXpTokens / 8, ND = kXpTokens / 2;  // n-tiles, accumulators per thread
+  constexpr int kAll = xp_threads(CW), kFull = 1, kEmpty = 1 + S;
+  static_assert(kEmpty + S <= 16, "named barriers 1..15");
+  extern __shared__ __align__(16) uint8_t smem[];
+  const uint32_t sbase = (smem_addr(smem) + 1023) & ~1023u;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, role = warp >> 2;
+  const int chunks = in / kChunk;
+  const int n0 = blockIdx.x * kXpTokens;
+
+  if (role == 0) {
+    xp_stage_x<S>(x, sbase, tokens, in, n0, tid, kAll);
+    return;
+  }
+
+  // Consumers: warp (role - 1, warp % 4) owns stripe s0 + 4 (role - 1) + warp % 4.
+  const int g = lane >> 2, t = lane & 3;
+  const int outP = out_pad(out), stripes = outP / kStripe;
+  const int stripe = blockIdx.y * 4 * CW + 4 * (role - 1) + (warp & 3);
+  const bool sok = stripe < stripes;
+  const uint4* wsrc = reinterpret_cast<const uint4*>(w) + (size_t)(sok ? stripe : 0) * chunks * 32 + lane;
+  const uint32_t* zsrc = reinterpret_cast<const uint32_t*>(w + sz_offset(in, out)) + (sok ? stripe : 0) * kStripe + g;
+  auto load_w = [&](uint4& q, uint32_t& z0, uint32_t& z1, int c) {
+    if (c < chunks) {
+      q = ld_stream(wsrc + (size_t)c * 32);
+      const uint32_t* zp = zsrc + (size_t)(c / 2) * outP;
+      z0 = zp[0];
+      z1 = zp[8];
+    }
+  };
+  auto dequant_chunk = [&](uint32_t (&a)[4][4], const uint4& q, uint32_t z0, uint32_t z1) {
+    dequant16(q.x, z0, z1, a[0]);
+    dequant16(q.y, z0, z1, a[1]);
+    dequant16(q.z, z0, z1, a[2]);
+    dequant16(q.w, z0, z1, a[3]);
+  };
+
+  float acc[1][WT][4];
+  float(&d)[ND] = *reinterpret_cast<float(*)[ND]>(&acc[0][0][0]);
+#pragma unroll
+  for (int i = 0; i < ND; i++) d[i] = 0.f;
+
+  uint4 wq[2];
+  uint32_t z[2][2];
+  uint32_t a[2][4][4];
+  // Weights depend on no earlier kernel: chunks 0 and 1 are requested
+  // before the wait, chunk 0 dequantized, chunk 2 requested.
+  load_w(wq[0], z[0][0], z[0][1], 0);
+  load_w(wq[1], z[1][0], z[1][1], 1);
+  grid_dep_wait();
+  dequant_chunk(a[0], wq[0], z[0][0], z[0][1]);
+  load_w(wq[0], z[0][0], z[0][1], 2);
+
+  auto step = [&](int c, uint32_t (&acur)[4][4], uint32_t (&anext)[4][4], uint4& wnext, uint32_t (&znext)[2]) {
+    bar_sync(kFull + c % S, kAll);
+    const uint32_t st = sbase + (c % S) * kXpStageBytes;
+    keep(d);
+    keep(acur);
+    wgmma_fence();
+#pragma unroll
+    for (int j = 0; j < 4; j++) wgmma_m64n128(d, acur[j], wg_desc(st + 32 * j));
+    wgmma_commit();
+    wgmma_wait<1>();  // chunk c-1's wgmmas are done: anext and its stage are free
+    if (c >= 1 && c - 1 + S < chunks) bar_arrive(kEmpty + (c - 1) % S, kAll);
+    keep(anext);
+    if (c + 1 < chunks) dequant_chunk(anext, wnext, znext[0], znext[1]);
+    load_w(wnext, znext[0], znext[1], c + 3);
+  };
+  for (int c = 0; c < chunks; c += 2) {
+    step(c, a[0], a[1], wq[1], z[1]);
+    step(c + 1, a[1], a[0], wq[0], z[0]);
+  }
+  wgmma_wait<0>();
+  keep(d);
+  gemm_store<EPI, 1, WT>(acc, y, stripe, n0, g, t, tokens, out, ra);
+}
+
+// The tile the engine runs: two consumer warpgroups, four stages.
+constexpr int kXpCW = 2, kXpStages = 4;
+
+}  // namespace awq
+
+// Kernels awq_gemm_xp_g128[_silu|_rope]: arguments as
+// awq_gemm_g128[_silu|_rope]; grid (ceil(tokens/128), ceil(OutP/16/8)),
+// block 384, dynamic shared memory xp_shared(4). in % 128 == 0.
+extern "C" __global__ void __launch_bounds__(awq::xp_threads(awq::kXpCW), 1)
+    awq_gemm_xp_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in, int out) {
+  grid_dep_launch();
+  awq::gemm_xp<awq::kEpiStore, awq::kXpCW, awq::kXpStages>(w, x, y, tokens, in, out, awq::RopeArgs());
+}
+
+extern "C" __global__ void __launch_bounds__(awq::xp_threads(awq::kXpCW), 1)
+    awq_gemm_xp_g128_silu(const uint8_t* w, const __half* x, __half* act, void* ws, int tokens, int in, int out) {
+  grid_dep_launch();
+  awq::gemm_xp<awq::kEpiSilu, awq::kXpCW, awq::kXpStages>(w, x, act, tokens, in, out, awq::RopeArgs());
+}
+
+extern "C" __global__ void __launch_bounds__(awq::xp_threads(awq::kXpCW), 1)
+    awq_gemm_xp_g128_rope(const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params,
+                          int tokens, int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {
+  grid_dep_launch();
+  awq::gemm_xp<awq::kEpiRope, awq::kXpCW, awq::kXpStages>(
+      w, x, qkv, tokens, in, out, awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta});
+}
+
+// Variants for BenchmarkGemmWgmmaKernels and TestGemmXpMatches:
+// awq_gemm_xp_c<CW>s<S>_g128, the plain store, launched as awq_gemm_xp_g128
+// with block xp_threads(CW) and shared memory xp_shared(S).
+#define AWQ_GEMM_XP_VARIANT(CW, S)                                                                      \
+  extern "C" __global__ void __launch_bounds__(awq::xp_threads(CW), 1) awq_gemm_xp_c##CW##s##S##_g128( \
+      const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in, int out) {            \
+    grid_dep_launch();                                                                                  \
+    awq::gemm_xp<awq::kEpiStore, CW, S>(w, x, y, tokens, in, out, awq::RopeArgs());                     \
+  }
+
+AWQ_GEMM_XP_VARIANT(2, 6)
+AWQ_GEMM_XP_VARIANT(3, 4)
+AWQ_GEMM_XP_VARIANT(3, 6)
