@@ -592,41 +592,59 @@ func awqWgmmaPlan(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
 }
 
 // gemmXP: prefill GEMMs run awq_gemm_xp's kernels (awq_gemm_xp.sm90a.cu:
-// one warpgroup stages x, two only load and dequantize their weights and
-// issue m64n128k16 wgmmas) in place of awq_gemm_wg's, where the driver
+// one warpgroup stages x, three only load and dequantize their weights and
+// issue m64nNTk16 wgmmas) in place of awq_gemm_wg's, where the driver
 // compiled them. The same bits. BRIEF_GEMM_XP sets it for a test run
 // (main_test.go).
 var gemmXP = false
 
-// The x-producer GEMM's tile (awq_gemm_xp.sm90a.cu: kXpTokens, kXpCW,
-// kXpStages, xp_threads, xp_shared): 128 tokens by 4 stripes a consumer
-// warpgroup, one producer warpgroup, 16 KB stages of x.
+// The x-producer GEMM's tile (awq_gemm_xp.sm90a.cu: kXpCW, kXpStages,
+// xp_threads, xp_shared): 12 stripes (three consumer warpgroups of 4) by
+// 96 or 128 tokens, one producer warpgroup, four stages of x.
 const (
-	awqXpTokens = 128
-	awqXpCW     = 2
+	awqXpCW     = 3
 	awqXpStages = 4
 )
 
+// awqXpTiles are the token tiles the kernels are built for, the preferred
+// one first.
+var awqXpTiles = []int{128, 96}
+
 // awqXpLaunch is the launch of x-producer kernel kernel with cw consumer
-// warpgroups and stages x stages, for tokens rows of p: grid (128-token
-// tiles, blocks of 4 cw stripes), the token tiles of one column block
-// next to each other.
-func awqXpLaunch(kernel string, p *awqPacked, tokens, cw, stages int) awqLaunch {
+// warpgroups, stages x stages and nt tokens a block, for tokens rows of p:
+// grid (token tiles, blocks of 4 cw stripes), the token tiles of one column
+// block next to each other, so that its weights come from L2 after the
+// first.
+func awqXpLaunch(kernel string, p *awqPacked, tokens, cw, stages, nt int) awqLaunch {
 	stripes := awqOutPad(p.Out) / awqStripe
 	return awqLaunch{
 		Kernel: kernel,
-		Grid:   [3]uint32{uint32((tokens + awqXpTokens - 1) / awqXpTokens), uint32((stripes + 4*cw - 1) / (4 * cw)), 1},
+		Grid:   [3]uint32{uint32((tokens + nt - 1) / nt), uint32((stripes + 4*cw - 1) / (4 * cw)), 1},
 		Block:  [3]uint32{uint32((cw + 1) * 128), 1, 1},
-		Shared: uint32(stages*awqXpTokens*128 + 1024),
+		Shared: uint32(stages*nt*128 + 1024),
 	}
 }
 
 // awqXpPlan moves base as awqWgmmaPlan does, to the x-producer kernel with
-// the same epilogue.
-func awqXpPlan(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
+// the same epilogue, on a GPU of sms multiprocessors. One block fits a
+// multiprocessor (512 threads of 128 registers), so a launch takes
+// ceil(blocks/sms) rounds of a block's time, which grows with its tokens:
+// the tile with the fewest rounds times tokens wins (down_proj at a
+// 512-token chunk of the 7B: 132 blocks of 96 in one round on 132 SMs,
+// rather than 88 of 128 in one round).
+func awqXpPlan(base awqLaunch, p *awqPacked, tokens, sms int) awqLaunch {
 	l := awqWgmmaPlan(base, p, tokens)
-	if l == base {
+	if l == base || sms <= 0 {
 		return base
 	}
-	return awqXpLaunch(strings.Replace(l.Kernel, "awq_gemm_wg_", "awq_gemm_xp_", 1), p, tokens, awqXpCW, awqXpStages)
+	cols := (awqOutPad(p.Out)/awqStripe + 4*awqXpCW - 1) / (4 * awqXpCW)
+	best, cost := 0, 0
+	for _, nt := range awqXpTiles {
+		blocks := cols * ((tokens + nt - 1) / nt)
+		if c := (blocks + sms - 1) / sms * nt; best == 0 || c < cost {
+			best, cost = nt, c
+		}
+	}
+	kernel := fmt.Sprintf("awq_gemm_xp%d_g128%s", best, strings.TrimPrefix(l.Kernel, "awq_gemm_wg_g128"))
+	return awqXpLaunch(kernel, p, tokens, awqXpCW, awqXpStages, best)
 }

@@ -11,7 +11,8 @@
 // traffic, session 8). So here:
 // - the consumer warpgroups only load their weights, dequantize them into
 //   A fragments and issue m64n128k16 wgmmas: each dequantized fragment
-//   serves 128 tokens, twice awq_gemm_wg's, and no consumer stages x;
+//   serves NT (96 or 128) tokens, up to twice awq_gemm_wg's 64, and no
+//   consumer stages x;
 // - one producer warpgroup stages x, as awq_gemm_wg does (through
 //   registers, in the packing's k order), into S stages paced by named
 //   barriers: FULL(s), which the producer arrives at after its proxy fence
@@ -19,7 +20,7 @@
 //   once their wgmmas on the stage have completed and the producer waits at
 //   before refilling it. Consumers may run up to S chunks ahead of each
 //   other instead of meeting every other chunk.
-// - A block is CW consumer warpgroups (4 CW stripes, 64 CW outputs) by 128
+// - A block is CW consumer warpgroups (4 CW stripes, 64 CW outputs) by NT
 //   tokens; warp w of consumer warpgroup c owns stripe 4c + w of the block,
 //   and computes it as in awq_gemm_wg: the same fp16 A and B, fp32 sums over
 //   the chunks' k-steps in order, so the same bits.
@@ -31,13 +32,20 @@
 
 namespace awq {
 
-constexpr int kXpTokens = 128;  // tokens per block (the wgmma's N)
-constexpr int kXpStageBytes = kXpTokens * 128;
-
-// The block's threads and dynamic shared memory (awq.go: xpThreads,
-// xpShared): the stages, plus room to align them to 1024 bytes.
+// The block's threads and dynamic shared memory (awq.go: awqXpLaunch):
+// stages of NT rows of 128 bytes, plus room to align them to 1024 bytes.
 __host__ __device__ constexpr int xp_threads(int cw) { return (cw + 1) * 128; }
-__host__ __device__ constexpr int xp_shared(int stages) { return stages * kXpStageBytes + 1024; }
+__host__ __device__ constexpr int xp_shared(int stages, int nt) { return stages * nt * 128 + 1024; }
+
+// wgmma_nt: d (64 x NT fp32) += A (64 x 16, registers) x B (16 x NT, K-major).
+template <int NT>
+__device__ __forceinline__ void wgmma_nt(float (&d)[NT / 2], const uint32_t (&a)[4], uint64_t desc) {
+  static_assert(NT == 96 || NT == 128, "tiles of 96 or 128 tokens");
+  if constexpr (NT == 128)
+    wgmma_m64n128(d, a, desc);
+  else
+    wgmma_m64n96(d, a, desc);
+}
 
 // Named barriers: bar_sync waits until count threads have arrived,
 // bar_arrive counts this warp in without waiting.
@@ -59,27 +67,27 @@ __device__ __forceinline__ void ld_x8(uint32_t (&v)[2], const __half* p, bool ok
 // xp_stage_x is the producer warpgroup of gemm_xp (tid 0..127): it stages
 // x of every chunk into stage c % S, in the packing's k order, between
 // EMPTY and FULL. It waits first: nothing it reads is constant.
-template <int S>
+template <int S, int NT>
 __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_t sbase, int tokens, int in, int n0,
                                            int tid, int all) {
   grid_dep_wait();
-  constexpr int kFull = 1, kEmpty = 1 + S;
+  constexpr int kFull = 1, kEmpty = 1 + S, RI = NT / 32;
   const int chunks = in / kChunk;
   // Thread (r, j = tid % 4) holds k-step j of rows r + 32i,
-  // r = tid / 4, i = 0..3; its piece p of a chunk is input rows 16p + 4j ..
+  // r = tid / 4, i < NT / 32; its piece p of a chunk is input rows 16p + 4j ..
   // 16p + 4j + 3 (8 bytes), as awq_gemm_wg's x threads.
   const int xj = tid & 3, xr0 = tid >> 2;
-  const __half* xsrc[4];
-  bool xok[4];
+  const __half* xsrc[RI];
+  bool xok[RI];
 #pragma unroll
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < RI; i++) {
     xok[i] = n0 + xr0 + 32 * i < tokens;
     xsrc[i] = x + (size_t)(xok[i] ? n0 + xr0 + 32 * i : 0) * in + 4 * xj;
   }
-  uint32_t v[2][4][4][2];  // buffer, row i, piece p, word
+  uint32_t v[2][RI][4][2];  // buffer, row i, piece p, word
   auto load = [&](int b, int c) {
 #pragma unroll
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < RI; i++)
 #pragma unroll
       for (int p = 0; p < 4; p++) ld_x8(v[b][i][p], xsrc[i] + c * kChunk + 16 * p, xok[i] && c < chunks);
   };
@@ -88,9 +96,9 @@ __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_
   auto produce = [&](int b, int c) {
     if (c >= S) bar_sync(kEmpty + c % S, all);
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < RI; i++) {
       const int xr = xr0 + 32 * i;
-      const uint32_t st = sbase + (c % S) * kXpStageBytes + xr * 128;
+      const uint32_t st = sbase + (c % S) * (NT * 128) + xr * 128;
       // Row xr's logical 16-byte unit 2j + h at slot (2j + h) ^ (xr % 8):
       // word h of each piece.
 #pragma unroll
@@ -110,10 +118,10 @@ __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_
   }
 }
 
-template <int EPI, int CW, int S>
+template <int EPI, int CW, int S, int NT>
 __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __half* __restrict__ x,
                                         __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra) {
-  constexpr int WT = kXpTokens / 8, ND = kXpTokens / 2;  // n-tiles, accumulators per thread
+  constexpr int WT = NT / 8, ND = NT / 2;  // n-tiles, accumulators per thread
   constexpr int kAll = xp_threads(CW), kFull = 1, kEmpty = 1 + S;
   static_assert(kEmpty + S <= 16, "named barriers 1..15");
   extern __shared__ __align__(16) uint8_t smem[];
@@ -121,10 +129,10 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, role = warp >> 2;
   const int chunks = in / kChunk;
-  const int n0 = blockIdx.x * kXpTokens;
+  const int n0 = blockIdx.x * NT;
 
   if (role == 0) {
-    xp_stage_x<S>(x, sbase, tokens, in, n0, tid, kAll);
+    xp_stage_x<S, NT>(x, sbase, tokens, in, n0, tid, kAll);
     return;
   }
 
@@ -168,12 +176,12 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
 
   auto step = [&](int c, uint32_t (&acur)[4][4], uint32_t (&anext)[4][4], uint4& wnext, uint32_t (&znext)[2]) {
     bar_sync(kFull + c % S, kAll);
-    const uint32_t st = sbase + (c % S) * kXpStageBytes;
+    const uint32_t st = sbase + (c % S) * (NT * 128);
     keep(d);
     keep(acur);
     wgmma_fence();
 #pragma unroll
-    for (int j = 0; j < 4; j++) wgmma_m64n128(d, acur[j], wg_desc(st + 32 * j));
+    for (int j = 0; j < 4; j++) wgmma_nt<NT>(d, acur[j], wg_desc(st + 32 * j));
     wgmma_commit();
     wgmma_wait<1>();  // chunk c-1's wgmmas are done: anext and its stage are free
     if (c >= 1 && c - 1 + S < chunks) bar_arrive(kEmpty + (c - 1) % S, kAll);
@@ -190,44 +198,45 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
   gemm_store<EPI, 1, WT>(acc, y, stripe, n0, g, t, tokens, out, ra);
 }
 
-// The tile the engine runs: two consumer warpgroups, four stages.
-constexpr int kXpCW = 2, kXpStages = 4;
+// The tile the engine runs: three consumer warpgroups (12 stripes) and
+// four stages; 128 or 96 tokens (awq.go: awqXpPlan picks by rounds).
+constexpr int kXpCW = 3, kXpStages = 4;
 
 }  // namespace awq
 
-// Kernels awq_gemm_xp_g128[_silu|_rope]: arguments as
-// awq_gemm_g128[_silu|_rope]; grid (ceil(tokens/128), ceil(OutP/16/8)),
-// block 384, dynamic shared memory xp_shared(4). in % 128 == 0.
-extern "C" __global__ void __launch_bounds__(awq::xp_threads(awq::kXpCW), 1)
-    awq_gemm_xp_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in, int out) {
-  grid_dep_launch();
-  awq::gemm_xp<awq::kEpiStore, awq::kXpCW, awq::kXpStages>(w, x, y, tokens, in, out, awq::RopeArgs());
-}
-
-extern "C" __global__ void __launch_bounds__(awq::xp_threads(awq::kXpCW), 1)
-    awq_gemm_xp_g128_silu(const uint8_t* w, const __half* x, __half* act, void* ws, int tokens, int in, int out) {
-  grid_dep_launch();
-  awq::gemm_xp<awq::kEpiSilu, awq::kXpCW, awq::kXpStages>(w, x, act, tokens, in, out, awq::RopeArgs());
-}
-
-extern "C" __global__ void __launch_bounds__(awq::xp_threads(awq::kXpCW), 1)
-    awq_gemm_xp_g128_rope(const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params,
-                          int tokens, int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {
-  grid_dep_launch();
-  awq::gemm_xp<awq::kEpiRope, awq::kXpCW, awq::kXpStages>(
-      w, x, qkv, tokens, in, out, awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta});
-}
-
-// Variants for BenchmarkGemmWgmmaKernels and TestGemmXpMatches:
-// awq_gemm_xp_c<CW>s<S>_g128, the plain store, launched as awq_gemm_xp_g128
-// with block xp_threads(CW) and shared memory xp_shared(S).
-#define AWQ_GEMM_XP_VARIANT(CW, S)                                                                      \
-  extern "C" __global__ void __launch_bounds__(awq::xp_threads(CW), 1) awq_gemm_xp_c##CW##s##S##_g128( \
-      const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in, int out) {            \
-    grid_dep_launch();                                                                                  \
-    awq::gemm_xp<awq::kEpiStore, CW, S>(w, x, y, tokens, in, out, awq::RopeArgs());                     \
+// Kernels awq_gemm_xp<NT>_g128[_silu|_rope], NT = 128 or 96: arguments as
+// awq_gemm_g128[_silu|_rope]; grid (ceil(tokens/NT), ceil(OutP/16/12)),
+// block 512, dynamic shared memory xp_shared(4, NT). in % 128 == 0.
+#define AWQ_GEMM_XP(NT)                                                                                          \
+  extern "C" __global__ void __launch_bounds__(awq::xp_threads(awq::kXpCW), 1)                                    \
+      awq_gemm_xp##NT##_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in,          \
+                             int out) {                                                                          \
+    grid_dep_launch();                                                                                           \
+    awq::gemm_xp<awq::kEpiStore, awq::kXpCW, awq::kXpStages, NT>(w, x, y, tokens, in, out, awq::RopeArgs());      \
+  }                                                                                                              \
+  extern "C" __global__ void __launch_bounds__(awq::xp_threads(awq::kXpCW), 1)                                    \
+      awq_gemm_xp##NT##_g128_silu(const uint8_t* w, const __half* x, __half* act, void* ws, int tokens, int in,   \
+                                  int out) {                                                                     \
+    grid_dep_launch();                                                                                           \
+    awq::gemm_xp<awq::kEpiSilu, awq::kXpCW, awq::kXpStages, NT>(w, x, act, tokens, in, out, awq::RopeArgs());     \
+  }                                                                                                              \
+  extern "C" __global__ void __launch_bounds__(awq::xp_threads(awq::kXpCW), 1) awq_gemm_xp##NT##_g128_rope(      \
+      const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params, int tokens,      \
+      int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {                            \
+    grid_dep_launch();                                                                                           \
+    awq::gemm_xp<awq::kEpiRope, awq::kXpCW, awq::kXpStages, NT>(                                                 \
+        w, x, qkv, tokens, in, out, awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta});         \
   }
 
-AWQ_GEMM_XP_VARIANT(2, 6)
-AWQ_GEMM_XP_VARIANT(3, 4)
-AWQ_GEMM_XP_VARIANT(3, 6)
+AWQ_GEMM_XP(128)
+AWQ_GEMM_XP(96)
+
+// A variant for BenchmarkGemmWgmmaKernels and TestGemmXpMatches, the plain
+// store with two consumer warpgroups (8 stripes) and 128 tokens, launched
+// as awq_gemm_xp128_g128 with block 384 (session 12, run 110: slower than
+// three consumers on every linear that fills the GPU).
+extern "C" __global__ void __launch_bounds__(awq::xp_threads(2), 1)
+    awq_gemm_xp_c2_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in, int out) {
+  grid_dep_launch();
+  awq::gemm_xp<awq::kEpiStore, 2, awq::kXpStages, 128>(w, x, y, tokens, in, out, awq::RopeArgs());
+}

@@ -341,7 +341,7 @@ func (e *Engine) gemmPlan(base awqLaunch, p *awqPacked, T int) awqLaunch {
 		return base
 	}
 	if e.gemmXP {
-		return awqXpPlan(base, p, T)
+		return awqXpPlan(base, p, T, e.d.sms)
 	}
 	l := awqWgmmaPlan(base, p, T)
 	if e.gemmWg12 {

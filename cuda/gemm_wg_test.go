@@ -233,12 +233,10 @@ func BenchmarkGemmWgmmaKernels(b *testing.B) {
 		}
 		plans := map[string]awqLaunch{"mma.sync": awqPlan(&p, T, d.cc), "wgmma": awqWgmmaPlan(awqPlan(&p, T, d.cc), &p, T)}
 		names := []string{"mma.sync", "wgmma"}
-		if d.hasKernel("awq_gemm_xp_g128") {
-			plans["xp"] = awqXpPlan(awqPlan(&p, T, d.cc), &p, T)
-			names = append(names, "xp")
-			for _, v := range xpVariants {
-				plans["xp_"+v.name()] = v.plan(awqPlan(&p, T, d.cc), &p, T)
-				names = append(names, "xp_"+v.name())
+		if d.hasKernel("awq_gemm_xp128_g128") {
+			for _, m := range xpMoves {
+				plans[m.name] = m.move(awqPlan(&p, T, d.cc), &p, T)
+				names = append(names, m.name)
 			}
 		}
 		for _, name := range names {

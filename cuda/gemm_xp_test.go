@@ -17,22 +17,39 @@ import (
 
 func xpDevice(t *testing.T) *device {
 	t.Helper()
-	return sm90Device(t, "awq_gemm_xp_g128")
+	return sm90Device(t, "awq_gemm_xp128_g128")
 }
 
 func TestAWQXpPlan(t *testing.T) {
-	p := &awqPacked{In: 4096, Out: 6144 + 8, Group: 128} // 385 stripes
+	p := &awqPacked{In: 4096, Out: 6144 + 8, Group: 128} // 385 stripes: 33 blocks of 12
 	for _, epi := range []string{"", epiSilu, epiRope} {
-		want := awqLaunch{
-			Kernel: "awq_gemm_xp_g128" + epi,
-			Grid:   [3]uint32{3, 49, 1}, // 300 tokens, 385 stripes in blocks of 8
-			Block:  [3]uint32{384, 1, 1},
-			Shared: 4*128*128 + 1024,
-		}
-		for _, base := range []string{"awq_gemm_g128", "awq_gemm_small_g128"} {
-			if got := awqXpPlan(awqLaunch{Kernel: base + epi}, p, 300); got != want {
-				t.Errorf("%s%s: %+v, want %+v", base, epi, got, want)
+		for _, tc := range []struct {
+			tokens, sms int
+			want        awqLaunch
+		}{
+			// 3 tiles of 128 (99 blocks) against 4 of 96 (132): one round each.
+			{300, 132, awqLaunch{"awq_gemm_xp96_g128" + epi, [3]uint32{4, 33, 1}, [3]uint32{512, 1, 1}, 4*96*128 + 1024, 0}},
+			// On 90 SMs: two rounds of 128 against two of 96.
+			{300, 90, awqLaunch{"awq_gemm_xp96_g128" + epi, [3]uint32{4, 33, 1}, [3]uint32{512, 1, 1}, 4*96*128 + 1024, 0}},
+			// On 100 SMs: one round of 128 against two of 96.
+			{300, 100, awqLaunch{"awq_gemm_xp128_g128" + epi, [3]uint32{3, 33, 1}, [3]uint32{512, 1, 1}, 4*128*128 + 1024, 0}},
+			// 512 tokens: 132 blocks of 128 (one round) against 198 of 96 (two).
+			{512, 132, awqLaunch{"awq_gemm_xp128_g128" + epi, [3]uint32{4, 33, 1}, [3]uint32{512, 1, 1}, 4*128*128 + 1024, 0}},
+		} {
+			for _, base := range []string{"awq_gemm_g128", "awq_gemm_small_g128"} {
+				if got := awqXpPlan(awqLaunch{Kernel: base + epi}, p, tc.tokens, tc.sms); got != tc.want {
+					t.Errorf("%s%s, %d tokens, %d SMs: %+v, want %+v", base, epi, tc.tokens, tc.sms, got, tc.want)
+				}
 			}
+		}
+	}
+	// The 7B's linears at a 512-token chunk on an H100's 132 SMs.
+	for _, tc := range []struct {
+		in, out, nt int
+	}{{4096, 6144, 128}, {4096, 4096, 96}, {4096, 28672, 128}, {14336, 4096, 96}} {
+		l := awqXpPlan(awqLaunch{Kernel: "awq_gemm_g128"}, &awqPacked{In: tc.in, Out: tc.out, Group: 128}, 512, 132)
+		if want := fmt.Sprintf("awq_gemm_xp%d_g128", tc.nt); l.Kernel != want {
+			t.Errorf("%dx%d at 512 tokens: %s, want %s", tc.in, tc.out, l.Kernel, want)
 		}
 	}
 	for _, tc := range []struct {
@@ -45,42 +62,47 @@ func TestAWQXpPlan(t *testing.T) {
 		{awqLaunch{Kernel: "awq_gemm_g64"}, &awqPacked{In: 4096, Out: 4096, Group: 64}, 300},
 		{awqLaunch{}, p, 300},
 	} {
-		if got := awqXpPlan(tc.base, tc.p, tc.tokens); got != tc.base {
+		if got := awqXpPlan(tc.base, tc.p, tc.tokens, 132); got != tc.base {
 			t.Errorf("%q (group %d, %d tokens) became %+v", tc.base.Kernel, tc.p.Group, tc.tokens, got)
 		}
 	}
-	v := xpVariant{cw: 3, stages: 6}
-	if got := v.plan(awqLaunch{Kernel: "awq_gemm_g128"}, p, 300); got.Kernel != "awq_gemm_xp_c3s6_g128" ||
-		got.Grid != [3]uint32{3, 33, 1} || got.Block[0] != 512 || got.Shared != 6*128*128+1024 {
-		t.Errorf("variant c3s6: %+v", got)
+}
+
+// xpTile moves a GEMM to the x-producer kernel of nt tokens a block,
+// whatever tile awqXpPlan would pick; xpC2 moves a plain-store GEMM to the
+// two-consumer variant.
+func xpTile(nt int) planMove {
+	return func(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
+		l := awqWgmmaPlan(base, p, tokens)
+		if l == base {
+			return l
+		}
+		epi := strings.TrimPrefix(l.Kernel, "awq_gemm_wg_g128")
+		return awqXpLaunch(fmt.Sprintf("awq_gemm_xp%d_g128%s", nt, epi), p, tokens, awqXpCW, awqXpStages, nt)
 	}
 }
 
-// xpVariant is one of awq_gemm_xp's plain-store variants
-// (AWQ_GEMM_XP_VARIANT): cw consumer warpgroups, stages x stages.
-type xpVariant struct{ cw, stages int }
-
-var xpVariants = []xpVariant{{2, 6}, {3, 4}, {3, 6}}
-
-func (v xpVariant) name() string { return fmt.Sprintf("c%ds%d", v.cw, v.stages) }
-
-// plan moves a plain-store GEMM to the variant.
-func (v xpVariant) plan(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
-	l := awqXpPlan(base, p, tokens)
-	if l.Kernel != "awq_gemm_xp_g128" {
+func xpC2(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
+	l := xpTile(128)(base, p, tokens)
+	if l.Kernel != "awq_gemm_xp128_g128" {
 		return l
 	}
-	return awqXpLaunch("awq_gemm_xp_"+v.name()+"_g128", p, tokens, v.cw, v.stages)
+	return awqXpLaunch("awq_gemm_xp_c2_g128", p, tokens, 2, awqXpStages, 128)
 }
 
-// TestGemmXpMatches: the x-producer GEMM and its variants write every
-// output, bit for bit the mma.sync GEMM's.
+// xpMoves are the launches the kernel tests and benchmark run.
+var xpMoves = []struct {
+	name string
+	move planMove
+}{{"xp128", xpTile(128)}, {"xp96", xpTile(96)}, {"xp_c2", xpC2}}
+
+// TestGemmXpMatches: the x-producer GEMM's tiles and its variant write
+// every output, bit for bit the mma.sync GEMM's.
 func TestGemmXpMatches(t *testing.T) {
 	d := xpDevice(t)
 	rng := rand.New(rand.NewPCG(97, 98))
-	checkGemmMatches(t, d, rng, awqXpPlan)
-	for _, v := range xpVariants {
-		t.Run(v.name(), func(t *testing.T) { checkGemmMatches(t, d, rng, v.plan) })
+	for _, m := range xpMoves {
+		t.Run(m.name, func(t *testing.T) { checkGemmMatches(t, d, rng, m.move) })
 	}
 }
 
@@ -89,8 +111,10 @@ func TestGemmXpMatches(t *testing.T) {
 func TestGemmXpEpilogues(t *testing.T) {
 	d := xpDevice(t)
 	rng := rand.New(rand.NewPCG(99, 100))
-	t.Run("silu", func(t *testing.T) { checkGemmSiluEpilogue(t, d, rng, wgKernelTokens, awqXpPlan) })
-	t.Run("rope", func(t *testing.T) { checkGemmRopeEpilogue(t, d, rng, wgKernelTokens, awqXpPlan) })
+	for _, nt := range awqXpTiles {
+		t.Run(fmt.Sprintf("silu %d", nt), func(t *testing.T) { checkGemmSiluEpilogue(t, d, rng, wgKernelTokens, xpTile(nt)) })
+		t.Run(fmt.Sprintf("rope %d", nt), func(t *testing.T) { checkGemmRopeEpilogue(t, d, rng, wgKernelTokens, xpTile(nt)) })
+	}
 }
 
 func withGemmXp(t *testing.T, m *inference.Model, opts Options, on bool) *Engine {
