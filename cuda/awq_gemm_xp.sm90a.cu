@@ -64,32 +64,59 @@ __device__ __forceinline__ void ld_x8(uint32_t (&v)[2], const __half* p, bool ok
   if (ok) asm volatile("ld.global.cg.v2.u32 {%0,%1}, [%2];\n" : "=r"(v[0]), "=r"(v[1]) : "l"(p) : "memory");
 }
 
+// ld_x16 loads 16 bytes of x the same way.
+__device__ __forceinline__ uint4 ld_x16(const __half* p, bool ok) {
+  uint4 v = make_uint4(0, 0, 0, 0);
+  if (ok)
+    asm volatile("ld.global.cg.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p)
+                 : "memory");
+  return v;
+}
+
 // xp_stage_x is the producer warpgroup of gemm_xp (tid 0..127): it stages
-// x of every chunk into stage c % S, in the packing's k order, between
-// EMPTY and FULL. It waits first: nothing it reads is constant.
-template <int S, int NT>
+// x of every chunk into stage c % S, in the packing's k order (row r's
+// logical 16-byte unit 2j + h holds k-step j's k = 8h + 2t + e, input row
+// 16t + 4j + 2h + e, at byte 4t + 2e; the unit sits at slot (2j + h) ^ (r
+// % 8) of the row), between EMPTY and FULL. It waits first: nothing it
+// reads is constant. XL picks how it loads x:
+// - 1: eight threads a row, each one 16-byte piece u (input rows 8u ..
+//   8u + 7), so a warp's load is four whole 128-byte lines; piece u = 2t + m
+//   holds word t of units 4m .. 4m + 3, stored as four 4-byte words (a
+//   warp's store covers all 32 banks once). Run 112: with XL 0 the L1 was
+//   81% busy with the tensor pipe at 48%, and x's 8-byte loads from eight
+//   lines a warp were the largest part of it.
+// - 0: four threads a row, each k-step j's 8-byte pieces (input rows 16p +
+//   4j .. 16p + 4j + 3), two 16-byte stores, as awq_gemm_wg stages x.
+template <int S, int NT, int XL>
 __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_t sbase, int tokens, int in, int n0,
                                            int tid, int all) {
   grid_dep_wait();
-  constexpr int kFull = 1, kEmpty = 1 + S, RI = NT / 32;
+  constexpr int kFull = 1, kEmpty = 1 + S;
+  constexpr int TPR = XL ? 8 : 4, RI = NT * TPR / 128;  // threads a row, rows a thread
   const int chunks = in / kChunk;
-  // Thread (r, j = tid % 4) holds k-step j of rows r + 32i,
-  // r = tid / 4, i < NT / 32; its piece p of a chunk is input rows 16p + 4j ..
-  // 16p + 4j + 3 (8 bytes), as awq_gemm_wg's x threads.
-  const int xj = tid & 3, xr0 = tid >> 2;
+  const int xr0 = tid / TPR, xq = tid % TPR;  // first row; piece u (XL 1) or k-step j (XL 0)
   const __half* xsrc[RI];
   bool xok[RI];
 #pragma unroll
   for (int i = 0; i < RI; i++) {
-    xok[i] = n0 + xr0 + 32 * i < tokens;
-    xsrc[i] = x + (size_t)(xok[i] ? n0 + xr0 + 32 * i : 0) * in + 4 * xj;
+    const int r = n0 + xr0 + (128 / TPR) * i;
+    xok[i] = r < tokens;
+    xsrc[i] = x + (size_t)(xok[i] ? r : 0) * in + (XL ? 8 : 4) * xq;
   }
-  uint32_t v[2][RI][4][2];  // buffer, row i, piece p, word
+  uint32_t v[2][RI][4][2];  // buffer, row i, and a 16-byte piece (XL 1) or four 8-byte pieces (XL 0)
   auto load = [&](int b, int c) {
 #pragma unroll
-    for (int i = 0; i < RI; i++)
+    for (int i = 0; i < RI; i++) {
+      if constexpr (XL) {
+        const uint4 q = ld_x16(xsrc[i] + c * kChunk, xok[i] && c < chunks);
+        v[b][i][0][0] = q.x, v[b][i][0][1] = q.y, v[b][i][1][0] = q.z, v[b][i][1][1] = q.w;
+      } else {
 #pragma unroll
-      for (int p = 0; p < 4; p++) ld_x8(v[b][i][p], xsrc[i] + c * kChunk + 16 * p, xok[i] && c < chunks);
+        for (int p = 0; p < 4; p++) ld_x8(v[b][i][p], xsrc[i] + c * kChunk + 16 * p, xok[i] && c < chunks);
+      }
+    }
   };
   load(0, 0);
   load(1, 1);
@@ -97,15 +124,22 @@ __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_
     if (c >= S) bar_sync(kEmpty + c % S, all);
 #pragma unroll
     for (int i = 0; i < RI; i++) {
-      const int xr = xr0 + 32 * i;
+      const int xr = xr0 + (128 / TPR) * i;
       const uint32_t st = sbase + (c % S) * (NT * 128) + xr * 128;
-      // Row xr's logical 16-byte unit 2j + h at slot (2j + h) ^ (xr % 8):
-      // word h of each piece.
+      if constexpr (XL) {
+        const int pt = xq >> 1, pm = xq & 1;
 #pragma unroll
-      for (int h = 0; h < 2; h++)
-        asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};\n" ::"r"(st + (((2 * xj + h) ^ (xr & 7)) << 4)),
-                     "r"(v[b][i][0][h]), "r"(v[b][i][1][h]), "r"(v[b][i][2][h]), "r"(v[b][i][3][h])
-                     : "memory");
+        for (int k = 0; k < 4; k++)
+          asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(st + (((4 * pm + k) ^ (xr & 7)) << 4) + 4 * pt),
+                       "r"(v[b][i][k >> 1][k & 1])
+                       : "memory");
+      } else {
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+          asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};\n" ::"r"(st + (((2 * xq + h) ^ (xr & 7)) << 4)),
+                       "r"(v[b][i][0][h]), "r"(v[b][i][1][h]), "r"(v[b][i][2][h]), "r"(v[b][i][3][h])
+                       : "memory");
+      }
     }
     load(b, c + 2);
     fence_proxy_async();
@@ -118,7 +152,7 @@ __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_
   }
 }
 
-template <int EPI, int CW, int S, int NT>
+template <int EPI, int CW, int S, int NT, int XL = 1>
 __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __half* __restrict__ x,
                                         __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra) {
   constexpr int WT = NT / 8, ND = NT / 2;  // n-tiles, accumulators per thread
@@ -132,7 +166,7 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
   const int n0 = blockIdx.x * NT;
 
   if (role == 0) {
-    xp_stage_x<S, NT>(x, sbase, tokens, in, n0, tid, kAll);
+    xp_stage_x<S, NT, XL>(x, sbase, tokens, in, n0, tid, kAll);
     return;
   }
 
@@ -231,12 +265,18 @@ constexpr int kXpCW = 3, kXpStages = 4;
 AWQ_GEMM_XP(128)
 AWQ_GEMM_XP(96)
 
-// A variant for BenchmarkGemmWgmmaKernels and TestGemmXpMatches, the plain
-// store with two consumer warpgroups (8 stripes) and 128 tokens, launched
-// as awq_gemm_xp128_g128 with block 384 (session 12, run 110: slower than
-// three consumers on every linear that fills the GPU).
+// Variants for BenchmarkGemmWgmmaKernels and TestGemmXpMatches, the plain
+// store with 128 tokens: awq_gemm_xp_c2_g128, two consumer warpgroups (8
+// stripes, block 384; run 110: slower than three on every linear that
+// fills the GPU); awq_gemm_xp_x0_g128, x loaded in 8-byte pieces (XL 0).
 extern "C" __global__ void __launch_bounds__(awq::xp_threads(2), 1)
     awq_gemm_xp_c2_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in, int out) {
   grid_dep_launch();
   awq::gemm_xp<awq::kEpiStore, 2, awq::kXpStages, 128>(w, x, y, tokens, in, out, awq::RopeArgs());
+}
+
+extern "C" __global__ void __launch_bounds__(awq::xp_threads(awq::kXpCW), 1)
+    awq_gemm_xp_x0_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in, int out) {
+  grid_dep_launch();
+  awq::gemm_xp<awq::kEpiStore, awq::kXpCW, awq::kXpStages, 128, 0>(w, x, y, tokens, in, out, awq::RopeArgs());
 }

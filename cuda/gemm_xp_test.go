@@ -90,11 +90,22 @@ func xpC2(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
 	return awqXpLaunch("awq_gemm_xp_c2_g128", p, tokens, 2, awqXpStages, 128)
 }
 
+// xpX0 moves a plain-store GEMM to the variant that loads x in 8-byte
+// pieces (XL 0).
+func xpX0(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
+	l := xpTile(128)(base, p, tokens)
+	if l.Kernel != "awq_gemm_xp128_g128" {
+		return l
+	}
+	l.Kernel = "awq_gemm_xp_x0_g128"
+	return l
+}
+
 // xpMoves are the launches the kernel tests and benchmark run.
 var xpMoves = []struct {
 	name string
 	move planMove
-}{{"xp128", xpTile(128)}, {"xp96", xpTile(96)}, {"xp_c2", xpC2}}
+}{{"xp128", xpTile(128)}, {"xp96", xpTile(96)}, {"xp_c2", xpC2}, {"xp_x0", xpX0}}
 
 // TestGemmXpMatches: the x-producer GEMM's tiles and its variant write
 // every output, bit for bit the mma.sync GEMM's.
