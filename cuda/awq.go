@@ -592,59 +592,74 @@ func awqWgmmaPlan(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
 }
 
 // gemmXP: prefill GEMMs run awq_gemm_xp's kernels (awq_gemm_xp.sm90a.cu:
-// one warpgroup stages x, three only load and dequantize their weights and
-// issue m64nNTk16 wgmmas) in place of awq_gemm_wg's, where the driver
-// compiled them. The same bits. BRIEF_GEMM_XP sets it for a test run
-// (main_test.go).
+// one warpgroup stages x, the others only load and dequantize their
+// weights and issue m64nNTk16 wgmmas) in place of awq_gemm_wg's, where the
+// driver compiled them. The same bits. BRIEF_GEMM_XP sets it for a test
+// run (main_test.go).
 var gemmXP = false
 
-// The x-producer GEMM's tile (awq_gemm_xp.sm90a.cu: kXpCW, kXpStages,
-// xp_threads, xp_shared): 12 stripes (three consumer warpgroups of 4) by
-// 96 or 128 tokens, one producer warpgroup, four stages of x.
-const (
-	awqXpCW     = 3
-	awqXpStages = 4
-)
+// awqXpStages is the kernels' x stages (awq_gemm_xp.sm90a.cu: kXpStages).
+const awqXpStages = 4
 
-// awqXpTiles are the token tiles the kernels are built for, the preferred
-// one first.
-var awqXpTiles = []int{128, 96}
+// An awqXpTile is one of the tiles awq_gemm_xp is built for: cw consumer
+// warpgroups (4 cw stripes) by nt tokens. cost is the time a block takes
+// per stripe and token, relative to the first tile's (H100, run 113, 512
+// tokens: three warpgroups by 128 tokens streamed 1,536 stripe-tokens a
+// block in the time two by 128 took for about 1.2 x 1,024, and three by 96
+// for 1.1-1.2 x 1,152: fewer warps hide less latency, fewer tokens give a
+// dequantized weight less work).
+type awqXpTile struct {
+	cw, nt int
+	cost   float64
+}
 
-// awqXpLaunch is the launch of x-producer kernel kernel with cw consumer
-// warpgroups, stages x stages and nt tokens a block, for tokens rows of p:
-// grid (token tiles, blocks of 4 cw stripes), the token tiles of one column
-// block next to each other, so that its weights come from L2 after the
+// awqXpTiles are the tiles the kernels are built for, the preferred one
 // first.
-func awqXpLaunch(kernel string, p *awqPacked, tokens, cw, stages, nt int) awqLaunch {
+var awqXpTiles = []awqXpTile{{3, 128, 1}, {2, 128, 1.2}, {3, 96, 1.2}}
+
+// kernel is the tile's kernel with the epilogue suffix epi.
+func (t awqXpTile) kernel(epi string) string {
+	return fmt.Sprintf("awq_gemm_xp_c%dn%d_g128%s", t.cw, t.nt, epi)
+}
+
+// launch is the tile's launch of kernel for tokens rows of p: grid (token
+// tiles, blocks of 4 cw stripes), the token tiles of one column block next
+// to each other, so that its weights come from L2 after the first.
+func (t awqXpTile) launch(kernel string, p *awqPacked, tokens int) awqLaunch {
 	stripes := awqOutPad(p.Out) / awqStripe
 	return awqLaunch{
 		Kernel: kernel,
-		Grid:   [3]uint32{uint32((tokens + nt - 1) / nt), uint32((stripes + 4*cw - 1) / (4 * cw)), 1},
-		Block:  [3]uint32{uint32((cw + 1) * 128), 1, 1},
-		Shared: uint32(stages*nt*128 + 1024),
+		Grid:   [3]uint32{uint32((tokens + t.nt - 1) / t.nt), uint32((stripes + 4*t.cw - 1) / (4 * t.cw)), 1},
+		Block:  [3]uint32{uint32((t.cw + 1) * 128), 1, 1},
+		Shared: uint32(awqXpStages*t.nt*128 + 1024),
 	}
 }
 
+// time is what a launch of the tile takes on sms multiprocessors, in
+// units of the first tile's block time per stripe-token: one block fits a
+// multiprocessor (its registers), so the blocks run in ceil(blocks/sms)
+// rounds.
+func (t awqXpTile) time(p *awqPacked, tokens, sms int) float64 {
+	l := t.launch("", p, tokens)
+	blocks := int(l.Grid[0] * l.Grid[1])
+	return float64((blocks+sms-1)/sms) * float64(4*t.cw*t.nt) * t.cost
+}
+
 // awqXpPlan moves base as awqWgmmaPlan does, to the x-producer kernel with
-// the same epilogue, on a GPU of sms multiprocessors. One block fits a
-// multiprocessor (512 threads of 128 registers), so a launch takes
-// ceil(blocks/sms) rounds of a block's time, which grows with its tokens:
-// the tile with the fewest rounds times tokens wins (down_proj at a
-// 512-token chunk of the 7B: 132 blocks of 96 in one round on 132 SMs,
-// rather than 88 of 128 in one round).
+// the same epilogue and the tile that takes least time on a GPU of sms
+// multiprocessors (the 7B at a 512-token chunk on 132: q|k|v and gate|up
+// in blocks of 12 stripes by 128 tokens, o_proj and down_proj, whose 256
+// stripes make 88 such blocks, in 128 blocks of 8 by 128).
 func awqXpPlan(base awqLaunch, p *awqPacked, tokens, sms int) awqLaunch {
 	l := awqWgmmaPlan(base, p, tokens)
 	if l == base || sms <= 0 {
 		return base
 	}
-	cols := (awqOutPad(p.Out)/awqStripe + 4*awqXpCW - 1) / (4 * awqXpCW)
-	best, cost := 0, 0
-	for _, nt := range awqXpTiles {
-		blocks := cols * ((tokens + nt - 1) / nt)
-		if c := (blocks + sms - 1) / sms * nt; best == 0 || c < cost {
-			best, cost = nt, c
+	best := awqXpTiles[0]
+	for _, t := range awqXpTiles[1:] {
+		if t.time(p, tokens, sms) < best.time(p, tokens, sms) {
+			best = t
 		}
 	}
-	kernel := fmt.Sprintf("awq_gemm_xp%d_g128%s", best, strings.TrimPrefix(l.Kernel, "awq_gemm_wg_g128"))
-	return awqXpLaunch(kernel, p, tokens, awqXpCW, awqXpStages, best)
+	return best.launch(best.kernel(strings.TrimPrefix(l.Kernel, "awq_gemm_wg_g128")), p, tokens)
 }

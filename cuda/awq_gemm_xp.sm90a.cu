@@ -10,11 +10,11 @@
 // (awq_gemm_ws, which put them in shared memory, was bound by shared-memory
 // traffic, session 8). So here:
 // - the consumer warpgroups only load their weights, dequantize them into
-//   A fragments and issue m64n128k16 wgmmas: each dequantized fragment
+//   A fragments and issue m64nNTk16 wgmmas: each dequantized fragment
 //   serves NT (96 or 128) tokens, up to twice awq_gemm_wg's 64, and no
 //   consumer stages x;
-// - one producer warpgroup stages x, as awq_gemm_wg does (through
-//   registers, in the packing's k order), into S stages paced by named
+// - one producer warpgroup stages x (through registers, in the packing's
+//   k order: xp_stage_x) into S stages paced by named
 //   barriers: FULL(s), which the producer arrives at after its proxy fence
 //   and the consumers wait at, and EMPTY(s), which the consumers arrive at
 //   once their wgmmas on the stage have completed and the producer waits at
@@ -56,15 +56,9 @@ __device__ __forceinline__ void bar_arrive(int id, int count) {
   asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
 }
 
-// ld_x8 loads 8 bytes of x through L2 (ld.global.cg), or zeros where !ok:
-// not the read-only path, since x is written by the kernel before, which may
-// still run (awq_gemm_wg.sm90a.cu: ld_x).
-__device__ __forceinline__ void ld_x8(uint32_t (&v)[2], const __half* p, bool ok) {
-  v[0] = v[1] = 0;
-  if (ok) asm volatile("ld.global.cg.v2.u32 {%0,%1}, [%2];\n" : "=r"(v[0]), "=r"(v[1]) : "l"(p) : "memory");
-}
-
-// ld_x16 loads 16 bytes of x the same way.
+// ld_x16 loads 16 bytes of x through L2 (ld.global.cg), or zeros where
+// !ok: not the read-only path, since x is written by the kernel before,
+// which may still run (awq_gemm_wg.sm90a.cu: ld_x).
 __device__ __forceinline__ uint4 ld_x16(const __half* p, bool ok) {
   uint4 v = make_uint4(0, 0, 0, 0);
   if (ok)
@@ -80,43 +74,33 @@ __device__ __forceinline__ uint4 ld_x16(const __half* p, bool ok) {
 // logical 16-byte unit 2j + h holds k-step j's k = 8h + 2t + e, input row
 // 16t + 4j + 2h + e, at byte 4t + 2e; the unit sits at slot (2j + h) ^ (r
 // % 8) of the row), between EMPTY and FULL. It waits first: nothing it
-// reads is constant. XL picks how it loads x:
-// - 1: eight threads a row, each one 16-byte piece u (input rows 8u ..
-//   8u + 7), so a warp's load is four whole 128-byte lines; piece u = 2t + m
-//   holds word t of units 4m .. 4m + 3, stored as four 4-byte words (a
-//   warp's store covers all 32 banks once). Run 112: with XL 0 the L1 was
-//   81% busy with the tensor pipe at 48%, and x's 8-byte loads from eight
-//   lines a warp were the largest part of it.
-// - 0: four threads a row, each k-step j's 8-byte pieces (input rows 16p +
-//   4j .. 16p + 4j + 3), two 16-byte stores, as awq_gemm_wg stages x.
-template <int S, int NT, int XL>
+// reads is constant.
+// Eight threads a row each load one 16-byte piece u (input rows 8u ..
+// 8u + 7), so a warp's load is four whole 128-byte lines; piece u = 2t + m
+// holds word t of units 4m .. 4m + 3, stored as four 4-byte words (a warp's
+// store covers each of the 32 banks once). Loading x as awq_gemm_wg does,
+// four threads a row in 8-byte pieces from eight lines a warp, kept the
+// L1 81% busy with the tensor pipe at 48% (run 112) and was 13-35% slower
+// (run 113).
+template <int S, int NT>
 __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_t sbase, int tokens, int in, int n0,
                                            int tid, int all) {
   grid_dep_wait();
-  constexpr int kFull = 1, kEmpty = 1 + S;
-  constexpr int TPR = XL ? 8 : 4, RI = NT * TPR / 128;  // threads a row, rows a thread
+  constexpr int kFull = 1, kEmpty = 1 + S, RI = NT / 16;  // rows a thread
   const int chunks = in / kChunk;
-  const int xr0 = tid / TPR, xq = tid % TPR;  // first row; piece u (XL 1) or k-step j (XL 0)
+  const int xr0 = tid / 8, u = tid % 8, pt = u / 2, pm = u % 2;  // first row, piece
   const __half* xsrc[RI];
   bool xok[RI];
 #pragma unroll
   for (int i = 0; i < RI; i++) {
-    const int r = n0 + xr0 + (128 / TPR) * i;
+    const int r = n0 + xr0 + 16 * i;
     xok[i] = r < tokens;
-    xsrc[i] = x + (size_t)(xok[i] ? r : 0) * in + (XL ? 8 : 4) * xq;
+    xsrc[i] = x + (size_t)(xok[i] ? r : 0) * in + 8 * u;
   }
-  uint32_t v[2][RI][4][2];  // buffer, row i, and a 16-byte piece (XL 1) or four 8-byte pieces (XL 0)
+  uint4 v[2][RI];  // buffer, row i
   auto load = [&](int b, int c) {
 #pragma unroll
-    for (int i = 0; i < RI; i++) {
-      if constexpr (XL) {
-        const uint4 q = ld_x16(xsrc[i] + c * kChunk, xok[i] && c < chunks);
-        v[b][i][0][0] = q.x, v[b][i][0][1] = q.y, v[b][i][1][0] = q.z, v[b][i][1][1] = q.w;
-      } else {
-#pragma unroll
-        for (int p = 0; p < 4; p++) ld_x8(v[b][i][p], xsrc[i] + c * kChunk + 16 * p, xok[i] && c < chunks);
-      }
-    }
+    for (int i = 0; i < RI; i++) v[b][i] = ld_x16(xsrc[i] + c * kChunk, xok[i] && c < chunks);
   };
   load(0, 0);
   load(1, 1);
@@ -124,22 +108,12 @@ __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_
     if (c >= S) bar_sync(kEmpty + c % S, all);
 #pragma unroll
     for (int i = 0; i < RI; i++) {
-      const int xr = xr0 + (128 / TPR) * i;
-      const uint32_t st = sbase + (c % S) * (NT * 128) + xr * 128;
-      if constexpr (XL) {
-        const int pt = xq >> 1, pm = xq & 1;
+      const int xr = xr0 + 16 * i;
+      const uint32_t st = sbase + (c % S) * (NT * 128) + xr * 128 + 4 * pt;
+      const uint32_t w4[4] = {v[b][i].x, v[b][i].y, v[b][i].z, v[b][i].w};
 #pragma unroll
-        for (int k = 0; k < 4; k++)
-          asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(st + (((4 * pm + k) ^ (xr & 7)) << 4) + 4 * pt),
-                       "r"(v[b][i][k >> 1][k & 1])
-                       : "memory");
-      } else {
-#pragma unroll
-        for (int h = 0; h < 2; h++)
-          asm volatile("st.shared.v4.u32 [%0], {%1,%2,%3,%4};\n" ::"r"(st + (((2 * xq + h) ^ (xr & 7)) << 4)),
-                       "r"(v[b][i][0][h]), "r"(v[b][i][1][h]), "r"(v[b][i][2][h]), "r"(v[b][i][3][h])
-                       : "memory");
-      }
+      for (int k = 0; k < 4; k++)
+        asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(st + (((4 * pm + k) ^ (xr & 7)) << 4)), "r"(w4[k]) : "memory");
     }
     load(b, c + 2);
     fence_proxy_async();
@@ -152,7 +126,7 @@ __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_
   }
 }
 
-template <int EPI, int CW, int S, int NT, int XL = 1>
+template <int EPI, int CW, int S, int NT>
 __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __half* __restrict__ x,
                                         __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra) {
   constexpr int WT = NT / 8, ND = NT / 2;  // n-tiles, accumulators per thread
@@ -166,7 +140,7 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
   const int n0 = blockIdx.x * NT;
 
   if (role == 0) {
-    xp_stage_x<S, NT, XL>(x, sbase, tokens, in, n0, tid, kAll);
+    xp_stage_x<S, NT>(x, sbase, tokens, in, n0, tid, kAll);
     return;
   }
 
@@ -232,51 +206,37 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
   gemm_store<EPI, 1, WT>(acc, y, stripe, n0, g, t, tokens, out, ra);
 }
 
-// The tile the engine runs: three consumer warpgroups (12 stripes) and
-// four stages; 128 or 96 tokens (awq.go: awqXpPlan picks by rounds).
-constexpr int kXpCW = 3, kXpStages = 4;
+// Four stages of x for every tile.
+constexpr int kXpStages = 4;
 
 }  // namespace awq
 
-// Kernels awq_gemm_xp<NT>_g128[_silu|_rope], NT = 128 or 96: arguments as
-// awq_gemm_g128[_silu|_rope]; grid (ceil(tokens/NT), ceil(OutP/16/12)),
-// block 512, dynamic shared memory xp_shared(4, NT). in % 128 == 0.
-#define AWQ_GEMM_XP(NT)                                                                                          \
-  extern "C" __global__ void __launch_bounds__(awq::xp_threads(awq::kXpCW), 1)                                    \
-      awq_gemm_xp##NT##_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in,          \
-                             int out) {                                                                          \
-    grid_dep_launch();                                                                                           \
-    awq::gemm_xp<awq::kEpiStore, awq::kXpCW, awq::kXpStages, NT>(w, x, y, tokens, in, out, awq::RopeArgs());      \
-  }                                                                                                              \
-  extern "C" __global__ void __launch_bounds__(awq::xp_threads(awq::kXpCW), 1)                                    \
-      awq_gemm_xp##NT##_g128_silu(const uint8_t* w, const __half* x, __half* act, void* ws, int tokens, int in,   \
-                                  int out) {                                                                     \
-    grid_dep_launch();                                                                                           \
-    awq::gemm_xp<awq::kEpiSilu, awq::kXpCW, awq::kXpStages, NT>(w, x, act, tokens, in, out, awq::RopeArgs());     \
-  }                                                                                                              \
-  extern "C" __global__ void __launch_bounds__(awq::xp_threads(awq::kXpCW), 1) awq_gemm_xp##NT##_g128_rope(      \
-      const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params, int tokens,      \
-      int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {                            \
-    grid_dep_launch();                                                                                           \
-    awq::gemm_xp<awq::kEpiRope, awq::kXpCW, awq::kXpStages, NT>(                                                 \
-        w, x, qkv, tokens, in, out, awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta});         \
+// Kernels awq_gemm_xp_c<CW>n<NT>_g128[_silu|_rope] for the tiles awq.go
+// picks from (awqXpTiles): CW consumer warpgroups (4 CW stripes) by NT
+// tokens. Arguments as awq_gemm_g128[_silu|_rope]; grid (ceil(tokens/NT),
+// ceil(OutP/16/(4 CW))), block xp_threads(CW), dynamic shared memory
+// xp_shared(4, NT). in % 128 == 0.
+#define AWQ_GEMM_XP(CW, NT)                                                                                        \
+  extern "C" __global__ void __launch_bounds__(awq::xp_threads(CW), 1)                                              \
+      awq_gemm_xp_c##CW##n##NT##_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in,    \
+                                      int out) {                                                                     \
+    grid_dep_launch();                                                                                             \
+    awq::gemm_xp<awq::kEpiStore, CW, awq::kXpStages, NT>(w, x, y, tokens, in, out, awq::RopeArgs());                \
+  }                                                                                                                \
+  extern "C" __global__ void __launch_bounds__(awq::xp_threads(CW), 1)                                              \
+      awq_gemm_xp_c##CW##n##NT##_g128_silu(const uint8_t* w, const __half* x, __half* act, void* ws, int tokens,     \
+                                           int in, int out) {                                                        \
+    grid_dep_launch();                                                                                             \
+    awq::gemm_xp<awq::kEpiSilu, CW, awq::kXpStages, NT>(w, x, act, tokens, in, out, awq::RopeArgs());               \
+  }                                                                                                                \
+  extern "C" __global__ void __launch_bounds__(awq::xp_threads(CW), 1) awq_gemm_xp_c##CW##n##NT##_g128_rope(      \
+      const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params, int tokens,        \
+      int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {                              \
+    grid_dep_launch();                                                                                             \
+    awq::gemm_xp<awq::kEpiRope, CW, awq::kXpStages, NT>(                                                           \
+        w, x, qkv, tokens, in, out, awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta});           \
   }
 
-AWQ_GEMM_XP(128)
-AWQ_GEMM_XP(96)
-
-// Variants for BenchmarkGemmWgmmaKernels and TestGemmXpMatches, the plain
-// store with 128 tokens: awq_gemm_xp_c2_g128, two consumer warpgroups (8
-// stripes, block 384; run 110: slower than three on every linear that
-// fills the GPU); awq_gemm_xp_x0_g128, x loaded in 8-byte pieces (XL 0).
-extern "C" __global__ void __launch_bounds__(awq::xp_threads(2), 1)
-    awq_gemm_xp_c2_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in, int out) {
-  grid_dep_launch();
-  awq::gemm_xp<awq::kEpiStore, 2, awq::kXpStages, 128>(w, x, y, tokens, in, out, awq::RopeArgs());
-}
-
-extern "C" __global__ void __launch_bounds__(awq::xp_threads(awq::kXpCW), 1)
-    awq_gemm_xp_x0_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in, int out) {
-  grid_dep_launch();
-  awq::gemm_xp<awq::kEpiStore, awq::kXpCW, awq::kXpStages, 128, 0>(w, x, y, tokens, in, out, awq::RopeArgs());
-}
+AWQ_GEMM_XP(3, 128)
+AWQ_GEMM_XP(2, 128)
+AWQ_GEMM_XP(3, 96)

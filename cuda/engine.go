@@ -244,7 +244,10 @@ func (e *Engine) setup(w *inference.Weights) error {
 		e.gemmWgmma = d.hasKernel("awq_gemm_wg_g128")
 		e.jitErr = d.jitErr
 		e.gemmWg12 = gemmWg12 && e.gemmWgmma && d.hasKernel("awq_gemm_wg12_g128_rope")
-		e.gemmXP = gemmXP && e.gemmWgmma && d.hasKernel("awq_gemm_xp128_g128") && d.hasKernel("awq_gemm_xp96_g128")
+		e.gemmXP = gemmXP && e.gemmWgmma
+		for _, t := range awqXpTiles {
+			e.gemmXP = e.gemmXP && d.hasKernel(t.kernel(""))
+		}
 	}
 	if attnWgmma && d.cc == 90 && D == 128 {
 		e.attnWg = d.hasKernel("attn_prefill_wg_d128") && d.hasKernel("attn_prefill_wg_direct_d128")

@@ -233,10 +233,10 @@ func BenchmarkGemmWgmmaKernels(b *testing.B) {
 		}
 		plans := map[string]awqLaunch{"mma.sync": awqPlan(&p, T, d.cc), "wgmma": awqWgmmaPlan(awqPlan(&p, T, d.cc), &p, T)}
 		names := []string{"mma.sync", "wgmma"}
-		if d.hasKernel("awq_gemm_xp128_g128") {
-			for _, m := range xpMoves {
-				plans[m.name] = m.move(awqPlan(&p, T, d.cc), &p, T)
-				names = append(names, m.name)
+		if d.hasKernel(awqXpTiles[0].kernel("")) {
+			for _, tile := range awqXpTiles {
+				plans[xpName(tile)] = xpMove(tile)(awqPlan(&p, T, d.cc), &p, T)
+				names = append(names, xpName(tile))
 			}
 		}
 		for _, name := range names {

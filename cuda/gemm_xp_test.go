@@ -17,24 +17,24 @@ import (
 
 func xpDevice(t *testing.T) *device {
 	t.Helper()
-	return sm90Device(t, "awq_gemm_xp128_g128")
+	return sm90Device(t, awqXpTiles[0].kernel(""))
 }
 
 func TestAWQXpPlan(t *testing.T) {
-	p := &awqPacked{In: 4096, Out: 6144 + 8, Group: 128} // 385 stripes: 33 blocks of 12
+	p := &awqPacked{In: 4096, Out: 6144 + 8, Group: 128} // 385 stripes: 33 blocks of 12, 49 of 8
 	for _, epi := range []string{"", epiSilu, epiRope} {
 		for _, tc := range []struct {
 			tokens, sms int
 			want        awqLaunch
 		}{
-			// 3 tiles of 128 (99 blocks) against 4 of 96 (132): one round each.
-			{300, 132, awqLaunch{"awq_gemm_xp96_g128" + epi, [3]uint32{4, 33, 1}, [3]uint32{512, 1, 1}, 4*96*128 + 1024, 0}},
-			// On 90 SMs: two rounds of 128 against two of 96.
-			{300, 90, awqLaunch{"awq_gemm_xp96_g128" + epi, [3]uint32{4, 33, 1}, [3]uint32{512, 1, 1}, 4*96*128 + 1024, 0}},
-			// On 100 SMs: one round of 128 against two of 96.
-			{300, 100, awqLaunch{"awq_gemm_xp128_g128" + epi, [3]uint32{3, 33, 1}, [3]uint32{512, 1, 1}, 4*128*128 + 1024, 0}},
-			// 512 tokens: 132 blocks of 128 (one round) against 198 of 96 (two).
-			{512, 132, awqLaunch{"awq_gemm_xp128_g128" + epi, [3]uint32{4, 33, 1}, [3]uint32{512, 1, 1}, 4*128*128 + 1024, 0}},
+			// 300 tokens on 132 SMs: 99 blocks of 12x128 in one round
+			// (1,536), 147 of 8x128 in two (2 x 1.2 x 1,024), 132 of 12x96
+			// in one (1.2 x 1,152).
+			{300, 132, awqLaunch{"awq_gemm_xp_c3n96_g128" + epi, [3]uint32{4, 33, 1}, [3]uint32{512, 1, 1}, 4*96*128 + 1024, 0}},
+			// On 100 SMs the 99 blocks of 12x128 are still one round.
+			{300, 100, awqLaunch{"awq_gemm_xp_c3n128_g128" + epi, [3]uint32{3, 33, 1}, [3]uint32{512, 1, 1}, 4*128*128 + 1024, 0}},
+			// On 160 SMs, 147 blocks of 8x128 are one round too.
+			{300, 160, awqLaunch{"awq_gemm_xp_c2n128_g128" + epi, [3]uint32{3, 49, 1}, [3]uint32{384, 1, 1}, 4*128*128 + 1024, 0}},
 		} {
 			for _, base := range []string{"awq_gemm_g128", "awq_gemm_small_g128"} {
 				if got := awqXpPlan(awqLaunch{Kernel: base + epi}, p, tc.tokens, tc.sms); got != tc.want {
@@ -45,10 +45,11 @@ func TestAWQXpPlan(t *testing.T) {
 	}
 	// The 7B's linears at a 512-token chunk on an H100's 132 SMs.
 	for _, tc := range []struct {
-		in, out, nt int
-	}{{4096, 6144, 128}, {4096, 4096, 96}, {4096, 28672, 128}, {14336, 4096, 96}} {
+		in, out int
+		want    string
+	}{{4096, 6144, "c3n128"}, {4096, 4096, "c2n128"}, {4096, 28672, "c3n128"}, {14336, 4096, "c2n128"}} {
 		l := awqXpPlan(awqLaunch{Kernel: "awq_gemm_g128"}, &awqPacked{In: tc.in, Out: tc.out, Group: 128}, 512, 132)
-		if want := fmt.Sprintf("awq_gemm_xp%d_g128", tc.nt); l.Kernel != want {
+		if want := "awq_gemm_xp_" + tc.want + "_g128"; l.Kernel != want {
 			t.Errorf("%dx%d at 512 tokens: %s, want %s", tc.in, tc.out, l.Kernel, want)
 		}
 	}
@@ -68,52 +69,28 @@ func TestAWQXpPlan(t *testing.T) {
 	}
 }
 
-// xpTile moves a GEMM to the x-producer kernel of nt tokens a block,
-// whatever tile awqXpPlan would pick; xpC2 moves a plain-store GEMM to the
-// two-consumer variant.
-func xpTile(nt int) planMove {
+// xpMove moves a GEMM to tile t of the x-producer kernel, whatever tile
+// awqXpPlan would pick.
+func xpMove(t awqXpTile) planMove {
 	return func(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
 		l := awqWgmmaPlan(base, p, tokens)
 		if l == base {
 			return l
 		}
-		epi := strings.TrimPrefix(l.Kernel, "awq_gemm_wg_g128")
-		return awqXpLaunch(fmt.Sprintf("awq_gemm_xp%d_g128%s", nt, epi), p, tokens, awqXpCW, awqXpStages, nt)
+		return t.launch(t.kernel(strings.TrimPrefix(l.Kernel, "awq_gemm_wg_g128")), p, tokens)
 	}
 }
 
-func xpC2(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
-	l := xpTile(128)(base, p, tokens)
-	if l.Kernel != "awq_gemm_xp128_g128" {
-		return l
-	}
-	return awqXpLaunch("awq_gemm_xp_c2_g128", p, tokens, 2, awqXpStages, 128)
-}
+// xpName names tile t in subtests and benchmarks.
+func xpName(t awqXpTile) string { return fmt.Sprintf("xp_c%dn%d", t.cw, t.nt) }
 
-// xpX0 moves a plain-store GEMM to the variant that loads x in 8-byte
-// pieces (XL 0).
-func xpX0(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
-	l := xpTile(128)(base, p, tokens)
-	if l.Kernel != "awq_gemm_xp128_g128" {
-		return l
-	}
-	l.Kernel = "awq_gemm_xp_x0_g128"
-	return l
-}
-
-// xpMoves are the launches the kernel tests and benchmark run.
-var xpMoves = []struct {
-	name string
-	move planMove
-}{{"xp128", xpTile(128)}, {"xp96", xpTile(96)}, {"xp_c2", xpC2}, {"xp_x0", xpX0}}
-
-// TestGemmXpMatches: the x-producer GEMM's tiles and its variant write
-// every output, bit for bit the mma.sync GEMM's.
+// TestGemmXpMatches: every tile of the x-producer GEMM writes every
+// output, bit for bit the mma.sync GEMM's.
 func TestGemmXpMatches(t *testing.T) {
 	d := xpDevice(t)
 	rng := rand.New(rand.NewPCG(97, 98))
-	for _, m := range xpMoves {
-		t.Run(m.name, func(t *testing.T) { checkGemmMatches(t, d, rng, m.move) })
+	for _, tile := range awqXpTiles {
+		t.Run(xpName(tile), func(t *testing.T) { checkGemmMatches(t, d, rng, xpMove(tile)) })
 	}
 }
 
@@ -122,9 +99,9 @@ func TestGemmXpMatches(t *testing.T) {
 func TestGemmXpEpilogues(t *testing.T) {
 	d := xpDevice(t)
 	rng := rand.New(rand.NewPCG(99, 100))
-	for _, nt := range awqXpTiles {
-		t.Run(fmt.Sprintf("silu %d", nt), func(t *testing.T) { checkGemmSiluEpilogue(t, d, rng, wgKernelTokens, xpTile(nt)) })
-		t.Run(fmt.Sprintf("rope %d", nt), func(t *testing.T) { checkGemmRopeEpilogue(t, d, rng, wgKernelTokens, xpTile(nt)) })
+	for _, tile := range awqXpTiles {
+		t.Run("silu "+xpName(tile), func(t *testing.T) { checkGemmSiluEpilogue(t, d, rng, wgKernelTokens, xpMove(tile)) })
+		t.Run("rope "+xpName(tile), func(t *testing.T) { checkGemmRopeEpilogue(t, d, rng, wgKernelTokens, xpMove(tile)) })
 	}
 }
 
