@@ -594,9 +594,12 @@ func awqWgmmaPlan(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
 // gemmXP: prefill GEMMs run awq_gemm_xp's kernels (awq_gemm_xp.sm90a.cu:
 // one warpgroup stages x, the others only load and dequantize their
 // weights and issue m64nNTk16 wgmmas) in place of awq_gemm_wg's, where the
-// driver compiled them. The same bits. BRIEF_GEMM_XP sets it for a test
-// run (main_test.go).
-var gemmXP = false
+// driver compiled them. The same bits (TestGemmXpMatches, TestGemmXpEngine).
+// It took a 512-token chunk's four GEMMs from 18.9 to 14.9 ms and the
+// prefill of the 6,435-token prompt from 296 to 244 ms (H100, run 114;
+// NOTES-gemm-wgmma.md). BRIEF_GEMM_XP=0 turns it off for a test run
+// (main_test.go).
+var gemmXP = true
 
 // awqXpStages is the kernels' x stages (awq_gemm_xp.sm90a.cu: kXpStages).
 const awqXpStages = 4

@@ -428,7 +428,12 @@ func (e *Engine) JITError() error { return e.jitErr }
 
 // PrefillGEMM names the kernels of the engine's prefill linears, and why
 // not the fastest where the driver could not compile them.
-func (e *Engine) PrefillGEMM() string { return e.wgmmaName(e.gemmWgmma) }
+func (e *Engine) PrefillGEMM() string {
+	if e.gemmXP {
+		return "wgmma with an x-producer warpgroup (sm_90a PTX compiled by the driver)"
+	}
+	return e.wgmmaName(e.gemmWgmma)
+}
 
 // wgmmaName names a family of prefill kernels: wgmma where the engine took
 // it, else mma.sync, with why where the driver could not compile wgmma.

@@ -129,9 +129,12 @@ func TestGemmWgmmaEpilogues(t *testing.T) {
 }
 
 // withGemmWgmma opens an engine with the knob set, and checks that it took
-// the path the knob asks for.
+// the path the knob asks for; with the knob on, its prefill GEMMs are
+// awq_gemm_wg's (not awq_gemm_xp's, which TestGemmXpEngine compares with
+// these).
 func withGemmWgmma(t *testing.T, m *inference.Model, opts Options, on bool) *Engine {
 	t.Helper()
+	defer noGemmXP()()
 	return withKnob(t, m, opts, "gemmWgmma", &gemmWgmma, on, func(e *Engine) bool { return e.gemmWgmma })
 }
 
@@ -186,6 +189,7 @@ func TestLookupMatchesGreedyGemmWgmma(t *testing.T) {
 // kernel profile of a 512-token chunk at that context.
 func BenchmarkGemmWgmma(b *testing.B) {
 	defer func(v bool) { gemmWgmma = v }(gemmWgmma)
+	defer noGemmXP()()
 	benchKnobPrefill(b, "wgmma", func(on bool) { gemmWgmma = on }, func(e *Engine) bool { return e.gemmWgmma }, nil)
 }
 

@@ -128,6 +128,14 @@ func TestLookupMatchesGreedyGemmXp(t *testing.T) {
 	})
 }
 
+// noGemmXP turns gemmXP off until the function it returns restores it, for
+// the tests of awq_gemm_wg in an engine.
+func noGemmXP() func() {
+	v := gemmXP
+	gemmXP = false
+	return func() { gemmXP = v }
+}
+
 // BenchmarkGemmXp times the reference prompt's prefill with awq_gemm_wg's
 // kernels and with the x-producer ones (see BenchmarkGemmWgmma).
 func BenchmarkGemmXp(b *testing.B) {

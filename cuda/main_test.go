@@ -25,8 +25,8 @@ import (
 // the wgmma one (BRIEF_GEMM_WGMMA=0), or without q|k|v's 12-stripe wgmma
 // blocks (BRIEF_GEMM_WG12=0), or with attn_prefill2 on mma.sync instead
 // of wgmma (BRIEF_ATTN_WG=0), or with add_rmsnorm for prefill chunks'
-// norms (BRIEF_NORM_VT4=0), or with the x-producer wgmma GEMM
-// (BRIEF_GEMM_XP=1), before a benchmark's winner becomes
+// norms (BRIEF_NORM_VT4=0), or with awq_gemm_wg instead of the x-producer
+// wgmma GEMM (BRIEF_GEMM_XP=0), before a benchmark's winner becomes
 // the default. The on/off knobs take 0 or 1; an unknown value stops the
 // run before any test.
 func TestMain(m *testing.M) {

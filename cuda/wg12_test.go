@@ -47,10 +47,11 @@ func TestAWQWg12Plan(t *testing.T) {
 // TestWg12SameBits: prefills in chunks of 512 and 130 tokens, then decode
 // and verify steps, give the same logits bit for bit with q|k|v's fused-RoPE
 // GEMM in blocks of 12 stripes and of 16 (the small models' q|k|v take
-// blocks of 12 at every chunk size).
+// blocks of 12 at every chunk size), with awq_gemm_wg's kernels (gemmXP off).
 func TestWg12SameBits(t *testing.T) {
 	wgDevice(t)
 	knobSameSteps(t, 61, "blocks of 12", "blocks of 16", func(t *testing.T, m *inference.Model, opts Options, on bool) *Engine {
+		defer noGemmXP()()
 		return withKnob(t, m, opts, "gemmWg12", &gemmWg12, on, func(e *Engine) bool { return e.gemmWg12 })
 	})
 }
