@@ -41,6 +41,7 @@
 //   kernel adds them; the epilogues are gemm_store's (awq_epilogue.cuh).
 #include "awq_common.cuh"
 #include "awq_epilogue.cuh"
+#include "awq_wg.cuh"
 #include "wgmma.cuh"
 
 namespace awq {
@@ -78,15 +79,12 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
-  const int chunks = in / kChunk, outP = out_pad(out), stripes = outP / kStripe;
+  const int chunks = in / kChunk, stripes = out_pad(out) / kStripe;
   const int s0 = blockIdx.x * WARPS, n0 = blockIdx.y * kWgTokens;
   const int stripe = s0 + warp;
   const bool sok = stripe < stripes;
 
-  // Weights: the lane's word of chunk c is wsrc[32 c]. Scales: group c/2's
-  // (s, 1024+z) of rows g and g+8 at zsrc[(c/2) outP] and [+8].
-  const uint4* wsrc = reinterpret_cast<const uint4*>(w) + (size_t)(sok ? stripe : 0) * chunks * 32 + lane;
-  const uint32_t* zsrc = reinterpret_cast<const uint32_t*>(w + sz_offset(in, out)) + (sok ? stripe : 0) * kStripe + g;
+  const StripeReader sr(w, in, out, sok ? stripe : 0, lane);
 
   // x: thread tid < 256 holds row xr's k-step j = tid % 4; its piece t of
   // chunk c is input rows 16t + 4j .. 16t + 4j + 3 of the chunk (8 bytes).
@@ -113,20 +111,7 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
                    : "memory");
     }
   };
-  auto load_w = [&](uint4& q, uint32_t& z0, uint32_t& z1, int c) {
-    if (c < chunks) {
-      q = ld_stream(wsrc + (size_t)c * 32);
-      const uint32_t* zp = zsrc + (size_t)(c / 2) * outP;
-      z0 = zp[0];
-      z1 = zp[8];
-    }
-  };
-  auto dequant_chunk = [&](uint32_t (&a)[4][4], const uint4& q, uint32_t z0, uint32_t z1) {
-    dequant16(q.x, z0, z1, a[0]);
-    dequant16(q.y, z0, z1, a[1]);
-    dequant16(q.z, z0, z1, a[2]);
-    dequant16(q.w, z0, z1, a[3]);
-  };
+  auto load_w = [&](uint4& q, uint32_t& z0, uint32_t& z1, int c) { sr.load(q, z0, z1, c); };
 
   float acc[1][WT][4];
   float(&d)[ND] = *reinterpret_cast<float(*)[ND]>(&acc[0][0][0]);

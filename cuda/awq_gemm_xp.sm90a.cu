@@ -28,6 +28,7 @@
 //   so a block's weights come from L2 after the first tile.
 #include "awq_common.cuh"
 #include "awq_epilogue.cuh"
+#include "awq_wg.cuh"
 #include "wgmma.cuh"
 
 namespace awq {
@@ -146,25 +147,11 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
 
   // Consumers: warp (role - 1, warp % 4) owns stripe s0 + 4 (role - 1) + warp % 4.
   const int g = lane >> 2, t = lane & 3;
-  const int outP = out_pad(out), stripes = outP / kStripe;
+  const int stripes = out_pad(out) / kStripe;
   const int stripe = blockIdx.y * 4 * CW + 4 * (role - 1) + (warp & 3);
   const bool sok = stripe < stripes;
-  const uint4* wsrc = reinterpret_cast<const uint4*>(w) + (size_t)(sok ? stripe : 0) * chunks * 32 + lane;
-  const uint32_t* zsrc = reinterpret_cast<const uint32_t*>(w + sz_offset(in, out)) + (sok ? stripe : 0) * kStripe + g;
-  auto load_w = [&](uint4& q, uint32_t& z0, uint32_t& z1, int c) {
-    if (c < chunks) {
-      q = ld_stream(wsrc + (size_t)c * 32);
-      const uint32_t* zp = zsrc + (size_t)(c / 2) * outP;
-      z0 = zp[0];
-      z1 = zp[8];
-    }
-  };
-  auto dequant_chunk = [&](uint32_t (&a)[4][4], const uint4& q, uint32_t z0, uint32_t z1) {
-    dequant16(q.x, z0, z1, a[0]);
-    dequant16(q.y, z0, z1, a[1]);
-    dequant16(q.z, z0, z1, a[2]);
-    dequant16(q.w, z0, z1, a[3]);
-  };
+  const StripeReader sr(w, in, out, sok ? stripe : 0, lane);
+  auto load_w = [&](uint4& q, uint32_t& z0, uint32_t& z1, int c) { sr.load(q, z0, z1, c); };
 
   float acc[1][WT][4];
   float(&d)[ND] = *reinterpret_cast<float(*)[ND]>(&acc[0][0][0]);

@@ -52,7 +52,13 @@ func TestAWQWgmmaPlan(t *testing.T) {
 			}
 		}
 	}
-	// What stays: the mat-vec, other groups, steps the mat-vec takes.
+	checkPlanKeeps(t, p, awqWgmmaPlan)
+}
+
+// checkPlanKeeps: move leaves alone what no wgmma kernel takes (the
+// mat-vec, other groups, steps the mat-vec takes, no launch) for p.
+func checkPlanKeeps(t *testing.T, p *awqPacked, move planMove) {
+	t.Helper()
 	for _, tc := range []struct {
 		base   awqLaunch
 		p      *awqPacked
@@ -63,7 +69,7 @@ func TestAWQWgmmaPlan(t *testing.T) {
 		{awqLaunch{Kernel: "awq_gemm_g64"}, &awqPacked{In: 4096, Out: 4096, Group: 64}, 300},
 		{awqLaunch{}, p, 300},
 	} {
-		if got := awqWgmmaPlan(tc.base, tc.p, tc.tokens); got != tc.base {
+		if got := move(tc.base, tc.p, tc.tokens); got != tc.base {
 			t.Errorf("%q (group %d, %d tokens) became %+v", tc.base.Kernel, tc.p.Group, tc.tokens, got)
 		}
 	}

@@ -53,19 +53,9 @@ func TestAWQXpPlan(t *testing.T) {
 			t.Errorf("%dx%d at 512 tokens: %s, want %s", tc.in, tc.out, l.Kernel, want)
 		}
 	}
-	for _, tc := range []struct {
-		base   awqLaunch
-		p      *awqPacked
-		tokens int
-	}{
-		{awqLaunch{Kernel: "awq_gemv_g128_n1"}, p, 300},
-		{awqLaunch{Kernel: "awq_gemm_g128"}, p, 16},
-		{awqLaunch{Kernel: "awq_gemm_g64"}, &awqPacked{In: 4096, Out: 4096, Group: 64}, 300},
-		{awqLaunch{}, p, 300},
-	} {
-		if got := awqXpPlan(tc.base, tc.p, tc.tokens, 132); got != tc.base {
-			t.Errorf("%q (group %d, %d tokens) became %+v", tc.base.Kernel, tc.p.Group, tc.tokens, got)
-		}
+	checkPlanKeeps(t, p, func(base awqLaunch, p *awqPacked, tokens int) awqLaunch { return awqXpPlan(base, p, tokens, 132) })
+	if got := awqXpPlan(awqLaunch{Kernel: "awq_gemm_g128"}, p, 300, 0); got.Kernel != "awq_gemm_g128" {
+		t.Errorf("with no SM count: %+v", got)
 	}
 }
 
