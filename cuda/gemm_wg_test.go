@@ -218,7 +218,7 @@ func BenchmarkGemmWgmmaKernels(b *testing.B) {
 	if d.cc != 90 || !d.hasKernel("awq_gemm_wg_g128") {
 		b.Skipf("no wgmma kernels on sm_%d: %v", d.cc, d.jitErr)
 	}
-	const T, launches = 512, 20
+	const T = 512
 	rng := rand.New(rand.NewPCG(95, 96))
 	for _, sh := range []struct {
 		name    string
@@ -250,42 +250,114 @@ func BenchmarkGemmWgmmaKernels(b *testing.B) {
 			}
 		}
 		for _, name := range names {
-			l := plans[name]
-			b.Run(sh.name+"/"+name, func(b *testing.B) {
-				// Sub-benchmarks run on their own goroutines.
-				runtime.LockOSThread()
-				defer runtime.UnlockOSThread()
-				if err := d.makeCurrent(); err != nil {
-					b.Fatal(err)
-				}
-				tm, err := d.newTimer()
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer tm.destroy()
-				var ms float64
-				for b.Loop() {
-					if err := d.start(tm); err != nil {
-						b.Fatal(err)
-					}
-					for range launches {
-						if err := d.launch(l.Kernel, launchShape{Grid: l.Grid, Block: l.Block, Shared: l.Shared}, "bench", w, x, y, devPtr(0), T, sh.in, sh.out); err != nil {
-							b.Fatal(err)
-						}
-					}
-					t, err := d.stop(tm)
-					if err != nil {
-						b.Fatal(err)
-					}
-					ms += t
-				}
-				us := ms * 1e3 / float64(b.N*launches)
-				b.ReportMetric(us, "us/launch")
-				b.ReportMetric(2*float64(T)*float64(sh.in)*float64(sh.out)/us/1e6, "TFLOP/s")
-			})
+			benchLaunches(b, d, sh.name+"/"+name, plans[name], 2*float64(T)*float64(sh.in)*float64(sh.out), w, x, y, devPtr(0), T, sh.in, sh.out)
 		}
 		if err := errors.Join(d.free(w), d.free(x), d.free(y)); err != nil {
 			b.Fatal(err)
 		}
 	}
+	benchRopeKernels(b, d, rng)
+}
+
+// benchRopeKernels times the 7B's q|k|v GEMM at a 512-token chunk at
+// position 6,435 packed in ropeOrder, with the plain store and with the
+// fused RoPE epilogue (rotation, q to y, k and v to the caches), on each
+// wgmma kernel: what the epilogue costs each.
+func benchRopeKernels(b *testing.B, d *device, rng *rand.Rand) {
+	const T, in, H, KV, D, pos, capacity, theta = 512, 4096, 32, 8, 128, 6435, 7000, 10000
+	q, k, v := randomAWQ(rng, in, H*D, 128), randomAWQ(rng, in, KV*D, 128), randomAWQ(rng, in, KV*D, 128)
+	p, err := packAWQOrder(ropeOrder(H, KV, D), q, k, v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ps := params(pos, make([]int, T))
+	pb := make([]byte, 4*len(ps))
+	for i, x := range ps {
+		binary.LittleEndian.PutUint32(pb[4*i:], uint32(int32(x)))
+	}
+	kvBytes := int64(2 * KV * capacity * D)
+	w, err1 := d.alloc(int64(len(p.Bytes)), "bench weights")
+	x, err2 := d.alloc(int64(2*T*in), "bench x")
+	y, err3 := d.alloc(int64(2*T*p.Out), "bench y")
+	kc, err4 := d.alloc(kvBytes, "bench k cache")
+	vc, err5 := d.alloc(kvBytes, "bench v cache")
+	pp, err6 := d.alloc(int64(len(pb)), "bench params")
+	if err := errors.Join(err1, err2, err3, err4, err5, err6); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if err := errors.Join(d.free(w), d.free(x), d.free(y), d.free(kc), d.free(vc), d.free(pp)); err != nil {
+			b.Fatal(err)
+		}
+	}()
+	xs := make([]byte, 2*T*in)
+	for i := 0; i < len(xs); i += 2 {
+		binary.LittleEndian.PutUint16(xs[i:], f2h(rng.Float32()*2-1))
+	}
+	if err := errors.Join(d.upload(w, p.Bytes), d.upload(x, xs), d.upload(pp, pb)); err != nil {
+		b.Fatal(err)
+	}
+	flops := 2 * float64(T) * float64(in) * float64(p.Out)
+	moves := []struct {
+		name string
+		move planMove
+	}{
+		{"wgmma", awqWgmmaPlan},
+		{"wgmma12", func(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
+			return awqWg12Plan(awqWgmmaPlan(base, p, tokens), p, tokens, d.sms)
+		}},
+	}
+	if d.hasKernel(awqXpTiles[0].kernel("")) {
+		for _, tile := range awqXpTiles {
+			moves = append(moves, struct {
+				name string
+				move planMove
+			}{xpName(tile), xpMove(tile)})
+		}
+	}
+	for _, m := range moves {
+		l := m.move(awqPlan(&p, T, d.cc), &p, T)
+		benchLaunches(b, d, "qkv_store/"+m.name, l, flops, w, x, y, devPtr(0), T, in, p.Out)
+		r := m.move(awqGemmEpiPlan(&p, T, d.cc, epiRope), &p, T)
+		benchLaunches(b, d, "qkv_rope/"+m.name, r, flops, w, x, y, kc, vc, pp, T, in, p.Out, H, KV, D, capacity, float32(theta))
+	}
+}
+
+// benchLaunches times launch l with args, 20 launches between two events a
+// sample, as sub-benchmark name of b: µs per launch, and TFLOP/s for flops
+// a launch.
+func benchLaunches(b *testing.B, d *device, name string, l awqLaunch, flops float64, args ...any) {
+	const launches = 20
+	b.Run(name, func(b *testing.B) {
+		// Sub-benchmarks run on their own goroutines.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := d.makeCurrent(); err != nil {
+			b.Fatal(err)
+		}
+		tm, err := d.newTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer tm.destroy()
+		var ms float64
+		for b.Loop() {
+			if err := d.start(tm); err != nil {
+				b.Fatal(err)
+			}
+			for range launches {
+				if err := d.launch(l.Kernel, launchShape{Grid: l.Grid, Block: l.Block, Shared: l.Shared}, "bench", args...); err != nil {
+					b.Fatal(err)
+				}
+			}
+			t, err := d.stop(tm)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ms += t
+		}
+		us := ms * 1e3 / float64(b.N*launches)
+		b.ReportMetric(us, "us/launch")
+		b.ReportMetric(flops/us/1e6, "TFLOP/s")
+	})
 }
