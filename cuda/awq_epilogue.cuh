@@ -38,15 +38,17 @@ __device__ __forceinline__ int rope_pair_col(int col0, int g, int D) { return 8 
 // is columns (c, c + D/2) of the head, c = rope_pair_col(col0, g, D),
 // rotated as rope_rotate does (inv_freq = rope_inv_freq(c, D, theta), given
 // by the caller so that it is computed once per column pair); q goes to its
-// own columns of y (tokens, out), k to the K cache slot pos % cap; a v
+// own columns of y (tokens, out), k to the K cache row slot_row (pos % cap,
+// which the caller keeps without a division per pair); a v
 // stripe keeps the file's order, so h1 and h2 are v columns d and d+8 of one
 // head, copied to the V cache slot. The k and v columns of y are not written
 // (attention reads k and v from the caches only).
 __device__ __forceinline__ void rope_pair_store(__half* __restrict__ y, const RopeArgs& ra, __half h1, __half h2,
-                                                int tok, int pos, int col0, int g, float inv_freq, int out) {
+                                                int tok, int pos, int slot_row, int col0, int g, float inv_freq,
+                                                int out) {
   const int D = ra.head_dim, half = D / 2;
   const int qk = (ra.heads + ra.kv_heads) * D;  // the permuted q and k columns
-  const size_t slot = (size_t)(pos % ra.cap) * D;
+  const size_t slot = (size_t)slot_row * D;
   if (col0 < qk) {
     const int head = col0 / D, c = rope_pair_col(col0, g, D);  // pair (c, c + D/2) of the head
     __half r1, r2;
@@ -108,7 +110,11 @@ __device__ __forceinline__ void gemm_store(const float (&acc)[WS][WT][4], __half
     // ropeOrder: rope_pair_store rotates and writes as rope_append does.
     // A thread's pairs in one stripe share the column pair, so its
     // frequency is computed once (v stripes compute an unused one).
-    const int pos0 = ra.params[kParamPos];
+    // A token's cache row (pos0 + tok) % cap is pos0 % cap + tok, less cap
+    // where that passes the end: one division a thread rather than one a
+    // pair (run 117: the divisions were about 9 of the 17 us the epilogue
+    // added to the 12x128 q|k|v GEMM).
+    const int pos0 = ra.params[kParamPos], row0 = pos0 % ra.cap;
 #pragma unroll
     for (int i = 0; i < WS; i++) {
       const int col0 = (sb + i) * kStripe;
@@ -118,9 +124,11 @@ __device__ __forceinline__ void gemm_store(const float (&acc)[WS][WT][4], __half
 #pragma unroll
         for (int v = 0; v < 2; v++) {
           const int tok = nb + nt * 8 + 2 * t + v;
+          int row = row0 + tok;
+          while (row >= ra.cap) row -= ra.cap;
           if (col0 < out && tok < tokens)
             rope_pair_store(y, ra, __float2half_rn(acc[i][nt][v]), __float2half_rn(acc[i][nt][v + 2]), tok,
-                            pos0 + tok, col0, g, inv_freq, out);
+                            pos0 + tok, row, col0, g, inv_freq, out);
         }
       }
     }
