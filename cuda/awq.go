@@ -666,9 +666,3 @@ func awqXpPlan(base awqLaunch, p *awqPacked, tokens, sms int) awqLaunch {
 	}
 	return best.launch(best.kernel(strings.TrimPrefix(l.Kernel, "awq_gemm_wg_g128")), p, tokens)
 }
-
-// awqRopeReadsAngles tells whether fused-RoPE GEMM kernel reads the step's
-// angles from rope_angles' table (an extra last argument): awq_gemm_xp's.
-func awqRopeReadsAngles(kernel string) bool {
-	return strings.HasPrefix(kernel, "awq_gemm_xp_") && strings.HasSuffix(kernel, epiRope)
-}

@@ -24,7 +24,6 @@ struct RopeArgs {
   const int* params;
   int heads, kv_heads, head_dim, cap;
   float theta;
-  const float2* ang;  // rope_angles' table of the step (kEpiRopeAng), else unused
 };
 
 // rope_pair_col is the column c of the RoPE pair (c, c + D/2) that rows g
@@ -44,7 +43,6 @@ __device__ __forceinline__ int rope_pair_col(int col0, int g, int D) { return 8 
 // stripe keeps the file's order, so h1 and h2 are v columns d and d+8 of one
 // head, copied to the V cache slot. The k and v columns of y are not written
 // (attention reads k and v from the caches only).
-template <bool ANG = false>
 __device__ __forceinline__ void rope_pair_store(__half* __restrict__ y, const RopeArgs& ra, __half h1, __half h2,
                                                 int tok, int pos, int slot_row, int col0, int g, float inv_freq,
                                                 int out) {
@@ -54,12 +52,7 @@ __device__ __forceinline__ void rope_pair_store(__half* __restrict__ y, const Ro
   if (col0 < qk) {
     const int head = col0 / D, c = rope_pair_col(col0, g, D);  // pair (c, c + D/2) of the head
     __half r1, r2;
-    if constexpr (ANG) {
-      const float2 a = ra.ang[(size_t)tok * half + c];
-      rope_rotate_sc(h1, h2, a.x, a.y, r1, r2);
-    } else {
-      rope_rotate_freq(h1, h2, pos, inv_freq, r1, r2);
-    }
+    rope_rotate_freq(h1, h2, pos, inv_freq, r1, r2);
     if (head < ra.heads) {
       __half* q = y + (size_t)tok * out + (size_t)head * D;
       q[c] = r1;
@@ -82,8 +75,7 @@ __device__ __forceinline__ void rope_pair_store(__half* __restrict__ y, const Ro
 // What a GEMM does with its fp32 sums (gemm_store's EPI): store y, or, on
 // weights packed in a fused column order, the fused-SiLU or fused-RoPE
 // epilogue (NOTES-gemm-epilogue.md).
-// kEpiRopeAng is kEpiRope with the angles read from ra.ang (rope_angles).
-constexpr int kEpiStore = 0, kEpiSilu = 1, kEpiRope = 2, kEpiRopeAng = 3;
+constexpr int kEpiStore = 0, kEpiSilu = 1, kEpiRope = 2;
 
 // gemm_store ends a GEMM warp (awq_gemm.cu's mma.sync kernel and
 // awq_gemm_wg.sm90a.cu's wgmma kernel, whose accumulators have the same
@@ -114,7 +106,7 @@ __device__ __forceinline__ void gemm_store(const float (&acc)[WS][WT][4], __half
         }
       }
     }
-  } else if constexpr (EPI == kEpiRope || EPI == kEpiRopeAng) {
+  } else if constexpr (EPI == kEpiRope) {
     // ropeOrder: rope_pair_store rotates and writes as rope_append does.
     // A thread's pairs in one stripe share the column pair, so its
     // frequency is computed once (v stripes compute an unused one).
@@ -126,8 +118,7 @@ __device__ __forceinline__ void gemm_store(const float (&acc)[WS][WT][4], __half
 #pragma unroll
     for (int i = 0; i < WS; i++) {
       const int col0 = (sb + i) * kStripe;
-      const float inv_freq =
-          EPI == kEpiRope ? rope_inv_freq(rope_pair_col(col0, g, ra.head_dim), ra.head_dim, ra.theta) : 0.f;
+      const float inv_freq = rope_inv_freq(rope_pair_col(col0, g, ra.head_dim), ra.head_dim, ra.theta);
 #pragma unroll
       for (int nt = 0; nt < WT; nt++) {
 #pragma unroll
@@ -136,9 +127,8 @@ __device__ __forceinline__ void gemm_store(const float (&acc)[WS][WT][4], __half
           int row = row0 + tok;
           while (row >= ra.cap) row -= ra.cap;
           if (col0 < out && tok < tokens)
-            rope_pair_store<EPI == kEpiRopeAng>(y, ra, __float2half_rn(acc[i][nt][v]),
-                                                __float2half_rn(acc[i][nt][v + 2]), tok, pos0 + tok, row, col0, g,
-                                                inv_freq, out);
+            rope_pair_store(y, ra, __float2half_rn(acc[i][nt][v]), __float2half_rn(acc[i][nt][v + 2]), tok,
+                            pos0 + tok, row, col0, g, inv_freq, out);
         }
       }
     }

@@ -200,8 +200,7 @@ constexpr int kXpStages = 4;
 
 // Kernels awq_gemm_xp_c<CW>n<NT>_g128[_silu|_rope] for the tiles awq.go
 // picks from (awqXpTiles): CW consumer warpgroups (4 CW stripes) by NT
-// tokens. Arguments as awq_gemm_g128[_silu|_rope], and for _rope the
-// step's angles last (rope_angles: ang); grid (ceil(tokens/NT),
+// tokens. Arguments as awq_gemm_g128[_silu|_rope]; grid (ceil(tokens/NT),
 // ceil(OutP/16/(4 CW))), block xp_threads(CW), dynamic shared memory
 // xp_shared(4, NT). in % 128 == 0.
 #define AWQ_GEMM_XP(CW, NT)                                                                                        \
@@ -219,10 +218,10 @@ constexpr int kXpStages = 4;
   }                                                                                                                \
   extern "C" __global__ void __launch_bounds__(awq::xp_threads(CW), 1) awq_gemm_xp_c##CW##n##NT##_g128_rope(      \
       const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params, int tokens,        \
-      int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta, const float2* ang) {           \
+      int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {                              \
     grid_dep_launch();                                                                                             \
-    awq::gemm_xp<awq::kEpiRopeAng, CW, awq::kXpStages, NT>(                                                        \
-        w, x, qkv, tokens, in, out, awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta, ang});      \
+    awq::gemm_xp<awq::kEpiRope, CW, awq::kXpStages, NT>(                                                           \
+        w, x, qkv, tokens, in, out, awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta});           \
   }
 
 AWQ_GEMM_XP(3, 128)

@@ -96,7 +96,7 @@ func kernelFamily(kernel string) string {
 		return "attention"
 	case strings.HasPrefix(kernel, "add_rmsnorm"):
 		return "RMSNorm"
-	case strings.HasPrefix(kernel, "rope_"):
+	case strings.HasPrefix(kernel, "rope_append"):
 		return "RoPE+KV append"
 	case strings.HasPrefix(kernel, "silu"):
 		return "SiLU"

@@ -62,10 +62,6 @@ type Engine struct {
 	wsML    devPtr // (splits, rows, 2) fp32
 	wsRows  int64  // splits x rows the workspace holds
 	awqWS   devPtr // AWQ kernels' scratch (0 when none needs it)
-	// ang: (chunk, head_dim/2) float2 (sin, cos) of a prefill step's angles,
-	// which rope_angles writes once a step for awq_gemm_xp's RoPE epilogue
-	// (0 when no step runs it).
-	ang devPtr
 
 	// ropeFused: q|k|v is packed in ropeOrder; steps of up to 16 tokens run
 	// the fused-RoPE mat-vec, longer ones the GEMM and rope_append_perm
@@ -275,11 +271,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 	acts := ch*int64(hid)*(4+2+2) + ch*int64(qkvW)*2 + ch*int64(H*D)*2 + ch*int64(I+guCols)*2 +
 		int64(inference.MaxVerify)*int64(c.Vocab)*4
 	wsAcc, wsML := e.attnWorkspace()
-	var angBytes int64
-	if e.gemmXP && e.ropeFused && e.gemmEpilogue {
-		angBytes = ch * int64(D/2) * 8
-	}
-	need += acts + wsAcc + wsML + angBytes
+	need += acts + wsAcc + wsML
 	free, _, err := d.freeMemory()
 	if err != nil {
 		return err
@@ -335,9 +327,6 @@ func (e *Engine) setup(w *inference.Weights) error {
 	e.wsAcc = alloc(wsAcc, "attention workspace")
 	e.wsRows = wsAcc / (4 * int64(D))
 	e.wsML = alloc(wsML, "attention workspace")
-	if angBytes > 0 {
-		e.ang = alloc(angBytes, "RoPE angles")
-	}
 	if err != nil {
 		return err
 	}

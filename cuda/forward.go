@@ -37,13 +37,6 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 		e.h, devPtr(0), e.layers[0].attnNorm, e.xn, hid, eps); err != nil {
 		return err
 	}
-	if e.ang != 0 && T > awqGemvMaxTokens {
-		// Every layer's fused-RoPE GEMM reads the same angles (awq_gemm_xp).
-		if err := d.launch("rope_angles", launchShape{Grid: [3]uint32{uint32(T)}, Block: [3]uint32{uint32(D / 2)}},
-			sh("tokens %d head_dim %d", T, D), e.ang, e.params, D, float32(c.RopeTheta)); err != nil {
-			return err
-		}
-	}
 	ap := e.attnPlan(T)
 	for li := range e.layers {
 		L := &e.layers[li]
@@ -279,12 +272,9 @@ func (e *Engine) qkvRope(L *layerBufs, T, li int) error {
 		}
 		e.d.tag = "q|k|v" // the kernel name tells the fused one apart
 		defer func() { e.d.tag = "" }()
-		args := []any{L.qkv.ptr, e.xn, e.qkv, L.k, L.v, e.params, T, L.qkv.p.In, L.qkv.p.Out, H, KV, D, e.cap, float32(c.RopeTheta)}
-		if awqRopeReadsAngles(p.Kernel) {
-			args = append(args, e.ang)
-		}
 		return e.d.launch(p.Kernel, launchShape{Grid: p.Grid, Block: p.Block, Shared: p.Shared},
-			fmt.Sprintf("%s in %d out %d cache %d", shapes, L.qkv.p.In, L.qkv.p.Out, e.cap), args...)
+			fmt.Sprintf("%s in %d out %d cache %d", shapes, L.qkv.p.In, L.qkv.p.Out, e.cap),
+			L.qkv.ptr, e.xn, e.qkv, L.k, L.v, e.params, T, L.qkv.p.In, L.qkv.p.Out, H, KV, D, e.cap, float32(c.RopeTheta))
 	}
 	if err := e.awq(&L.qkv, e.xn, e.qkv, T, li, "q|k|v"); err != nil {
 		return err

@@ -102,11 +102,8 @@ func checkGemmRopeEpilogue(t *testing.T, d *device, rng *rand.Rand, tokens []int
 					if f.Kernel == "" {
 						t.Fatalf("no fused-RoPE GEMM for %d tokens", T)
 					}
-					args := []any{w, x, y1, kc1, vc1, pp, T, in, out, H, KV, D, pc.cap, float32(theta)}
-					if awqRopeReadsAngles(f.Kernel) {
-						args = append(args, ropeAngles(t, d, pp, T, D, theta))
-					}
-					if err := d.launch(f.Kernel, launchShape{Grid: f.Grid, Block: f.Block, Shared: f.Shared}, "test", args...); err != nil {
+					if err := d.launch(f.Kernel, launchShape{Grid: f.Grid, Block: f.Block, Shared: f.Shared}, "test",
+						w, x, y1, kc1, vc1, pp, T, in, out, H, KV, D, pc.cap, float32(theta)); err != nil {
 						t.Fatal(err)
 					}
 					sameRope(t, d, fmt.Sprintf("%d tokens at %d, cache %d, %s", T, pc.pos, pc.cap, f.Kernel), y0, y1, kc0, kc1, vc0, vc1, T, out, H*D, KV, D, pc.pos, pc.cap)
@@ -114,20 +111,6 @@ func checkGemmRopeEpilogue(t *testing.T, d *device, rng *rand.Rand, tokens []int
 			}
 		})
 	}
-}
-
-// ropeAngles is rope_angles' table of a step of T tokens at the position
-// in params pp (head dim D).
-func ropeAngles(t testing.TB, d *device, pp devPtr, T, D int, theta float32) devPtr {
-	t.Helper()
-	ang, err := d.alloc(int64(T*D/2*8), "test angles")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.launch("rope_angles", launchShape{Grid: [3]uint32{uint32(T)}, Block: [3]uint32{uint32(D / 2)}}, "test", ang, pp, D, theta); err != nil {
-		t.Fatal(err)
-	}
-	return ang
 }
 
 // gemmEpiKnobs are the fused paths the engine tests combine with the

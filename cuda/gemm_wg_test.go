@@ -319,11 +319,7 @@ func benchRopeKernels(b *testing.B, d *device, rng *rand.Rand) {
 		l := m.move(awqPlan(&p, T, d.cc), &p, T)
 		benchLaunches(b, d, "qkv_store/"+m.name, l, flops, w, x, y, devPtr(0), T, in, p.Out)
 		r := m.move(awqGemmEpiPlan(&p, T, d.cc, epiRope), &p, T)
-		args := []any{w, x, y, kc, vc, pp, T, in, p.Out, H, KV, D, capacity, float32(theta)}
-		if awqRopeReadsAngles(r.Kernel) {
-			args = append(args, ropeAngles(b, d, pp, T, D, theta))
-		}
-		benchLaunches(b, d, "qkv_rope/"+m.name, r, flops, args...)
+		benchLaunches(b, d, "qkv_rope/"+m.name, r, flops, w, x, y, kc, vc, pp, T, in, p.Out, H, KV, D, capacity, float32(theta))
 	}
 }
 

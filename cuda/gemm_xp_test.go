@@ -53,14 +53,6 @@ func TestAWQXpPlan(t *testing.T) {
 			t.Errorf("%dx%d at 512 tokens: %s, want %s", tc.in, tc.out, l.Kernel, want)
 		}
 	}
-	for _, tc := range []struct {
-		kernel string
-		reads  bool
-	}{{"awq_gemm_xp_c3n128_g128_rope", true}, {"awq_gemm_xp_c3n128_g128", false}, {"awq_gemm_xp_c2n128_g128_silu", false}, {"awq_gemm_wg12_g128_rope", false}, {"awq_gemm_g128_rope", false}} {
-		if got := awqRopeReadsAngles(tc.kernel); got != tc.reads {
-			t.Errorf("awqRopeReadsAngles(%s) = %v", tc.kernel, got)
-		}
-	}
 	checkPlanKeeps(t, p, func(base awqLaunch, p *awqPacked, tokens int) awqLaunch { return awqXpPlan(base, p, tokens, 132) })
 	if got := awqXpPlan(awqLaunch{Kernel: "awq_gemm_g128"}, p, 300, 0); got.Kernel != "awq_gemm_g128" {
 		t.Errorf("with no SM count: %+v", got)

@@ -72,17 +72,17 @@ var streamRule = waitRule{"stream_body",
 
 // waitsInside are the calls of waitRule functions in kernel bodies.
 var waitsInside = map[string]waitRule{
-	"awq::gemm_wg<awq::kEpiStore>(":                           wgmmaRule,
-	"awq::gemm_wg<awq::kEpiSilu>(":                            wgmmaRule,
-	"awq::gemm_wg<awq::kEpiRope>(":                            wgmmaRule,
-	"awq::gemm_wg<awq::kEpiRope, 12>(":                        wgmmaRule,
-	"awq::gemm_xp<awq::kEpiStore, CW, awq::kXpStages, NT>(":   xpRule,
-	"awq::gemm_xp<awq::kEpiSilu, CW, awq::kXpStages, NT>(":    xpRule,
-	"awq::gemm_xp<awq::kEpiRopeAng, CW, awq::kXpStages, NT>(": xpRule,
-	"awq::gemv_g128<NT>(":                                     gemvRule,
-	"awq::gemv_g128<NT, true>(":                               gemvRule,
-	"awq::gemv_g128<NT, false, true>(":                        gemvRule,
-	"attn_prefill2_body<D, 1, 64, 64, true>(":                 verifyEarlyRule,
+	"awq::gemm_wg<awq::kEpiStore>(":                         wgmmaRule,
+	"awq::gemm_wg<awq::kEpiSilu>(":                          wgmmaRule,
+	"awq::gemm_wg<awq::kEpiRope>(":                          wgmmaRule,
+	"awq::gemm_wg<awq::kEpiRope, 12>(":                      wgmmaRule,
+	"awq::gemm_xp<awq::kEpiStore, CW, awq::kXpStages, NT>(": xpRule,
+	"awq::gemm_xp<awq::kEpiSilu, CW, awq::kXpStages, NT>(":  xpRule,
+	"awq::gemm_xp<awq::kEpiRope, CW, awq::kXpStages, NT>(":  xpRule,
+	"awq::gemv_g128<NT>(":                                   gemvRule,
+	"awq::gemv_g128<NT, true>(":                             gemvRule,
+	"awq::gemv_g128<NT, false, true>(":                      gemvRule,
+	"attn_prefill2_body<D, 1, 64, 64, true>(":               verifyEarlyRule,
 	"stream_body(": streamRule,
 }
 

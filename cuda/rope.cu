@@ -72,16 +72,3 @@ extern "C" __global__ void rope_append_perm(__half* __restrict__ qkv, __half* __
   vc[slot + i] = v[i];
   vc[slot + i + half] = v[i + half];
 }
-
-// rope_angles writes (sin, cos) of every angle of a step: ang[t * D/2 + i]
-// for token t's column pair i, as rope_rotate computes them, for the GEMM
-// whose RoPE epilogue reads them (awq_gemm_xp: every layer would otherwise
-// compute the same angles, about 9 us of its q|k|v GEMM at 512 tokens).
-// grid (tokens), block head_dim/2.
-extern "C" __global__ void rope_angles(float2* __restrict__ ang, const int* __restrict__ params, int head_dim,
-                                       float theta) {
-  grid_dep_launch();
-  grid_dep_wait();
-  const int t = blockIdx.x, i = threadIdx.x, half = head_dim / 2;
-  ang[(size_t)t * half + i] = rope_angle(params[kParamPos] + t, rope_inv_freq(i, head_dim, theta));
-}

@@ -11,27 +11,15 @@ __device__ __forceinline__ float rope_inv_freq(int i, int head_dim, float theta)
   return 1.0f / powf(theta, (float)(2 * i) / (float)head_dim);
 }
 
-// rope_angle is (sin, cos) of the angle pos * inv_freq, computed in fp32 as
-// transformers computes it.
-__device__ __forceinline__ float2 rope_angle(int pos, float inv_freq) {
-  float s, c;
-  sincosf(__fmul_rn((float)pos, inv_freq), &s, &c);
-  return make_float2(s, c);
-}
-
-// rope_rotate_sc rotates (x1, x2) by the angle of sine s and cosine c.
-__device__ __forceinline__ void rope_rotate_sc(__half x1h, __half x2h, float s, float c, __half& r1, __half& r2) {
-  const float x1 = __half2float(x1h), x2 = __half2float(x2h);
-  r1 = __float2half_rn(__fmaf_rn(x1, c, -__fmul_rn(x2, s)));
-  r2 = __float2half_rn(__fmaf_rn(x1, s, __fmul_rn(x2, c)));
-}
-
 // rope_rotate_freq is rope_rotate with the pair's rope_inv_freq given (the
 // GEMM epilogue computes it once for the 16 tokens a thread rotates).
 __device__ __forceinline__ void rope_rotate_freq(__half x1h, __half x2h, int pos, float inv_freq, __half& r1,
                                                  __half& r2) {
-  const float2 a = rope_angle(pos, inv_freq);
-  rope_rotate_sc(x1h, x2h, a.x, a.y, r1, r2);
+  float s, c;
+  sincosf(__fmul_rn((float)pos, inv_freq), &s, &c);
+  const float x1 = __half2float(x1h), x2 = __half2float(x2h);
+  r1 = __float2half_rn(__fmaf_rn(x1, c, -__fmul_rn(x2, s)));
+  r2 = __float2half_rn(__fmaf_rn(x1, s, __fmul_rn(x2, c)));
 }
 
 // rope_rotate rotates columns (i, i+head_dim/2) = (x1, x2) of one head at
