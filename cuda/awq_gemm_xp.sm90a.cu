@@ -33,7 +33,7 @@
 
 namespace awq {
 
-// The block's threads and dynamic shared memory (awq.go: awqXpLaunch):
+// The block's threads and dynamic shared memory (awq.go: awqXpTile.launch):
 // stages of NT rows of 128 bytes, plus room to align them to 1024 bytes.
 __host__ __device__ constexpr int xp_threads(int cw) { return (cw + 1) * 128; }
 __host__ __device__ constexpr int xp_shared(int stages, int nt) { return stages * nt * 128 + 1024; }
