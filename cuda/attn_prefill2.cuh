@@ -389,7 +389,7 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
 #pragma unroll
         for (int kk = 0; kk < KEYS / 16; kk++) {
           const uint64_t desc = wg_desc_mn(vt + (uint32_t)(kk * 16 * 128), KEYS * 128);
-          wgmma_m64n128_mn(*reinterpret_cast<float(*)[64]>(&od[0]), pw[kk], desc);
+          wgmma_m64n128<1>(*reinterpret_cast<float(*)[64]>(&od[0]), pw[kk], desc);
         }
         wgmma_commit();
       }

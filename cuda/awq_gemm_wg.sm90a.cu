@@ -111,7 +111,6 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
                    : "memory");
     }
   };
-  auto load_w = [&](uint4& q, uint32_t& z0, uint32_t& z1, int c) { sr.load(q, z0, z1, c); };
 
   float acc[1][WT][4];
   float(&d)[ND] = *reinterpret_cast<float(*)[ND]>(&acc[0][0][0]);
@@ -125,8 +124,8 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
 
   // Prologue: x of chunks 0 and 1 into stages 0 and 1, x of 2 and 3 in
   // registers; chunk 0 dequantized, weights of 1 and 2 in registers.
-  load_w(wq[0], z[0][0], z[0][1], 0);
-  load_w(wq[1], z[1][0], z[1][1], 1);
+  sr.load(wq[0], z[0][0], z[0][1], 0);
+  sr.load(wq[1], z[1][0], z[1][1], 1);
   grid_dep_wait();
   load_x(xv[0], 0);
   load_x(xv[1], 1);
@@ -135,7 +134,7 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
   load_x(xv[0], 2);
   load_x(xv[1], 3);
   dequant_chunk(a[0], wq[0], z[0][0], z[0][1]);
-  load_w(wq[0], z[0][0], z[0][1], 2);
+  sr.load(wq[0], z[0][0], z[0][1], 2);
   fence_proxy_async();
   __syncthreads();
 
@@ -154,7 +153,7 @@ __device__ __forceinline__ void gemm_wg(const uint8_t* __restrict__ w, const __h
     wgmma_wait<1>();  // chunk c-1's wgmmas are done: anext and its stage are free
     keep(anext);
     if (c + 1 < chunks) dequant_chunk(anext, wnext, znext[0], znext[1]);
-    load_w(wnext, znext[0], znext[1], c + 3);
+    sr.load(wnext, znext[0], znext[1], c + 3);
     if (c + 2 < chunks) store_x(xcur, c + 2);
     load_x(xcur, c + 4);
     if (c & 1) {

@@ -43,7 +43,7 @@ template <int NT>
 __device__ __forceinline__ void wgmma_nt(float (&d)[NT / 2], const uint32_t (&a)[4], uint64_t desc) {
   static_assert(NT == 96 || NT == 128, "tiles of 96 or 128 tokens");
   if constexpr (NT == 128)
-    wgmma_m64n128(d, a, desc);
+    wgmma_m64n128<0>(d, a, desc);
   else
     wgmma_m64n96(d, a, desc);
 }
@@ -151,7 +151,6 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
   const int stripe = blockIdx.y * 4 * CW + 4 * (role - 1) + (warp & 3);
   const bool sok = stripe < stripes;
   const StripeReader sr(w, in, out, sok ? stripe : 0, lane);
-  auto load_w = [&](uint4& q, uint32_t& z0, uint32_t& z1, int c) { sr.load(q, z0, z1, c); };
 
   float acc[1][WT][4];
   float(&d)[ND] = *reinterpret_cast<float(*)[ND]>(&acc[0][0][0]);
@@ -163,11 +162,11 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
   uint32_t a[2][4][4];
   // Weights depend on no earlier kernel: chunks 0 and 1 are requested
   // before the wait, chunk 0 dequantized, chunk 2 requested.
-  load_w(wq[0], z[0][0], z[0][1], 0);
-  load_w(wq[1], z[1][0], z[1][1], 1);
+  sr.load(wq[0], z[0][0], z[0][1], 0);
+  sr.load(wq[1], z[1][0], z[1][1], 1);
   grid_dep_wait();
   dequant_chunk(a[0], wq[0], z[0][0], z[0][1]);
-  load_w(wq[0], z[0][0], z[0][1], 2);
+  sr.load(wq[0], z[0][0], z[0][1], 2);
 
   auto step = [&](int c, uint32_t (&acur)[4][4], uint32_t (&anext)[4][4], uint4& wnext, uint32_t (&znext)[2]) {
     bar_sync(kFull + c % S, kAll);
@@ -182,7 +181,7 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
     if (c >= 1 && c - 1 + S < chunks) bar_arrive(kEmpty + (c - 1) % S, kAll);
     keep(anext);
     if (c + 1 < chunks) dequant_chunk(anext, wnext, znext[0], znext[1]);
-    load_w(wnext, znext[0], znext[1], c + 3);
+    sr.load(wnext, znext[0], znext[1], c + 3);
   };
   for (int c = 0; c < chunks; c += 2) {
     step(c, a[0], a[1], wq[1], z[1]);

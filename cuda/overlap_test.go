@@ -50,18 +50,18 @@ var verifyEarlyRule = waitRule{"attn_prefill2_body",
 // wgmmaRule: the wgmma GEMM loads its first two chunks' weights and scales
 // (constant) before the wait; x, y, the x stages and its shared memory wait.
 var wgmmaRule = waitRule{"gemm_wg",
-	regexp.MustCompile(`load_w\(wq\[[01]\], z\[[01]\]\[0\], z\[[01]\]\[1\], [01]\);`),
-	regexp.MustCompile(`load_w\(wq\[0\], z\[0\]\[0\], z\[0\]\[1\], 0\);`),
-	regexp.MustCompile(`\b(x|y|smem)\s*\[|\*\s*(x|y)\b|load_x\(|store_x\(|ld_piece|st\.shared|__ldg\(|atomic`)}
+	regexp.MustCompile(`sr\.load\(wq\[[01]\], z\[[01]\]\[0\], z\[[01]\]\[1\], [01]\);`),
+	regexp.MustCompile(`sr\.load\(wq\[0\], z\[0\]\[0\], z\[0\]\[1\], 0\);`),
+	regexp.MustCompile(`\b(x|y|smem)\s*\[|\*\s*(x|y)\b|\bld_x\(|load_x\(|store_x\(|ld_piece|st\.shared|__ldg\(|atomic`)}
 
 // xpRule: the x-producer GEMM's consumers load their first two chunks'
 // weights and scales (constant) before the wait, after handing the
 // producer warpgroup to xp_stage_x, which waits at its top
 // (TestXpStageWaitsFirst); x, y and shared memory wait.
 var xpRule = waitRule{"gemm_xp",
-	regexp.MustCompile(`load_w\(wq\[[01]\], z\[[01]\]\[0\], z\[[01]\]\[1\], [01]\);|xp_stage_x<S, NT>\(x, sbase, tokens, in, n0, tid, kAll\);`),
-	regexp.MustCompile(`load_w\(wq\[0\], z\[0\]\[0\], z\[0\]\[1\], 0\);`),
-	regexp.MustCompile(`\b(x|y|smem)\s*\[|\*\s*(x|y)\b|\bload\(|ld_x8|st\.shared|__ldg\(|atomic|xp_stage_x`)}
+	regexp.MustCompile(`sr\.load\(wq\[[01]\], z\[[01]\]\[0\], z\[[01]\]\[1\], [01]\);|xp_stage_x<S, NT>\(x, sbase, tokens, in, n0, tid, kAll\);`),
+	regexp.MustCompile(`sr\.load\(wq\[0\], z\[0\]\[0\], z\[0\]\[1\], 0\);`),
+	regexp.MustCompile(`\b(x|y|smem)\s*\[|\*\s*(x|y)\b|\bload\(|ld_x16|st\.shared|__ldg\(|atomic|xp_stage_x`)}
 
 // streamRule: BenchmarkStepStream's stream_read requests its first words
 // (a buffer no kernel writes) before the wait, as the mat-vec does.
