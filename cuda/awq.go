@@ -634,7 +634,7 @@ func (t awqXpTile) launch(kernel string, p *awqPacked, tokens int) awqLaunch {
 		Kernel: kernel,
 		Grid:   [3]uint32{uint32((tokens + t.nt - 1) / t.nt), uint32((stripes + 4*t.cw - 1) / (4 * t.cw)), 1},
 		Block:  [3]uint32{uint32((t.cw + 1) * 128), 1, 1},
-		Shared: uint32(awqXpStages*t.nt*128 + 1024),
+		Shared: uint32(awqXpStages*t.nt*128 + 4*t.cw*t.nt*32 + 1024), // xp_shared
 	}
 }
 

@@ -36,7 +36,11 @@ namespace awq {
 // The block's threads and dynamic shared memory (awq.go: awqXpTile.launch):
 // stages of NT rows of 128 bytes, plus room to align them to 1024 bytes.
 __host__ __device__ constexpr int xp_threads(int cw) { return (cw + 1) * 128; }
-__host__ __device__ constexpr int xp_shared(int stages, int nt) { return stages * nt * 128 + 1024; }
+// xp_shared: the x stages, then each consumer warp's NT x 16 halves for
+// gemm_store_staged, and the slack to align the stages to 1024 bytes.
+__host__ __device__ constexpr int xp_shared(int stages, int nt, int cw) {
+  return stages * nt * 128 + 4 * cw * nt * 32 + 1024;
+}
 
 // wgmma_nt: d (64 x NT fp32) += A (64 x 16, registers) x B (16 x NT, K-major).
 template <int NT>
@@ -189,7 +193,8 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
   }
   wgmma_wait<0>();
   keep(d);
-  gemm_store<EPI, 1, WT>(acc, y, stripe, n0, g, t, tokens, out, ra);
+  __half* buf = reinterpret_cast<__half*>(smem + (sbase - smem_addr(smem)) + S * NT * 128) + (warp - 4) * NT * 16;
+  gemm_store_staged<EPI, WT>(acc, y, buf, stripe, n0, g, t, lane, tokens, out, ra);
 }
 
 // Four stages of x for every tile.
@@ -201,7 +206,7 @@ constexpr int kXpStages = 4;
 // picks from (awqXpTiles): CW consumer warpgroups (4 CW stripes) by NT
 // tokens. Arguments as awq_gemm_g128[_silu|_rope]; grid (ceil(tokens/NT),
 // ceil(OutP/16/(4 CW))), block xp_threads(CW), dynamic shared memory
-// xp_shared(4, NT). in % 128 == 0.
+// xp_shared(4, NT, CW). in % 128 == 0.
 #define AWQ_GEMM_XP(CW, NT)                                                                                        \
   extern "C" __global__ void __launch_bounds__(awq::xp_threads(CW), 1)                                              \
       awq_gemm_xp_c##CW##n##NT##_g128(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in,    \
