@@ -149,19 +149,22 @@ __device__ __forceinline__ void gemm_store(const float (&acc)[WS][WT][4], __half
 }
 
 // gemm_store_staged is gemm_store for one stripe a warp (WS = 1) with the
-// stores gathered: each lane first writes its fp16 values (the same bits
-// gemm_store would store) to buf, this warp's NT x 16 halves of shared
-// memory, then the warp writes whole 16-byte pieces, 8 columns of a token,
-// where gemm_store would have written them one half at a time. Nsight
-// Compute on awq_gemm_xp (run 121) put about a tenth of the block's time in
-// gemm_store's 2-byte stores, the store queue backing up. In buf a token's
-// row is two 16-byte units, rows g and g+8 of the stripe (for kEpiSilu only
-// the first); unit u of row r sits at u ^ ((r >> 2) & 1), so that the four
-// rows a store writes at once fall in different banks.
+// stores gathered, for kEpiStore and kEpiRope: each lane first writes its
+// fp16 values (the same bits gemm_store would store) to buf, this warp's
+// NT x 16 halves of shared memory, then the warp writes whole 16-byte
+// pieces, 8 columns of a token, where gemm_store would have written them
+// one half at a time. Nsight Compute on awq_gemm_xp (run 121) put about a
+// tenth of the block's time in gemm_store's 2-byte stores, the store queue
+// backing up. (kEpiSilu keeps gemm_store: its 8 activations a token are
+// half a sector either way, and staging them made gate|up 1.6% slower in
+// the engine, run 125.) In buf a token's row is two 16-byte units, rows g
+// and g+8 of the stripe; unit u of row r sits at u ^ ((r >> 2) & 1), so
+// that the four rows a store writes at once fall in different banks.
 template <int EPI, int WT>
 __device__ __forceinline__ void gemm_store_staged(const float (&acc)[1][WT][4], __half* __restrict__ y,
                                                   __half* buf, int stripe, int nb, int g, int t, int lane,
                                                   int tokens, int out, const RopeArgs& ra) {
+  static_assert(EPI == kEpiStore || EPI == kEpiRope, "kEpiSilu keeps gemm_store");
   constexpr int NT = 8 * WT;
   const int col0 = stripe * kStripe;
   if (col0 >= out) return;  // a padding stripe: gemm_store writes nothing either
@@ -180,9 +183,7 @@ __device__ __forceinline__ void gemm_store_staged(const float (&acc)[1][WT][4], 
     for (int v = 0; v < 2; v++) {
       const int r = nt * 8 + 2 * t + v;
       const __half h1 = __float2half_rn(acc[0][nt][v]), h2 = __float2half_rn(acc[0][nt][v + 2]);
-      if constexpr (EPI == kEpiSilu) {
-        buf[at(r, 0) + g] = silu_gate(h1, h2);
-      } else if constexpr (EPI == kEpiRope) {
+      if constexpr (EPI == kEpiRope) {
         __half o1 = h1, o2 = h2;
         if (col0 < qk) rope_rotate_freq(h1, h2, pos0 + nb + r, inv_freq, o1, o2);
         buf[at(r, 0) + g] = o1;
@@ -194,20 +195,15 @@ __device__ __forceinline__ void gemm_store_staged(const float (&acc)[1][WT][4], 
     }
   }
   __syncwarp();
-  constexpr int U = EPI == kEpiSilu ? 1 : 2;  // units a token
 #pragma unroll 4
-  for (int i = lane; i < NT * U; i += 32) {
-    const int r = i / U, u = i % U, tok = nb + r;
+  for (int i = lane; i < NT * 2; i += 32) {
+    const int r = i / 2, u = i % 2, tok = nb + r;
     if (tok >= tokens) break;
     const __half* src = buf + at(r, u);
     // dst and n: where the unit's 8 halves go and how many of them exist.
     __half* dst;
     int n = 8;
-    if constexpr (EPI == kEpiSilu) {
-      const int inter = out / 2, j0 = stripe * (kStripe / 2);
-      dst = y + (size_t)tok * inter + j0;
-      n = min(8, inter - j0);
-    } else if constexpr (EPI == kEpiRope) {
+    if constexpr (EPI == kEpiRope) {
       const int D = ra.head_dim;
       int row = row0 + tok;
       while (row >= ra.cap) row -= ra.cap;

@@ -194,7 +194,10 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
   wgmma_wait<0>();
   keep(d);
   __half* buf = reinterpret_cast<__half*>(smem + (sbase - smem_addr(smem)) + S * NT * 128) + (warp - 4) * NT * 16;
-  gemm_store_staged<EPI, WT>(acc, y, buf, stripe, n0, g, t, lane, tokens, out, ra);
+  if constexpr (EPI == kEpiSilu)
+    gemm_store<EPI, 1, WT>(acc, y, stripe, n0, g, t, tokens, out, ra);
+  else
+    gemm_store_staged<EPI, WT>(acc, y, buf, stripe, n0, g, t, lane, tokens, out, ra);
 }
 
 // Four stages of x for every tile.
