@@ -28,7 +28,6 @@ static CUresult (*p_cuFuncSetAttribute)(void *, int, int);
 static CUresult (*p_cuMemAlloc)(bdev_ptr *, size_t);
 static CUresult (*p_cuMemFree)(bdev_ptr);
 static CUresult (*p_cuMemGetInfo)(size_t *, size_t *);
-static CUresult (*p_cuMemcpyHtoD)(bdev_ptr, const void *, size_t);
 static CUresult (*p_cuMemcpyDtoH)(void *, bdev_ptr, size_t);
 static CUresult (*p_cuMemcpyHtoDAsync)(bdev_ptr, const void *, size_t, void *);
 static CUresult (*p_cuMemcpyDtoHAsync)(void *, bdev_ptr, size_t, void *);
@@ -111,7 +110,6 @@ int bcu_open(char *err, size_t errlen) {
   RESOLVE(p_cuMemAlloc, "cuMemAlloc_v2");
   RESOLVE(p_cuMemFree, "cuMemFree_v2");
   RESOLVE(p_cuMemGetInfo, "cuMemGetInfo_v2");
-  RESOLVE(p_cuMemcpyHtoD, "cuMemcpyHtoD_v2");
   RESOLVE(p_cuMemcpyDtoH, "cuMemcpyDtoH_v2");
   RESOLVE(p_cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
   RESOLVE(p_cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
@@ -181,7 +179,6 @@ int bcu_func_set_max_dynamic_shared(void *fn, int bytes) {
 int bcu_mem_alloc(bdev_ptr *p, size_t bytes) { return p_cuMemAlloc(p, bytes); }
 int bcu_mem_free(bdev_ptr p) { return p_cuMemFree(p); }
 int bcu_mem_info(size_t *f, size_t *t) { return p_cuMemGetInfo(f, t); }
-int bcu_memcpy_htod(bdev_ptr dst, const void *src, size_t n) { return p_cuMemcpyHtoD(dst, src, n); }
 int bcu_memcpy_dtoh(void *dst, bdev_ptr src, size_t n) { return p_cuMemcpyDtoH(dst, src, n); }
 int bcu_memcpy_htod_async(bdev_ptr dst, const void *src, size_t n, void *s) {
   return p_cuMemcpyHtoDAsync(dst, src, n, s);

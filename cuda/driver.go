@@ -293,12 +293,21 @@ func (d *device) free(p devPtr) error {
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 
-// upload copies host bytes to the device (synchronously).
+// upload copies host bytes to the device on the stream and waits for it,
+// so that the copy comes after the stream's work before it and before the
+// work after it. (cuMemcpyHtoD ran on the legacy stream, which our
+// non-blocking stream does not wait for: a memset queued on the stream just
+// before, as the tests' mustAlloc does, could land after the copy, and
+// from pageable memory the copy may still be in flight when it returns.
+// Run 127, H200: TestAddRMSNormVT4SameBits read that memset's NaNs.)
 func (d *device) upload(dst devPtr, src []byte) error {
 	if len(src) == 0 {
 		return nil
 	}
-	err := check(C.bcu_memcpy_htod(C.bdev_ptr(dst), unsafe.Pointer(&src[0]), C.size_t(len(src))), "copy %d bytes to the GPU", len(src))
+	err := check(C.bcu_memcpy_htod_async(C.bdev_ptr(dst), unsafe.Pointer(&src[0]), C.size_t(len(src)), d.stream), "copy %d bytes to the GPU", len(src))
+	if err == nil {
+		err = d.sync("copy to the GPU")
+	}
 	runtime.KeepAlive(src)
 	return err
 }

@@ -42,7 +42,6 @@ int bcu_func_set_max_dynamic_shared(void *fn, int bytes);
 int bcu_mem_alloc(bdev_ptr *p, size_t bytes);
 int bcu_mem_free(bdev_ptr p);
 int bcu_mem_info(size_t *free_bytes, size_t *total_bytes);
-int bcu_memcpy_htod(bdev_ptr dst, const void *src, size_t bytes);
 int bcu_memcpy_dtoh(void *dst, bdev_ptr src, size_t bytes);
 int bcu_memcpy_htod_async(bdev_ptr dst, const void *src, size_t bytes, void *stream);
 int bcu_memcpy_dtoh_async(void *dst, bdev_ptr src, size_t bytes, void *stream);
