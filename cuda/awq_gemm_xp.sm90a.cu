@@ -34,10 +34,9 @@
 namespace awq {
 
 // The block's threads and dynamic shared memory (awq.go: awqXpTile.launch):
-// stages of NT rows of 128 bytes, plus room to align them to 1024 bytes.
+// stages of NT rows of 128 bytes, then each consumer warp's NT x 16 halves
+// for gemm_store_staged, plus room to align the stages to 1024 bytes.
 __host__ __device__ constexpr int xp_threads(int cw) { return (cw + 1) * 128; }
-// xp_shared: the x stages, then each consumer warp's NT x 16 halves for
-// gemm_store_staged, and the slack to align the stages to 1024 bytes.
 __host__ __device__ constexpr int xp_shared(int stages, int nt, int cw) {
   return stages * nt * 128 + 4 * cw * nt * 32 + 1024;
 }
