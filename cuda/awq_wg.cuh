@@ -30,6 +30,17 @@ struct StripeReader {
       z1 = zp[8];
     }
   }
+
+  // load_any reads chunk min(c, chunks - 1): a loop that runs past the end
+  // reads the last chunk again rather than branching, for the caller to
+  // ignore.
+  __device__ __forceinline__ void load_any(uint4& q, uint32_t& z0, uint32_t& z1, int c) const {
+    c = min(c, chunks - 1);
+    q = ld_stream(w + (size_t)c * 32);
+    const uint32_t* zp = z + (size_t)(c / 2) * outP;
+    z0 = zp[0];
+    z1 = zp[8];
+  }
 };
 
 // dequant_chunk turns a chunk's word into the A fragments of its k-steps.
