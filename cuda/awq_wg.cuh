@@ -21,25 +21,24 @@ struct StripeReader {
         chunks(in / kChunk),
         outP(out_pad(out)) {}
 
-  // load reads chunk c's word and scales, where c < chunks.
+  // read reads chunk c's word and scales; c < chunks.
+  __device__ __forceinline__ void read(uint4& q, uint32_t& z0, uint32_t& z1, int c) const {
+    q = ld_stream(w + (size_t)c * 32);
+    const uint32_t* zp = z + (size_t)(c / 2) * outP;
+    z0 = zp[0];
+    z1 = zp[8];
+  }
+
+  // load reads chunk c where c < chunks, and nothing past the end.
   __device__ __forceinline__ void load(uint4& q, uint32_t& z0, uint32_t& z1, int c) const {
-    if (c < chunks) {
-      q = ld_stream(w + (size_t)c * 32);
-      const uint32_t* zp = z + (size_t)(c / 2) * outP;
-      z0 = zp[0];
-      z1 = zp[8];
-    }
+    if (c < chunks) read(q, z0, z1, c);
   }
 
   // load_any reads chunk min(c, chunks - 1): a loop that runs past the end
   // reads the last chunk again rather than branching, for the caller to
   // ignore.
   __device__ __forceinline__ void load_any(uint4& q, uint32_t& z0, uint32_t& z1, int c) const {
-    c = min(c, chunks - 1);
-    q = ld_stream(w + (size_t)c * 32);
-    const uint32_t* zp = z + (size_t)(c / 2) * outP;
-    z0 = zp[0];
-    z1 = zp[8];
+    read(q, z0, z1, min(c, chunks - 1));
   }
 };
 
