@@ -37,3 +37,16 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __
     if (lane == 0) out[blockIdx.x] = bi == 0x7fffffff ? 0 : bi;
   }
 }
+
+// greedy_chain turns a one-token step's greedy id into the next step's
+// parameters (position + 1, token), so that steps can follow each other on
+// the device without the host between them (greedy.go). It runs after the
+// step's last kernel, when nothing of the step reads params any more.
+// grid 1, block 32. params as common.cuh; next (1) int32.
+extern "C" __global__ void greedy_chain(int* __restrict__ params, const int* __restrict__ next) {
+  grid_dep_wait();
+  if (threadIdx.x == 0) {
+    params[kParamPos] += 1;
+    params[kParamIds] = next[0];
+  }
+}

@@ -115,6 +115,23 @@ func BenchmarkOpenHermes(b *testing.B) {
 			}
 		})
 	}
+	// 32 greedy steps through Greedy (queued back to back on the device)
+	// from the prompt's end, against verify1's one step at a time.
+	b.Run("greedy32", func(b *testing.B) {
+		const steps = 32
+		n0 := e.Len()
+		for b.Loop() {
+			if err := e.Greedy(prompt[0], steps, func(int) bool { return true }); err != nil {
+				b.Fatal(err)
+			}
+			if err := e.Rollback(n0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		per := b.Elapsed().Seconds() / float64(b.N*steps)
+		b.ReportMetric(per*1e3, "ms/step")
+		b.ReportMetric(1/per, "tokens/s")
+	})
 	for _, T := range []int{1, 11, 512} {
 		prof, err := e.Profile(T, 5)
 		if err != nil {

@@ -31,6 +31,8 @@ static CUresult (*p_cuMemGetInfo)(size_t *, size_t *);
 static CUresult (*p_cuMemcpyDtoH)(void *, bdev_ptr, size_t);
 static CUresult (*p_cuMemcpyHtoDAsync)(bdev_ptr, const void *, size_t, void *);
 static CUresult (*p_cuMemcpyDtoHAsync)(void *, bdev_ptr, size_t, void *);
+static CUresult (*p_cuMemAllocHost)(void **, size_t);
+static CUresult (*p_cuMemFreeHost)(void *);
 static CUresult (*p_cuMemsetD8)(bdev_ptr, unsigned char, size_t);
 static CUresult (*p_cuMemsetD8Async)(bdev_ptr, unsigned char, size_t, void *);
 static CUresult (*p_cuStreamCreate)(void **, unsigned);
@@ -113,6 +115,8 @@ int bcu_open(char *err, size_t errlen) {
   RESOLVE(p_cuMemcpyDtoH, "cuMemcpyDtoH_v2");
   RESOLVE(p_cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");
   RESOLVE(p_cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
+  RESOLVE(p_cuMemAllocHost, "cuMemAllocHost_v2");
+  RESOLVE(p_cuMemFreeHost, "cuMemFreeHost");
   RESOLVE(p_cuMemsetD8, "cuMemsetD8_v2");
   RESOLVE(p_cuMemsetD8Async, "cuMemsetD8Async");
   RESOLVE(p_cuStreamCreate, "cuStreamCreate");
@@ -186,6 +190,8 @@ int bcu_memcpy_htod_async(bdev_ptr dst, const void *src, size_t n, void *s) {
 int bcu_memcpy_dtoh_async(void *dst, bdev_ptr src, size_t n, void *s) {
   return p_cuMemcpyDtoHAsync(dst, src, n, s);
 }
+int bcu_mem_alloc_host(void **p, size_t bytes) { return p_cuMemAllocHost(p, bytes); }
+int bcu_mem_free_host(void *p) { return p_cuMemFreeHost(p); }
 int bcu_memset_d8(bdev_ptr dst, unsigned char v, size_t n) { return p_cuMemsetD8(dst, v, n); }
 int bcu_memset_d8_async(bdev_ptr dst, unsigned char v, size_t n, void *s) {
   return p_cuMemsetD8Async(dst, v, n, s);

@@ -45,6 +45,10 @@ int bcu_mem_info(size_t *free_bytes, size_t *total_bytes);
 int bcu_memcpy_dtoh(void *dst, bdev_ptr src, size_t bytes);
 int bcu_memcpy_htod_async(bdev_ptr dst, const void *src, size_t bytes, void *stream);
 int bcu_memcpy_dtoh_async(void *dst, bdev_ptr src, size_t bytes, void *stream);
+// bcu_mem_alloc_host allocates page-locked host memory, which asynchronous
+// copies from the device need in order not to wait for the stream.
+int bcu_mem_alloc_host(void **p, size_t bytes);
+int bcu_mem_free_host(void *p);
 int bcu_memset_d8(bdev_ptr dst, unsigned char v, size_t bytes);
 int bcu_memset_d8_async(bdev_ptr dst, unsigned char v, size_t bytes, void *stream);
 

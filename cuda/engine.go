@@ -102,7 +102,9 @@ type Engine struct {
 	gemmXP bool
 
 	graphs   [inference.MaxVerify + 1]*graph
-	lastRows int // logits rows the last step wrote (LastLogits reads the last)
+	chain    *graph     // Greedy's one-token step with greedy_chain (greedy.go)
+	ring     greedyRing // Greedy's page-locked ids
+	lastRows int        // logits rows the last step wrote (LastLogits reads the last)
 	hostIDs  []byte
 }
 
@@ -500,6 +502,11 @@ func (e *Engine) Close() error {
 				e.graphs[i] = nil
 			}
 		}
+		if e.chain != nil {
+			e.chain.destroy()
+			e.chain = nil
+		}
+		e.freeGreedy()
 		e.d.close()
 		return nil
 	})

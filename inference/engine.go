@@ -42,6 +42,20 @@ type LogitsReader interface {
 	LastLogits() ([]float32, error)
 }
 
+// Pipelined is implemented by engines that can run greedy one-token steps
+// back to back on the device, each step taking its token from the one
+// before there, so that the host's turn between steps costs no device time.
+// Generate uses it for greedy runs; the tokens are those of Verify steps.
+type Pipelined interface {
+	// Greedy appends first, then the greedy token after it, and so on, one
+	// step each, for at most n steps (Len()+n <= MaxContext()), and calls
+	// each with every new greedy token in order; it stops early when each
+	// returns false. At the k-th call of each the cache holds k positions
+	// more than before Greedy: first and the k-1 tokens before this one.
+	// Steps queued beyond the last token read are discarded.
+	Greedy(first, n int, each func(next int) bool) error
+}
+
 // Memory is an engine's own accounting of what it allocated.
 type Memory struct {
 	Current int64 // bytes held now

@@ -106,6 +106,9 @@ func (g *run) generate(ctx context.Context) (*Report, error) {
 	g.seq = append(g.seq, g.req.Prompt...)
 	g.accept([]int{first}, 0, 0)
 
+	if p, ok := g.eng.(Pipelined); ok && g.drafter == nil {
+		return g.pipelined(ctx, p)
+	}
 	for {
 		if reason := g.stopReason(); reason != "" {
 			return g.finish(reason), nil
@@ -115,6 +118,34 @@ func (g *run) generate(ctx context.Context) (*Report, error) {
 		}
 		if err := g.step(); err != nil {
 			return nil, err
+		}
+	}
+}
+
+// pipelined is generate's loop for an engine that queues greedy steps
+// ahead: the same tokens, steps, stops and events, with the host's work on
+// each token overlapping the next steps on the device.
+func (g *run) pipelined(ctx context.Context, p Pipelined) (*Report, error) {
+	for {
+		if reason := g.stopReason(); reason != "" {
+			return g.finish(reason), nil
+		}
+		if err := ctx.Err(); err != nil {
+			return g.cancel(err)
+		}
+		n := min(g.req.MaxNewTokens-len(g.rep.TokenIDs), g.eng.MaxContext()-g.eng.Len())
+		base, steps := g.eng.Len(), g.rep.Steps
+		err := p.Greedy(g.seq[len(g.seq)-1], n, func(next int) bool {
+			g.rep.Steps++
+			g.rep.Histogram[0]++
+			g.accept([]int{next}, 0, 0)
+			return g.stopReason() == "" && ctx.Err() == nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("generate: greedy steps from position %d (step %d): %w", base, g.rep.Steps+1, err)
+		}
+		if g.rep.Steps == steps {
+			return nil, fmt.Errorf("generate: the engine ran no greedy step of %d at position %d", n, base)
 		}
 	}
 }

@@ -222,6 +222,9 @@ func TestLookupEqualsGreedy(t *testing.T) {
 	t.Logf("accepted drafts: %d", totalAccepted)
 }
 
+// pipelinedGreedy stands for a greedy run on fakePipelined in TestStops.
+const pipelinedGreedy Strategy = -1
+
 func TestStops(t *testing.T) {
 	prompt := []int{3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4, 6}
 	ref, _, _, err := collect(t, context.Background(), newFake(t, 12, 2, 1, 4096), Request{Prompt: prompt, MaxNewTokens: 60})
@@ -230,7 +233,7 @@ func TestStops(t *testing.T) {
 	}
 	eos := ref.TokenIDs[17]
 	firstEOS := slices.Index(ref.TokenIDs, eos)
-	for _, strat := range []Strategy{Greedy, Lookup} {
+	for _, strat := range []Strategy{Greedy, Lookup, pipelinedGreedy} {
 		tests := []struct {
 			name    string
 			maxNew  int
@@ -246,8 +249,12 @@ func TestStops(t *testing.T) {
 			{"prompt fills the context", 60, len(prompt), nil, StopContextFull, 1},
 		}
 		for _, tc := range tests {
-			eng := newFake(t, 12, 2, 1, tc.maxCtx)
-			rep, text, steps, err := collect(t, context.Background(), eng, Request{Prompt: prompt, MaxNewTokens: tc.maxNew, EOS: tc.eos, Strategy: strat, LookupTokens: 10})
+			var eng Engine = newFake(t, 12, 2, 1, tc.maxCtx)
+			req := Request{Prompt: prompt, MaxNewTokens: tc.maxNew, EOS: tc.eos, Strategy: strat, LookupTokens: 10}
+			if strat == pipelinedGreedy {
+				eng, req.Strategy = newFakePipelined(newFake(t, 12, 2, 1, tc.maxCtx), 3), Greedy
+			}
+			rep, text, steps, err := collect(t, context.Background(), eng, req)
 			if err != nil {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
