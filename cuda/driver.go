@@ -13,6 +13,7 @@ import (
 	"math"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -114,8 +115,17 @@ type device struct {
 
 const hostBufLen = 1 << 16
 
-// memAccount is the engine's own accounting of device memory.
-type memAccount struct{ cur, peak int64 }
+// memAccount is the engine's own accounting of device memory. The worker
+// changes it; Engine.Memory reads it from the caller's goroutine without a
+// round trip through the worker (Generate asks after every step).
+type memAccount struct{ cur, peak atomic.Int64 }
+
+// add counts bytes allocated (negative: freed).
+func (m *memAccount) add(bytes int64) {
+	cur := m.cur.Add(bytes)
+	for p := m.peak.Load(); cur > p && !m.peak.CompareAndSwap(p, cur); p = m.peak.Load() {
+	}
+}
 
 // openDevice loads the driver, checks the GPU and creates a context on the
 // calling thread, which must be locked (runtime.LockOSThread).
@@ -231,7 +241,7 @@ func (d *device) close() {
 		C.bcu_mem_free(C.bdev_ptr(p))
 	}
 	d.allocs = map[devPtr]int64{}
-	d.mem.cur = 0
+	d.mem.cur.Store(0)
 	for _, m := range d.modules {
 		C.bcu_module_unload(m)
 	}
@@ -275,8 +285,7 @@ func (d *device) alloc(bytes int64, what string) (devPtr, error) {
 		return 0, check(code, "cuMemAlloc %s (%d bytes) for %s", mib(bytes), bytes, what)
 	}
 	d.allocs[devPtr(p)] = bytes
-	d.mem.cur += bytes
-	d.mem.peak = max(d.mem.peak, d.mem.cur)
+	d.mem.add(bytes)
 	return devPtr(p), nil
 }
 
@@ -287,7 +296,7 @@ func (d *device) free(p devPtr) error {
 		return nil
 	}
 	delete(d.allocs, p)
-	d.mem.cur -= n
+	d.mem.add(-n)
 	return check(C.bcu_mem_free(C.bdev_ptr(p)), "cuMemFree")
 }
 

@@ -479,15 +479,10 @@ func (e *Engine) Rollback(n int) error {
 
 // Memory reports the device memory the engine allocated.
 func (e *Engine) Memory() inference.Memory {
-	var m inference.Memory
 	if e.w == nil {
-		return m
+		return inference.Memory{}
 	}
-	e.w.do(func() error {
-		m = inference.Memory{Current: e.d.mem.cur, Peak: e.d.mem.peak}
-		return nil
-	})
-	return m
+	return inference.Memory{Current: e.d.mem.cur.Load(), Peak: e.d.mem.peak.Load()}
 }
 
 // Close frees all device memory and the context.
