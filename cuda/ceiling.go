@@ -89,7 +89,7 @@ func streamSize(ops []streamOp) int64 {
 }
 
 // streamBench is a buffer to read and the launches that read it. Its
-// methods run on the device's thread (e.w.do).
+// methods run inside e.w.do.
 type streamBench struct {
 	d         *device
 	buf, sink devPtr

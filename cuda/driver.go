@@ -13,6 +13,7 @@ import (
 	"math"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -72,7 +73,8 @@ const (
 )
 
 // device is one GPU with its context, stream and loaded kernels. Every
-// method must be called on the thread that owns the context (see worker).
+// method must be called on a thread where its context is current (see
+// worker).
 type device struct {
 	ordinal     int
 	name        string
@@ -115,9 +117,9 @@ type device struct {
 
 const hostBufLen = 1 << 16
 
-// memAccount is the engine's own accounting of device memory. The worker
-// changes it; Engine.Memory reads it from the caller's goroutine without a
-// round trip through the worker (Generate asks after every step).
+// memAccount is the engine's own accounting of device memory. Calls inside
+// e.w.do change it; Engine.Memory reads it without taking e.w's lock, so a
+// monitor may ask while a step runs.
 type memAccount struct{ cur, peak atomic.Int64 }
 
 // add counts bytes allocated (negative: freed).
@@ -565,44 +567,44 @@ func (gr *graph) destroy() {
 	gr.exec, gr.g = nil, nil
 }
 
-// worker runs functions on one locked OS thread: the CUDA context is bound
-// to the thread that made it current, so every call funnels through here.
+// worker runs the engine's CUDA calls one at a time on the calling
+// goroutine's thread, locked for the call, with the engine's context made
+// current first (the driver binds a context to a thread). Until session 15
+// it was one goroutine on a locked thread that every call was handed to:
+// a Verify step then waited for two thread wake-ups, and the GPU idled
+// through them between steps.
 type worker struct {
-	jobs chan func()
-	done chan struct{}
+	mu  sync.Mutex
+	ctx unsafe.Pointer // the device's context once opened (set inside do)
 }
 
-func newWorker() *worker {
-	w := &worker{jobs: make(chan func()), done: make(chan struct{})}
-	go func() {
-		runtime.LockOSThread()
-		defer close(w.done)
-		for f := range w.jobs {
-			f()
+func newWorker() *worker { return &worker{} }
+
+// do runs f with the context current and returns its error; a panic in f
+// is turned into an error so the engine's owner sees it.
+func (w *worker) do(f func() error) (err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cuda engine: internal error: %v", r)
 		}
 	}()
-	return w
-}
-
-// do runs f on the worker's thread and returns its error; a panic in f is
-// turned into an error so the engine's owner sees it.
-func (w *worker) do(f func() error) (err error) {
-	ch := make(chan error, 1)
-	w.jobs <- func() {
-		defer func() {
-			if r := recover(); r != nil {
-				ch <- fmt.Errorf("cuda engine: internal error: %v", r)
-			}
-		}()
-		ch <- f()
+	if w.ctx != nil {
+		if err := check(C.bcu_ctx_set_current(w.ctx), "cuCtxSetCurrent"); err != nil {
+			return err
+		}
 	}
-	return <-ch
+	return f()
 }
 
-// stop ends the worker's goroutine (its thread exits with it).
+// stop forgets the context (the device has closed it).
 func (w *worker) stop() {
-	close(w.jobs)
-	<-w.done
+	w.mu.Lock()
+	w.ctx = nil
+	w.mu.Unlock()
 }
 
 // shapeString formats dimensions as "a x b x c" for messages.

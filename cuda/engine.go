@@ -27,8 +27,9 @@ type Options struct {
 
 const defaultChunk = 512
 
-// Engine runs one sequence on one GPU. All device work happens on the
-// worker's locked thread; the methods may be called from any one goroutine.
+// Engine runs one sequence on one GPU. All device work happens inside
+// e.w.do, one call at a time, on a locked thread with the context current;
+// the methods may be called from any one goroutine.
 type Engine struct {
 	w    *worker
 	d    *device
@@ -146,6 +147,7 @@ func NewFromWeights(cfg *inference.Config, w *inference.Weights, opts Options) (
 			return err
 		}
 		e.d = d
+		e.w.ctx = d.ctx // do holds the lock
 		d.syncEach = opts.SyncEach
 		return e.setup(w)
 	})
@@ -202,7 +204,7 @@ func awqBytes(in, out, group int) int64 {
 }
 
 // setup sizes the cache, checks free memory, uploads the weights and
-// allocates the activations. Runs on the worker.
+// allocates the activations. Runs inside e.w.do.
 func (e *Engine) setup(w *inference.Weights) error {
 	c := &e.cfg
 	d := e.d

@@ -122,7 +122,7 @@ func (e *Engine) greedySetup() error {
 	return nil
 }
 
-// freeGreedy releases the ring (on the worker, before the context goes).
+// freeGreedy releases the ring (inside e.w.do, before the context goes).
 func (e *Engine) freeGreedy() {
 	for i, ev := range e.ring.events {
 		if ev != nil {
