@@ -3,7 +3,8 @@
 // driver compiles on first use (the wgmma prefill GEMM), the NVIDIA driver
 // opened at run time with dlopen (nothing CUDA is needed to build), and an
 // inference.Engine that runs a 4-bit AWQ Llama/Mistral model with decode
-// and verify steps replayed as CUDA graphs.
+// and verify steps replayed as CUDA graphs, and greedy steps queued back to
+// back on the device (inference.Pipelined, greedy.go).
 package cuda
 
 import (
