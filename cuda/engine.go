@@ -22,7 +22,7 @@ type Options struct {
 	Device     int  // GPU ordinal
 	Chunk      int  // prefill chunk in tokens (default 512): bounds activation memory
 	MaxContext int  // longest sequence accepted (0: the model's max positions)
-	NoGraphs   bool // run verify steps kernel by kernel instead of replaying graphs
+	NoGraphs   bool // run verify and greedy steps kernel by kernel instead of replaying graphs
 	SyncEach   bool // wait after every kernel so a failure names it (slow; for debugging)
 }
 
