@@ -238,9 +238,6 @@ __device__ __forceinline__ void silu_epilogue(const float* red, __half* __restri
 // [w*per, (w+1)*per), two chunks each, in ping-pong pairs. With ROPE the
 // epilogue is rope_epilogue's, with SILU silu_epilogue's, instead of the
 // plain y store.
-// prefetch_l2 asks L2 for the 128-byte line at p: no register, no wait.
-__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p)); }
-
 template <int NT, bool ROPE = false, bool SILU = false>
 __device__ __forceinline__ void gemv_g128(const uint8_t* __restrict__ w, const __half* __restrict__ x,
                                      __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra = RopeArgs()) {

@@ -92,7 +92,6 @@ func (e *Engine) Greedy(first, n int, each func(next int) bool) error {
 	if serr := e.w.do(func() error { return e.d.sync("greedy steps") }); err == nil {
 		err = serr
 	}
-	e.n = base + read
 	if err != nil {
 		return fmt.Errorf("greedy step %d at position %d: %w%s", read+1, base+read, err, e.syncHint())
 	}
