@@ -109,10 +109,15 @@ type device struct {
 	prof *profiler
 	tag  string // what the next launches compute, for the profile ("q|k|v")
 
-	mem     memAccount
-	allocs  map[devPtr]int64
-	argBuf  [8 * 32]byte
-	hostBuf unsafe.Pointer // C memory for small transfers (hostBufLen bytes)
+	mem    memAccount
+	allocs map[devPtr]int64
+	argBuf [8 * 32]byte
+	// hostBuf is page-locked memory for small transfers: uploads stage
+	// through its first hostBufLen bytes, readbacks land in the next
+	// hostBufLen. From page-locked memory a copy is one DMA queued on the
+	// stream; from pageable memory the driver stages it itself.
+	hostBuf unsafe.Pointer
+	staged  bool // an upload from hostBuf may still be queued
 }
 
 const hostBufLen = 1 << 16
@@ -226,7 +231,10 @@ func openDevice(ordinal int) (*device, error) {
 		d.close()
 		return nil, err
 	}
-	d.hostBuf = C.malloc(hostBufLen)
+	if err := check(C.bcu_mem_alloc_host(&d.hostBuf, 2*hostBufLen), "cuMemAllocHost %d bytes", 2*hostBufLen); err != nil {
+		d.close()
+		return nil, err
+	}
 	if err := d.loadModules(); err != nil {
 		d.close()
 		return nil, err
@@ -253,7 +261,7 @@ func (d *device) close() {
 		d.stream = nil
 	}
 	if d.hostBuf != nil {
-		C.free(d.hostBuf)
+		C.bcu_mem_free_host(d.hostBuf)
 		d.hostBuf = nil
 	}
 	C.bcu_ctx_destroy(d.ctx)
@@ -337,17 +345,41 @@ func (d *device) download(dst []byte, src devPtr) error {
 }
 
 // uploadAsync queues a small copy (at most hostBufLen bytes) on the stream,
-// staged through C memory so that it is ordered with the kernels around it.
+// staged through hostBuf so that it is ordered with the kernels around it.
 func (d *device) uploadAsync(dst devPtr, src []byte) error {
 	if len(src) > hostBufLen {
 		return fmt.Errorf("uploadAsync: %d bytes is over %d", len(src), hostBufLen)
 	}
-	// The previous step's copy may still read hostBuf; finish it first.
-	if err := d.sync("stage parameters"); err != nil {
-		return err
+	// The previous upload may still read hostBuf; finish it first.
+	if d.staged {
+		if err := d.sync("stage parameters"); err != nil {
+			return err
+		}
 	}
 	copy(unsafe.Slice((*byte)(d.hostBuf), hostBufLen), src)
+	d.staged = true
 	return check(C.bcu_memcpy_htod_async(C.bdev_ptr(dst), d.hostBuf, C.size_t(len(src)), d.stream), "copy %d bytes to the GPU", len(src))
+}
+
+// readSmall copies a few device bytes (at most hostBufLen) to the host after
+// the stream's work: the copy is queued behind that work into hostBuf's
+// second half, so one wait covers both (download waits, then copies).
+func (d *device) readSmall(dst []byte, src devPtr) error {
+	if len(dst) > hostBufLen {
+		return fmt.Errorf("readSmall: %d bytes is over %d", len(dst), hostBufLen)
+	}
+	if len(dst) == 0 {
+		return nil
+	}
+	buf := unsafe.Add(d.hostBuf, hostBufLen)
+	if err := check(C.bcu_memcpy_dtoh_async(buf, C.bdev_ptr(src), C.size_t(len(dst)), d.stream), "copy %d bytes from the GPU", len(dst)); err != nil {
+		return err
+	}
+	if err := d.sync("copy from the GPU"); err != nil {
+		return err
+	}
+	copy(dst, unsafe.Slice((*byte)(buf), len(dst)))
+	return nil
 }
 
 // memset fills device bytes with v on the stream.
@@ -360,7 +392,11 @@ func (d *device) sync(what string) error {
 	if d.capture {
 		return nil
 	}
-	return check(C.bcu_stream_sync(d.stream), "%s on %s", what, d.name)
+	if err := check(C.bcu_stream_sync(d.stream), "%s on %s", what, d.name); err != nil {
+		return err
+	}
+	d.staged = false
+	return nil
 }
 
 // overlapLaunches lets openDevice turn on device.overlap where the GPU and
