@@ -332,8 +332,22 @@ func (d *device) upload(dst devPtr, src []byte) error {
 }
 
 // download copies device bytes to the host after the stream's work is done.
+// Up to hostBufLen bytes (a step's ids) are copied by a DMA queued behind
+// that work into hostBuf's second half, so one wait covers both; more (the
+// logits) are copied after the wait.
 func (d *device) download(dst []byte, src devPtr) error {
 	if len(dst) == 0 {
+		return nil
+	}
+	if len(dst) <= hostBufLen {
+		buf := unsafe.Add(d.hostBuf, hostBufLen)
+		if err := check(C.bcu_memcpy_dtoh_async(buf, C.bdev_ptr(src), C.size_t(len(dst)), d.stream), "copy %d bytes from the GPU", len(dst)); err != nil {
+			return err
+		}
+		if err := d.sync("copy from the GPU"); err != nil {
+			return err
+		}
+		copy(dst, unsafe.Slice((*byte)(buf), len(dst)))
 		return nil
 	}
 	if err := d.sync("copy from the GPU"); err != nil {
@@ -359,27 +373,6 @@ func (d *device) uploadAsync(dst devPtr, src []byte) error {
 	copy(unsafe.Slice((*byte)(d.hostBuf), hostBufLen), src)
 	d.staged = true
 	return check(C.bcu_memcpy_htod_async(C.bdev_ptr(dst), d.hostBuf, C.size_t(len(src)), d.stream), "copy %d bytes to the GPU", len(src))
-}
-
-// readSmall copies a few device bytes (at most hostBufLen) to the host after
-// the stream's work: the copy is queued behind that work into hostBuf's
-// second half, so one wait covers both (download waits, then copies).
-func (d *device) readSmall(dst []byte, src devPtr) error {
-	if len(dst) > hostBufLen {
-		return fmt.Errorf("readSmall: %d bytes is over %d", len(dst), hostBufLen)
-	}
-	if len(dst) == 0 {
-		return nil
-	}
-	buf := unsafe.Add(d.hostBuf, hostBufLen)
-	if err := check(C.bcu_memcpy_dtoh_async(buf, C.bdev_ptr(src), C.size_t(len(dst)), d.stream), "copy %d bytes from the GPU", len(dst)); err != nil {
-		return err
-	}
-	if err := d.sync("copy from the GPU"); err != nil {
-		return err
-	}
-	copy(dst, unsafe.Slice((*byte)(buf), len(dst)))
-	return nil
 }
 
 // memset fills device bytes with v on the stream.

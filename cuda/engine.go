@@ -650,7 +650,7 @@ func (e *Engine) syncHint() string {
 // readNext waits for the step and copies its greedy ids back.
 func (e *Engine) readNext(n int) ([]int, error) {
 	b := make([]byte, 4*n)
-	if err := e.d.readSmall(b, e.next); err != nil {
+	if err := e.d.download(b, e.next); err != nil {
 		return nil, err
 	}
 	ids := make([]int, n)
