@@ -36,13 +36,75 @@ __host__ __device__ constexpr int prefill2_smem(int D, int MW, int KEYS) {
   return (kP2Stages * 2 * KEYS + (MW == 2 ? kP2Rows : 0)) * (D + 8) * 2;
 }
 
-// The WG body's stages: tile i's P V may read its stage until tile i+1's
-// S is waited for, so tile i+2 is copied into a fourth stage (see below).
-constexpr int kWgStages = 4;
+// The WG body's stages: tiles i-1..i+2 are live while tile i's softmax
+// runs (tile i-1's P V, tile i+1's S, tile i+2 landing), so tile i+3 is
+// copied into a fifth (see below).
+constexpr int kWgStages = 5;
 
 // Dynamic shared memory of the WG body (attn_prefill_wg.sm90a.cu): the
 // stages' K and V tiles unpadded, plus room to align them to 1024 bytes.
 __host__ __device__ constexpr int prefill_wg_smem(int D, int KEYS) { return kWgStages * 2 * KEYS * D * 2 + 1024; }
+
+// p2_softmax: one tile's masks and online softmax (log2 units) on the
+// scores s of a warp's rows, for the WG body; al gets O's rescale, which
+// the caller applies once the last tile's P V is in. The same operations
+// in the same order as the mma.sync body's inline copy (kept inline there:
+// moving it changed the registers of attn_verify2, the decode steps'
+// attention, which was not measured).
+template <int MW, int KEYS>
+__device__ __forceinline__ void p2_softmax(float (&s)[MW][KEYS / 8][4], float (&m)[MW][2], float (&l)[MW][2],
+                                           float (&al)[MW][2], const int (&rpos)[MW][2], int k0, int k_end,
+                                           int window, int p_first, int p_last, int t4, float sl2) {
+  // Masks only where some key of the tile is hidden from some row of
+  // the block: the causal diagonal, the window's edge, the split's end.
+  const bool full = k0 + KEYS - 1 <= p_first && k0 + KEYS <= k_end &&
+                    (window <= 0 || k0 > p_last - window);
+  float mt[MW][2];
+#pragma unroll
+  for (int mi = 0; mi < MW; mi++) {
+    mt[mi][0] = mt[mi][1] = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < KEYS / 8; nt++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        if (full) {
+          s[mi][nt][e] *= sl2;
+        } else {
+          const int kp = k0 + nt * 8 + t4 * 2 + (e & 1);
+          const int p = rpos[mi][e >> 1];
+          const bool ok = kp < k_end && kp <= p && (window <= 0 || kp > p - window);
+          s[mi][nt][e] = ok ? s[mi][nt][e] * sl2 : -INFINITY;
+        }
+        mt[mi][e >> 1] = fmaxf(mt[mi][e >> 1], s[mi][nt][e]);
+      }
+    }
+  }
+  // Online softmax (log2 units).
+#pragma unroll
+  for (int mi = 0; mi < MW; mi++) {
+    float alpha[2], mu[2];
+#pragma unroll
+    for (int h2 = 0; h2 < 2; h2++) {
+      float t = mt[mi][h2];
+      t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, 1));
+      t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, 2));
+      const float mn = fmaxf(m[mi][h2], t);
+      mu[h2] = mn == -INFINITY ? 0.f : mn;
+      alpha[h2] = exp2f(m[mi][h2] - mu[h2]);
+      m[mi][h2] = mn;
+      l[mi][h2] *= alpha[h2];
+    }
+#pragma unroll
+    for (int nt = 0; nt < KEYS / 8; nt++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        s[mi][nt][e] = exp2f(s[mi][nt][e] - mu[e >> 1]);
+        l[mi][e >> 1] += s[mi][nt][e];
+      }
+    }
+    al[mi][0] = alpha[0], al[mi][1] = alpha[1];
+  }
+}
 
 // grid (ceil(tokens*G / 128), kv_heads, splits), block 32 * kP2Rows / (16*MW),
 // dynamic shared prefill2_smem(D, MW, KEYS). Arguments and outputs as
@@ -83,14 +145,15 @@ __host__ __device__ constexpr int prefill_wg_smem(int D, int KEYS) { return kWgS
 // order, so the bits are those of the mma.sync body. K and V tiles lie
 // unpadded in wgmma's 128-byte swizzled layout: per 64 head dims a block
 // of KEYS rows of 128 bytes, 16-byte chunk c of key j at chunk c ^ (j % 8)
-// (K is B K-major for S, V B N-major for O). A tile is skipped only where
-// no row of the warpgroup sees it: the warps of a warpgroup that see none
-// of its keys compute it masked, which leaves m, l and O as they were.
-// Pipeline: tile i's P V is waited for with tile i+1's S (or, where the
-// warpgroup skips tile i+1, at its end), so it runs while the block meets
-// and S is issued. Tile i+2 is copied after the barrier of tile i, into
-// the stage of tile i-2: every warpgroup waited for that tile's last
-// reader, its P V, during tile i-1.
+// (K is B K-major for S, V B N-major for O). Every warpgroup computes
+// every tile of the block: where none of its rows sees a key of the tile,
+// the tile is masked whole, which leaves m, l and O as they were (as for
+// a warp of attn_prefill2 that sees none of a tile's keys). Pipeline (its
+// own loop): tile i+1's S is issued before tile i's softmax and runs under
+// it, with tile i-1's P V; both are waited for before O is rescaled and
+// tile i's P V issued. Tile i+3 is copied after the barrier of tile i+1's
+// arrival, into the stage of tile i-2, whose P V every warpgroup waited
+// for during tile i-1.
 template <int D, int MW, int KEYS, int ROWS = kP2Rows, bool EARLY = false, bool DIRECT = false, bool WG = false>
 __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half* __restrict__ kc,
                                    const __half* __restrict__ vc, const int* __restrict__ params,
@@ -151,9 +214,9 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
   for (int mi = 0; mi < MW; mi++)
 #pragma unroll
     for (int h2 = 0; h2 < 2; h2++) rpos[mi][h2] = pos0 + min(wrow0 + mi * 16 + g + 8 * h2, nrows - 1) / G;
-  // Positions of the warp's first and last rows, for skipping tiles.
-  // WG: the warpgroup's rows decide, as its four warps run each wgmma.
-  const int srow0 = WG ? row0 + (warp / 4) * 64 : wrow0, srows = WG ? 64 : 16 * MW;
+  // Positions of the warp's first and last rows, for skipping tiles (the
+  // mma.sync body; the WG body computes every tile).
+  const int srow0 = wrow0, srows = 16 * MW;
   const int w_first = pos0 + min(srow0, nrows - 1) / G;
   const int w_last = pos0 + min(srow0 + srows - 1, nrows - 1) / G;
 
@@ -202,7 +265,7 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
   }
   cp_async_commit_group();
   if (WG) {
-    if (ntiles > 1) issue(k_begin + KEYS, 1);
+    if (ntiles > 0) issue(k_begin + KEYS, 1);  // zeros where tile 1 pads an odd count
     cp_async_commit_group();
   }
 
@@ -246,29 +309,108 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
   const uint32_t q_lane = sQ_addr + (uint32_t)(((warp * 16 * MW + ((lane >> 3) & 1) * 8 + (lane & 7)) * KS + (lane >> 4) * 8) * 2);
 
   float(&od)[D / 2] = *reinterpret_cast<float(*)[D / 2]>(&o[0][0][0]);  // WG: O as wgmma's accumulator
-  uint32_t pw[KEYS / 16][4];  // WG: P of the last tile, the A of its P V in flight
-  for (int it = 0; it < ntiles; it++) {
-    const int k0 = k_begin + it * KEYS, stage = WG ? it % kWgStages : it & 1;
-    if (!WG) {
-      if (!early && it + 1 < ntiles) issue(k0 + KEYS, stage ^ 1);
+  uint32_t pw[KEYS / 16][4];  // WG: P of the last tile, the A of its P V
+  if constexpr (WG) {
+    // S runs a tile ahead: tile i+1's S is issued before tile i's softmax
+    // and runs under it with tile i-1's P V; both are waited for before O
+    // is rescaled (ptxas serializes every wgmma where O is rescaled with
+    // a wgmma in flight: C7515). Two S accumulators, used in turn by a
+    // loop unrolled by two; every wait and commit is unconditional (a tile
+    // count padded to even by a fully masked tile), so no branch surrounds
+    // a wgmma. Every warpgroup computes every tile: one it cannot see is
+    // masked whole and leaves m, l and O as they were, as it does for a
+    // warp that sees none of a tile's keys.
+    if (ntiles > 0) {
+      const int nt2 = ntiles + (ntiles & 1);
+      float a0[KEYS / 2], a1[KEYS / 2];
+      auto issue_s = [&](float(&acc)[KEYS / 2], int st) {
+#pragma unroll
+        for (int i = 0; i < KEYS / 2; i++) acc[i] = 0.f;
+        const uint32_t kt = sK_addr + (uint32_t)(st * WTILE);
+        keep(acc);
+        wgmma_fence();
+#pragma unroll
+        for (int ks = 0; ks < D / 16; ks++)
+          wgmma_m64n64(acc, qa[MW == 1 ? ks : 0], wg_desc(kt + (uint32_t)((ks / 4) * KEYS * 128 + (ks % 4) * 32)));
+        wgmma_commit();
+      };
+      // step: tile it's softmax and P V, tile it+1's S (cur holds tile it's
+      // S, done; nxt gets tile it+1's). In flight at its start: P V(it-1).
+      auto step = [&](int it, float(&cur)[KEYS / 2], float(&nxt)[KEYS / 2]) {
+        const int k0 = k_begin + it * KEYS;
+        cp_async_wait_group<1>();  // tile it+1 has landed (this thread's copies)
+        fence_proxy_async();
+        __syncthreads();  // ... everyone's; and every P V of tile it-2 is in
+        if (it + 3 < nt2) issue(k0 + 3 * KEYS, (it + 3) % kWgStages);  // into tile it-2's stage
+        cp_async_commit_group();
+        issue_s(nxt, (it + 1) % kWgStages);  // past the last tile: unused
+        keep(cur);
+        float s[1][KEYS / 8][4];
+        float(&sv)[KEYS / 2] = *reinterpret_cast<float(*)[KEYS / 2]>(&s[0][0][0]);
+#pragma unroll
+        for (int i = 0; i < KEYS / 2; i++) asm volatile("mov.b32 %0, %1;\n" : "=f"(sv[i]) : "f"(cur[i]));
+        float al[1][2];
+        p2_softmax<1, KEYS>(s, m, l, al, rpos, k0, k_end, window, p_first, p_last, t4, sl2);
+        wgmma_wait<0>();  // S(it+1) and P V(it-1)
+        keep(nxt);
+        keep(od);
+        keep(pw);
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++) {
+          o[0][dt][0] *= al[0][0], o[0][dt][1] *= al[0][0];
+          o[0][dt][2] *= al[0][1], o[0][dt][3] *= al[0][1];
+        }
+#pragma unroll
+        for (int kk = 0; kk < KEYS / 16; kk++) {
+          pw[kk][0] = pack_half2(s[0][2 * kk][0], s[0][2 * kk][1]);
+          pw[kk][1] = pack_half2(s[0][2 * kk][2], s[0][2 * kk][3]);
+          pw[kk][2] = pack_half2(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
+          pw[kk][3] = pack_half2(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
+        }
+        keep(od);
+        keep(pw);
+        wgmma_fence();
+        const uint32_t vt = sV_addr + (uint32_t)((it % kWgStages) * WTILE);
+#pragma unroll
+        for (int kk = 0; kk < KEYS / 16; kk++) {
+          const uint64_t desc = wg_desc_mn(vt + (uint32_t)(kk * 16 * 128), KEYS * 128);
+          wgmma_m64n128<1>(*reinterpret_cast<float(*)[64]>(&od[0]), pw[kk], desc);
+        }
+        wgmma_commit();
+      };
+      // Prologue: tile 0 in, tile 2 requested, S(0).
+      cp_async_wait_group<1>();
+      fence_proxy_async();
+      __syncthreads();
+      if (2 < nt2) issue(k_begin + 2 * KEYS, 2);
       cp_async_commit_group();
+      issue_s(a0, 0);
+      wgmma_wait<0>();
+      keep(a0);
+      for (int it = 0; it < nt2; it += 2) {
+        step(it, a0, a1);
+        step(it + 1, a1, a0);
+      }
+      wgmma_wait<0>();
+      keep(od);
+      keep(pw);
+      keep(a0);
     }
+  }
+  // The mma.sync body (the WG body ran its own loop above).
+  for (int it = 0; it < (WG ? 0 : ntiles); it++) {
+    const int k0 = k_begin + it * KEYS, stage = it & 1;
+    if (!early && it + 1 < ntiles) issue(k0 + KEYS, stage ^ 1);
+    cp_async_commit_group();
     if (early) {
       cp_async_wait_group<0>();  // both tiles were requested at the start
     } else {
       cp_async_wait_group<1>();  // tile it (and Q) has landed: this thread's copies
     }
-    if (WG) fence_proxy_async();  // the copies, for wgmma's reads
     __syncthreads();  // ... and everyone's
-    if (WG) {
-      // Tile it+2 into the stage of tile it-2, whose P V every warpgroup
-      // waited for during tile it-1.
-      if (it + 2 < ntiles) issue(k0 + 2 * KEYS, (it + 2) % kWgStages);
-      cp_async_commit_group();
-    }
 
-    // Skip a tile no row of this warp (WG: warpgroup) can see, and every
-    // tile for a warp (warpgroup) past the chunk's rows (uniform).
+    // Skip a tile no row of this warp can see, and every tile for a warp
+    // past the chunk's rows (uniform).
     const bool seen = srow0 < nrows && k0 <= w_last && (window <= 0 || k0 + KEYS - 1 > w_first - window);
     if (seen) {
       const uint32_t kb = sK_addr + (uint32_t)(stage * TILE * 2) + k_lane;
@@ -278,24 +420,8 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
       for (int mi = 0; mi < MW; mi++)
 #pragma unroll
         for (int nt = 0; nt < KEYS / 8; nt++) s[mi][nt][0] = s[mi][nt][1] = s[mi][nt][2] = s[mi][nt][3] = 0.f;
-      if constexpr (WG) {
-        // S += Q K^T over the head dims' k-steps in order: K-major B, 64 head
-        // dims (128 bytes) a swizzle block of KEYS rows.
-        float(&sd)[KEYS / 2] = *reinterpret_cast<float(*)[KEYS / 2]>(&s[0][0][0]);
-        const uint32_t kt = sK_addr + (uint32_t)(stage * WTILE);
-        keep(sd);
-        wgmma_fence();
 #pragma unroll
-        for (int ks = 0; ks < D / 16; ks++)
-          wgmma_m64n64(sd, qa[MW == 1 ? ks : 0], wg_desc(kt + (uint32_t)((ks / 4) * KEYS * 128 + (ks % 4) * 32)));
-        wgmma_commit();
-        wgmma_wait<0>();  // S, and the last tile's P V
-        keep(sd);
-        keep(od);
-        keep(pw);
-      }
-#pragma unroll
-      for (int ks = 0; ks < (WG ? 0 : D / 16); ks++) {
+      for (int ks = 0; ks < D / 16; ks++) {
         uint32_t a[MW][4];
 #pragma unroll
         for (int mi = 0; mi < MW; mi++) {
@@ -371,30 +497,8 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
         }
       }
       // O += P V: the S accumulators of n-tiles 2kk, 2kk+1 are P's A fragment.
-      if constexpr (WG) {
-        // k-steps of 16 keys in order; V is B N-major, 64 head dims (128
-        // bytes) a swizzle block of KEYS rows. Waited for with the next
-        // tile's S or after the loop.
 #pragma unroll
-        for (int kk = 0; kk < KEYS / 16; kk++) {
-          pw[kk][0] = pack_half2(s[0][2 * kk][0], s[0][2 * kk][1]);
-          pw[kk][1] = pack_half2(s[0][2 * kk][2], s[0][2 * kk][3]);
-          pw[kk][2] = pack_half2(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
-          pw[kk][3] = pack_half2(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
-        }
-        const uint32_t vt = sV_addr + (uint32_t)(stage * WTILE);
-        keep(od);
-        keep(pw);
-        wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < KEYS / 16; kk++) {
-          const uint64_t desc = wg_desc_mn(vt + (uint32_t)(kk * 16 * 128), KEYS * 128);
-          wgmma_m64n128<1>(*reinterpret_cast<float(*)[64]>(&od[0]), pw[kk], desc);
-        }
-        wgmma_commit();
-      }
-#pragma unroll
-      for (int kk = 0; kk < (WG ? 0 : KEYS / 16); kk++) {
+      for (int kk = 0; kk < KEYS / 16; kk++) {
         uint32_t pa[MW][4];
 #pragma unroll
         for (int mi = 0; mi < MW; mi++) {
@@ -414,17 +518,8 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
           }
         }
       }
-    } else if (WG) {
-      wgmma_wait<0>();  // the last tile's P V, as a tile seen would
-      keep(od);
-      keep(pw);
     }
-    if (!WG) __syncthreads();  // the stage is free for tile it + 2
-  }
-  if (WG) {
-    wgmma_wait<0>();  // the last tile's P V
-    keep(od);
-    keep(pw);
+    __syncthreads();  // the stage is free for tile it + 2
   }
 
   // Partials: m back to natural-log units; l summed over the quad.

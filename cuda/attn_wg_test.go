@@ -47,7 +47,7 @@ func TestAttnPrefillWgPlan(t *testing.T) {
 					if off.direct {
 						want.kernel = fmt.Sprintf("attn_prefill_wg_direct_d%d", D)
 					}
-					want.shape.Shared = uint32(8*64*D*2 + 1024)
+					want.shape.Shared = uint32(5*2*64*D*2 + 1024)
 				}
 				if on != want {
 					t.Fatalf("head dim %d, %q, %d tokens: plan %+v, want %+v", D, k, T, on, want)

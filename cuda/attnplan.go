@@ -239,8 +239,8 @@ func prefill2Splits(blocks, slots, tiles int) int {
 // of a K and a V tile, and the block's Q rows where staged.
 func prefill2Smem(k prefill2Shape, d int) int {
 	if k.wg {
-		// prefill_wg_smem: four stages of unpadded tiles aligned to 1024 bytes.
-		return 4*2*k.keys*d*2 + 1024
+		// prefill_wg_smem: five stages of unpadded tiles aligned to 1024 bytes.
+		return 5*2*k.keys*d*2 + 1024
 	}
 	rows := 2 * 2 * k.keys
 	if k.qShared {
