@@ -49,8 +49,9 @@ __host__ __device__ constexpr int prefill_wg_smem(int D, int KEYS) { return kWgS
 // scores s of a warp's rows, for the WG body; al gets O's rescale, which
 // the caller applies once the last tile's P V is in. The same operations
 // in the same order as the mma.sync body's inline copy (kept inline there:
-// moving it changed the registers of attn_verify2, the decode steps'
-// attention, which was not measured).
+// calling this instead changes the compiled code of every mma.sync
+// instance, attn_verify2_d128, the decode steps' attention, among them, at
+// the same registers; that change has not been timed on a GPU).
 template <int MW, int KEYS>
 __device__ __forceinline__ void p2_softmax(float (&s)[MW][KEYS / 8][4], float (&m)[MW][2], float (&l)[MW][2],
                                            float (&al)[MW][2], const int (&rpos)[MW][2], int k0, int k_end,
