@@ -46,12 +46,8 @@ constexpr int kWgStages = 5;
 __host__ __device__ constexpr int prefill_wg_smem(int D, int KEYS) { return kWgStages * 2 * KEYS * D * 2 + 1024; }
 
 // p2_softmax: one tile's masks and online softmax (log2 units) on the
-// scores s of a warp's rows, for the WG body; al gets O's rescale, which
-// the caller applies once the last tile's P V is in. The same operations
-// in the same order as the mma.sync body's inline copy (kept inline there:
-// calling this instead changes the compiled code of every mma.sync
-// instance, attn_verify2_d128, the decode steps' attention, among them, at
-// the same registers; that change has not been timed on a GPU).
+// scores s of a warp's rows, for both bodies; al gets O's rescale, which
+// the caller applies (the WG body once the last tile's P V is in).
 template <int MW, int KEYS>
 __device__ __forceinline__ void p2_softmax(float (&s)[MW][KEYS / 8][4], float (&m)[MW][2], float (&l)[MW][2],
                                            float (&al)[MW][2], const int (&rpos)[MW][2], int k0, int k_end,
@@ -444,59 +440,15 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
           }
         }
       }
-      // Masks only where some key of the tile is hidden from some row of
-      // the block: the causal diagonal, the window's edge, the split's end.
-      const bool full = k0 + KEYS - 1 <= p_first && k0 + KEYS <= k_end &&
-                        (window <= 0 || k0 > p_last - window);
-      float mt[MW][2];
+      float al[MW][2];
+      p2_softmax<MW, KEYS>(s, m, l, al, rpos, k0, k_end, window, p_first, p_last, t4, sl2);
 #pragma unroll
-      for (int mi = 0; mi < MW; mi++) {
-        mt[mi][0] = mt[mi][1] = -INFINITY;
-#pragma unroll
-        for (int nt = 0; nt < KEYS / 8; nt++) {
-#pragma unroll
-          for (int e = 0; e < 4; e++) {
-            if (full) {
-              s[mi][nt][e] *= sl2;
-            } else {
-              const int kp = k0 + nt * 8 + t4 * 2 + (e & 1);
-              const int p = rpos[mi][e >> 1];
-              const bool ok = kp < k_end && kp <= p && (window <= 0 || kp > p - window);
-              s[mi][nt][e] = ok ? s[mi][nt][e] * sl2 : -INFINITY;
-            }
-            mt[mi][e >> 1] = fmaxf(mt[mi][e >> 1], s[mi][nt][e]);
-          }
-        }
-      }
-      // Online softmax (log2 units), rescale O.
-#pragma unroll
-      for (int mi = 0; mi < MW; mi++) {
-        float alpha[2], mu[2];
-#pragma unroll
-        for (int h2 = 0; h2 < 2; h2++) {
-          float t = mt[mi][h2];
-          t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, 1));
-          t = fmaxf(t, __shfl_xor_sync(0xffffffffu, t, 2));
-          const float mn = fmaxf(m[mi][h2], t);
-          mu[h2] = mn == -INFINITY ? 0.f : mn;
-          alpha[h2] = exp2f(m[mi][h2] - mu[h2]);
-          m[mi][h2] = mn;
-          l[mi][h2] *= alpha[h2];
-        }
-#pragma unroll
-        for (int nt = 0; nt < KEYS / 8; nt++) {
-#pragma unroll
-          for (int e = 0; e < 4; e++) {
-            s[mi][nt][e] = exp2f(s[mi][nt][e] - mu[e >> 1]);
-            l[mi][e >> 1] += s[mi][nt][e];
-          }
-        }
+      for (int mi = 0; mi < MW; mi++)
 #pragma unroll
         for (int dt = 0; dt < D / 8; dt++) {
-          o[mi][dt][0] *= alpha[0], o[mi][dt][1] *= alpha[0];
-          o[mi][dt][2] *= alpha[1], o[mi][dt][3] *= alpha[1];
+          o[mi][dt][0] *= al[mi][0], o[mi][dt][1] *= al[mi][0];
+          o[mi][dt][2] *= al[mi][1], o[mi][dt][3] *= al[mi][1];
         }
-      }
       // O += P V: the S accumulators of n-tiles 2kk, 2kk+1 are P's A fragment.
 #pragma unroll
       for (int kk = 0; kk < KEYS / 16; kk++) {
