@@ -258,3 +258,20 @@ func (m *Monitor) ThrottleReasons() (uint64, error) {
 	}
 	return r, nil
 }
+
+// Power returns the board's power draw and the enforced power limit in
+// watts. A prefill that holds the card at its limit runs at lower SM
+// clocks than the maximum, so its figures need both.
+func (m *Monitor) Power() (watts, limit float64, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ret := m.dev.GetPowerUsage()
+	if ret != nvml.SUCCESS {
+		return 0, 0, fmt.Errorf("NVML: power draw of %s: %v", m.name, ret)
+	}
+	l, ret := m.dev.GetEnforcedPowerLimit()
+	if ret != nvml.SUCCESS {
+		return 0, 0, fmt.Errorf("NVML: power limit of %s: %v", m.name, ret)
+	}
+	return float64(p) / 1e3, float64(l) / 1e3, nil
+}

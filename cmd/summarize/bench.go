@@ -115,6 +115,7 @@ type benchMonitor interface {
 	MaxClocks() (sm, mem int, err error)
 	PeakBandwidth() (float64, error)
 	ThrottleReasons() (uint64, error)
+	Power() (watts, limit float64, err error)
 }
 
 // CUDA-only parts, set by bench_cuda.go; nil (or not ok) elsewhere.
@@ -190,18 +191,19 @@ type benchJSON struct {
 }
 
 type deviceJSON struct {
-	Name              string  `json:"name"`
-	ComputeCapability int     `json:"compute_capability,omitempty"`
-	SMClockMHz        int     `json:"sm_clock_mhz,omitempty"` // at the start, before the engine opened
-	MemClockMHz       int     `json:"mem_clock_mhz,omitempty"`
-	MaxSMClockMHz     int     `json:"max_sm_clock_mhz,omitempty"`
-	MaxMemClockMHz    int     `json:"max_mem_clock_mhz,omitempty"`
-	RunSMClockMHz     [2]int  `json:"run_sm_clock_mhz"` // lowest and highest sampled during the run
-	RunMemClockMHz    [2]int  `json:"run_mem_clock_mhz"`
-	ThrottleReasons   uint64  `json:"clock_event_reasons"` // NVML mask at the end of decode
-	PeakBandwidthGBps float64 `json:"peak_bandwidth_gb_per_s,omitempty"`
-	PrefillGEMM       string  `json:"prefill_gemm,omitempty"`      // the prefill linears' kernels
-	PrefillAttention  string  `json:"prefill_attention,omitempty"` // the prefill chunks' attention kernels
+	Name              string      `json:"name"`
+	ComputeCapability int         `json:"compute_capability,omitempty"`
+	SMClockMHz        int         `json:"sm_clock_mhz,omitempty"` // at the start, before the engine opened
+	MemClockMHz       int         `json:"mem_clock_mhz,omitempty"`
+	MaxSMClockMHz     int         `json:"max_sm_clock_mhz,omitempty"`
+	MaxMemClockMHz    int         `json:"max_mem_clock_mhz,omitempty"`
+	RunSMClockMHz     [2]int      `json:"run_sm_clock_mhz"` // lowest and highest sampled during the run
+	RunMemClockMHz    [2]int      `json:"run_mem_clock_mhz"`
+	ThrottleReasons   uint64      `json:"clock_event_reasons"` // NVML mask at the end of decode
+	Phases            []phaseJSON `json:"phases,omitempty"`    // clocks and power during prefill and decode
+	PeakBandwidthGBps float64     `json:"peak_bandwidth_gb_per_s,omitempty"`
+	PrefillGEMM       string      `json:"prefill_gemm,omitempty"`      // the prefill linears' kernels
+	PrefillAttention  string      `json:"prefill_attention,omitempty"` // the prefill chunks' attention kernels
 }
 
 type prefillJSON struct {
@@ -337,9 +339,11 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	logf("%s: engine opened in %.1f s; prompt %d tokens", r.Card, r.EngineOpenS, len(prompt))
 
+	mon.setPhase("prefill")
 	if err := benchPrefill(ctx, eng, prompt, o.prefillRuns, &r.Prefill); err != nil {
 		return err
 	}
+	mon.setPhase("")
 	logf("prefill %.1f ms", r.Prefill.MS)
 	if err := benchVerify(eng, prompt, o.verify, o.repeats, &r.Verify); err != nil {
 		return err
@@ -368,9 +372,11 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 	}
 
+	mon.setPhase("greedy run")
 	if err := benchDecode(ctx, eng, m, tok, prompt, o.newTokens, mon, r); err != nil {
 		return err
 	}
+	mon.setPhase("")
 	logf("greedy decode %.1f tokens/s", r.Decode.DecodeTokensPS)
 	if o.transformers > 0 {
 		r.Transformers = &vsJSON{TokensPS: o.transformers, Ratio: r.Decode.Throughput / o.transformers}

@@ -70,6 +70,9 @@ func printBench(w io.Writer, r *benchJSON, o *benchOptions) {
 		if d.MaxSMClockMHz > 0 {
 			fmt.Fprintln(w, line)
 		}
+		for _, p := range d.Phases {
+			fmt.Fprintln(w, phaseLine(p))
+		}
 	} else {
 		fmt.Fprintln(w, r.Engine)
 	}
@@ -171,4 +174,20 @@ func printBench(w io.Writer, r *benchJSON, o *benchOptions) {
 		}
 		tw.Flush()
 	}
+}
+
+// phaseLine says what the clocks and the power did during one part of the
+// run.
+func phaseLine(p phaseJSON) string {
+	line := fmt.Sprintf("  during the %s: SM %d-%d MHz (mean %.0f, %d samples)", p.Name, p.SMClockMHz[0], p.SMClockMHz[1], p.SMClockMean, p.Samples)
+	if p.PowerLimitW > 0 {
+		line += fmt.Sprintf(", power up to %.0f of %.0f W", p.PowerMaxW, p.PowerLimitW)
+	}
+	if p.PowerCapped > 0 {
+		line += fmt.Sprintf(", held by the power limit in %d of %d samples", p.PowerCapped, p.Samples)
+	}
+	if r := p.EventReasons &^ (1 | powerReasons); r != 0 {
+		line += fmt.Sprintf(", other clock event reasons 0x%x", r)
+	}
+	return line
 }

@@ -282,7 +282,8 @@ func (f *fakeMonitor) DeviceMemory() (int64, int64, error) {
 func (f *fakeMonitor) Clocks() (int, int, error)        { return 1980, 2619, nil }
 func (f *fakeMonitor) MaxClocks() (int, int, error)     { return 1980, 2619, nil }
 func (f *fakeMonitor) PeakBandwidth() (float64, error)  { return 3.352e12, nil }
-func (f *fakeMonitor) ThrottleReasons() (uint64, error) { return 0, nil }
+func (f *fakeMonitor) ThrottleReasons() (uint64, error) { return 0x4, nil }
+func (f *fakeMonitor) Power() (float64, float64, error) { return 698.5, 700, nil }
 
 // TestSamplerAndGPUReport runs the sampler on a fake monitor and prints a
 // report with the GPU-only sections (device line, bandwidth share, kernel
@@ -290,6 +291,7 @@ func (f *fakeMonitor) ThrottleReasons() (uint64, error) { return 0, nil }
 func TestSamplerAndGPUReport(t *testing.T) {
 	mon := &fakeMonitor{used: 500 << 20}
 	s := startSampler(mon)
+	s.setPhase("prefill")
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		s.mu.Lock()
 		n := s.samples
@@ -298,6 +300,7 @@ func TestSamplerAndGPUReport(t *testing.T) {
 			break
 		}
 	}
+	s.setPhase("")
 	s.stop()
 	s.stop() // idempotent
 
@@ -316,6 +319,10 @@ func TestSamplerAndGPUReport(t *testing.T) {
 	}
 	if d := r.Device; d.Name != "Fake GPU" || d.RunSMClockMHz != [2]int{1980, 1980} || d.PeakBandwidthGBps != 3352 {
 		t.Errorf("device %+v", d)
+	}
+	if ph := r.Device.Phases; len(ph) != 1 || ph[0].Name != "prefill" || ph[0].Samples < 1 || ph[0].SMClockMHz != [2]int{1980, 1980} ||
+		ph[0].SMClockMean != 1980 || ph[0].PowerCapped != ph[0].Samples || ph[0].PowerMaxW != 698.5 || ph[0].PowerLimitW != 700 || ph[0].EventReasons != 0x4 {
+		t.Errorf("phases %+v", ph)
 	}
 	if math.Abs(r.Decode.PctPeak-100*2250.0/3352) > 1e-9 {
 		t.Errorf("share of peak %v", r.Decode.PctPeak)
@@ -338,7 +345,8 @@ func TestSamplerAndGPUReport(t *testing.T) {
 	t.Logf("\n%s", b.String())
 	for _, want := range []string{"compute capability 9.0", "peak memory bandwidth 3352 GB/s; prefill GEMM: wgmma (test); prefill attention: wgmma (attention test)", "67.1% of peak", "device-wide",
 		"peak GPU memory", "kernel profile, steps of 1 tokens at position 6435 (Fake GPU", "gate|up", "75.0%", "1000", "2.0",
-		"against issue 5's targets (Fake GPU)", "greedy decode, % of the bandwidth limit", "67.12"} {
+		"against issue 5's targets (Fake GPU)", "greedy decode, % of the bandwidth limit", "67.12",
+		"during the prefill: SM 1980-1980 MHz (mean 1980", "power up to 698 of 700 W, held by the power limit in"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, b.String())
 		}
