@@ -88,6 +88,9 @@ type Engine struct {
 	prefillDirect bool
 	// normVT4: prefill chunks' norms run add_rmsnorm_vt4 (forward.go: normVT4).
 	normVT4 bool
+	// skipDeadTail: prefill chunks without logits skip the last layer
+	// after its q|k|v (forward.go: skipDeadTail).
+	skipDeadTail bool
 	// attnWg: prefill chunks' attention runs attn_prefill_wg where
 	// prefillKernel is attn_prefill2 (attnplan.go: attnWgmma, prefillFamily).
 	attnWg bool
@@ -243,6 +246,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 	e.lmHeadVariant = lmHeadMMAVariant
 	e.prefillDirect = prefillDirect
 	e.normVT4 = normVT4 && normVT4Fits(hid)
+	e.skipDeadTail = skipDeadTail
 	if gemmWgmma && d.cc == 90 && c.Quant.GroupSize == 128 {
 		// The first lookup has the driver compile the PTX module; where it
 		// fails, the mma.sync GEMM stays and the error is kept.

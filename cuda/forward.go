@@ -43,6 +43,11 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 		if err := e.qkvRope(L, T, li); err != nil {
 			return err
 		}
+		if mode == logitsNone && e.skipDeadTail && li == len(e.layers)-1 {
+			// The cache now holds the chunk's keys and values; the rest of
+			// the last layer only feeds logits, which this chunk has none of.
+			return nil
+		}
 		args := []any{e.qkv, L.k, L.v, e.params, T, H, KV, e.cap, c.SlidingWindow, float32(1 / math.Sqrt(float64(D))), ap.blockKeys,
 			e.wsAcc, e.wsML}
 		if ap.direct {
@@ -228,6 +233,14 @@ func normThreads(hidden int) uint32 {
 	n := (hidden/4 + 31) / 32 * 32
 	return uint32(min(max(n, 32), 1024))
 }
+
+// skipDeadTail: a prefill chunk before the last (logitsNone) stops after
+// the last layer's q|k|v GEMM, which writes the chunk's keys and values to
+// the cache. That layer's attention, o_proj and MLP would only feed the
+// final norm and lm_head, which such a chunk does not run, and the next
+// chunk starts from its own embeddings, so nothing reads them: the
+// outputs are the same bits either way (TestSkipDeadTailEngine).
+var skipDeadTail = true
 
 // normVT4: prefill chunks' norms (more than MaxVerify rows) run
 // add_rmsnorm_vt4 where the hidden size allows (normVT4Fits): add_rmsnorm's

@@ -54,6 +54,7 @@ func TestMain(m *testing.M) {
 		knobFromEnv("BRIEF_GEMM_XP", &gemmXP, "x-producer wgmma prefill GEMM"),
 		knobFromEnv("BRIEF_ATTN_WG", &attnWgmma, "wgmma prefill attention"),
 		knobFromEnv("BRIEF_NORM_VT4", &normVT4, "prefill norms with a quarter of the threads"),
+		knobFromEnv("BRIEF_SKIP_DEAD_TAIL", &skipDeadTail, "the last layer's dead tail skipped in prefill chunks"),
 	)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
