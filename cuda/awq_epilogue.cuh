@@ -8,8 +8,6 @@
 #pragma once
 #include <cuda_fp16.h>
 
-#include <type_traits>
-
 #include "awq_common.cuh"
 #include "common.cuh"
 #include "rope.cuh"
@@ -179,32 +177,22 @@ __device__ __forceinline__ void gemm_store_staged(const float (&acc)[1][WT][4], 
     row0 = pos0 % ra.cap;
     inv_freq = rope_inv_freq(rope_pair_col(col0, g, ra.head_dim), ra.head_dim, ra.theta);
   }
-  // ROT: 0 stores the pairs as they are, 1 rotates them through sincosf,
-  // 2 through rope_sincos_fast (the same bits, no branch: the 2 WT
-  // rotations overlap; run 183).
-  auto pairs = [&](auto rot) {
-    constexpr int ROT = decltype(rot)::value;
 #pragma unroll
-    for (int nt = 0; nt < WT; nt++) {
+  for (int nt = 0; nt < WT; nt++) {
 #pragma unroll
-      for (int v = 0; v < 2; v++) {
-        const int r = nt * 8 + 2 * t + v;
-        __half o1 = __float2half_rn(acc[0][nt][v]), o2 = __float2half_rn(acc[0][nt][v + 2]);
-        if constexpr (ROT == 1) rope_rotate_freq(o1, o2, pos0 + nb + r, inv_freq, o1, o2);
-        if constexpr (ROT == 2) rope_rotate_freq_fast(o1, o2, pos0 + nb + r, inv_freq, o1, o2);
+    for (int v = 0; v < 2; v++) {
+      const int r = nt * 8 + 2 * t + v;
+      const __half h1 = __float2half_rn(acc[0][nt][v]), h2 = __float2half_rn(acc[0][nt][v + 2]);
+      if constexpr (EPI == kEpiRope) {
+        __half o1 = h1, o2 = h2;
+        if (col0 < qk) rope_rotate_freq(h1, h2, pos0 + nb + r, inv_freq, o1, o2);
         buf[at(r, 0) + g] = o1;
         buf[at(r, 1) + g] = o2;
+      } else {
+        buf[at(r, 0) + g] = h1;
+        buf[at(r, 1) + g] = h2;
       }
     }
-  };
-  if (EPI != kEpiRope || col0 >= qk) {
-    pairs(std::integral_constant<int, 0>());
-  } else if (__fmul_rn((float)(pos0 + nb + NT - 1), inv_freq) < kRopeFastMax) {
-    // The largest angle of this thread's rows is under the bound (the
-    // angle grows with the position).
-    pairs(std::integral_constant<int, 2>());
-  } else {
-    pairs(std::integral_constant<int, 1>());
   }
   __syncwarp();
 #pragma unroll 4

@@ -72,28 +72,3 @@ extern "C" __global__ void rope_append_perm(__half* __restrict__ qkv, __half* __
   vc[slot + i] = v[i];
   vc[slot + i + half] = v[i + half];
 }
-
-// rope_sincos_check compares rope_sincos_fast with sincosf on the floats
-// whose bit patterns are first, first + 1, ..., below last (grid-stride),
-// counting in out[0] the values where either result's bits differ and
-// keeping in out[1] the smallest such pattern (out[1] starts at ~0u).
-// Tests only (TestRopeSincosFast).
-extern "C" __global__ void rope_sincos_check(unsigned first, unsigned last, unsigned* out) {
-  grid_dep_launch();
-  grid_dep_wait();
-  unsigned bad = 0, low = ~0u;
-  for (unsigned u = first + blockIdx.x * blockDim.x + threadIdx.x; u < last; u += gridDim.x * blockDim.x) {
-    const float x = __uint_as_float(u);
-    float s0, c0, s1, c1;
-    sincosf(x, &s0, &c0);
-    rope_sincos_fast(x, s1, c1);
-    if (__float_as_uint(s0) != __float_as_uint(s1) || __float_as_uint(c0) != __float_as_uint(c1)) {
-      bad++;
-      low = min(low, u);
-    }
-  }
-  if (bad) {
-    atomicAdd(out, bad);
-    atomicMin(out + 1, low);
-  }
-}

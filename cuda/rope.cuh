@@ -22,48 +22,6 @@ __device__ __forceinline__ void rope_rotate_freq(__half x1h, __half x2h, int pos
   r2 = __float2half_rn(__fmaf_rn(x1, s, __fmul_rn(x2, c)));
 }
 
-// kRopeFastMax bounds the angles rope_sincos_fast takes: sincosf's own
-// bound for its fast path (0x47CE4780).
-constexpr float kRopeFastMax = 105615.0f;
-
-// rope_sincos_fast gives sincosf(x)'s bits for 0 <= x < kRopeFastMax. It
-// takes the steps sincosf takes on that range: x less the nearest multiple
-// q of pi/2 (in three parts), a polynomial each for sin and cos, then q's
-// swap and signs; but it has no branch to sincosf's slow path, so that the
-// many rotations of a GEMM epilogue's thread can overlap. The constants
-// are sincosf's (as nvcc 11.8 writes them into PTX). TestRopeSincosFast
-// compares every float of the range with sincosf.
-__device__ __forceinline__ void rope_sincos_fast(float x, float& s, float& c) {
-  const int q = __float2int_rn(__fmul_rn(x, __uint_as_float(0x3F22F983u)));  // x * 2/pi
-  const float j = (float)q;
-  float r = __fmaf_rn(j, __uint_as_float(0xBFC90FDAu), x);
-  r = __fmaf_rn(j, __uint_as_float(0xB3A22168u), r);
-  r = __fmaf_rn(j, __uint_as_float(0xA7C234C5u), r);
-  const float r2 = __fmul_rn(r, r);
-  float pc = __fmaf_rn(__uint_as_float(0x37CBAC00u), r2, __uint_as_float(0xBAB607EDu));
-  pc = __fmaf_rn(pc, r2, __uint_as_float(0x3D2AAABBu));
-  pc = __fmaf_rn(pc, r2, __uint_as_float(0xBEFFFFFFu));
-  pc = __fmaf_rn(pc, r2, 1.0f);
-  const float r3 = __fmaf_rn(r2, r, 0.0f);
-  float ps = __fmaf_rn(__uint_as_float(0xB94D4153u), r2, __uint_as_float(0x3C0885E4u));
-  ps = __fmaf_rn(ps, r2, __uint_as_float(0xBE2AAAA8u));
-  ps = __fmaf_rn(ps, r3, r);
-  const float sv = (q & 1) ? pc : ps, cv = (q & 1) ? ps : pc;
-  s = (q & 2) ? -sv : sv;
-  c = ((q + 1) & 2) ? -cv : cv;
-}
-
-// rope_rotate_freq_fast is rope_rotate_freq for angles pos * inv_freq
-// under kRopeFastMax: the same bits, no branch.
-__device__ __forceinline__ void rope_rotate_freq_fast(__half x1h, __half x2h, int pos, float inv_freq, __half& r1,
-                                                      __half& r2) {
-  float s, c;
-  rope_sincos_fast(__fmul_rn((float)pos, inv_freq), s, c);
-  const float x1 = __half2float(x1h), x2 = __half2float(x2h);
-  r1 = __float2half_rn(__fmaf_rn(x1, c, -__fmul_rn(x2, s)));
-  r2 = __float2half_rn(__fmaf_rn(x1, s, __fmul_rn(x2, c)));
-}
-
 // rope_rotate rotates columns (i, i+head_dim/2) = (x1, x2) of one head at
 // position pos (rotate-half layout, as transformers applies it): inv_freq =
 // 1/theta^(2i/D) and the angle pos*inv_freq in fp32, as transformers
