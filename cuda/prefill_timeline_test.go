@@ -62,7 +62,9 @@ func BenchmarkPrefillTimeline(b *testing.B) {
 		}
 	}
 	fmt.Fprintf(&sb, "%5s %5s %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", "sum", "", tw, tk, tg, ta, tn, to, tw-tk)
-	b.Logf("prefill chunk by chunk (ms; each chunk prefilled alone, so every chunk also ends in lm_head and a wait):\n%s", sb.String())
+	// Each chunk is a Prefill of its own, so each is a last chunk: it runs
+	// the whole last layer (no skipDeadTail), lm_head and a wait.
+	b.Logf("prefill chunk by chunk (ms; each chunk prefilled alone, as a last chunk):\n%s", sb.String())
 
 	stages := []struct {
 		name string

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -25,7 +24,6 @@ type sampler struct {
 	smLo, smHi, mLo, mHi int
 	phase                string
 	phases               []phaseJSON
-	smSum                map[string]float64
 }
 
 // phaseJSON is the clock state sampled during one part of the run.
@@ -38,6 +36,7 @@ type phaseJSON struct {
 	PowerLimitW  float64 `json:"power_limit_w,omitempty"`
 	PowerCapped  int     `json:"power_capped_samples"` // samples with a power reason (software cap or brake)
 	EventReasons uint64  `json:"clock_event_reasons"`  // every reason seen, ORed
+	smSum        float64 // of the samples' SM clocks, for the mean
 }
 
 // NVML clock event reasons that mean the board's power held the clocks.
@@ -88,9 +87,8 @@ func (s *sampler) sample() {
 	phase := s.phase
 	s.mu.Unlock()
 	var reasons uint64
-	var rerr error
 	var watts, limit float64
-	var perr error = errNoPhase
+	var rerr, perr error
 	if phase != "" {
 		reasons, rerr = s.mon.ThrottleReasons()
 		watts, limit, perr = s.mon.Power()
@@ -115,8 +113,6 @@ func (s *sampler) sample() {
 	}
 }
 
-var errNoPhase = errors.New("no phase")
-
 // notePhase adds one sample to phase's figures (s.mu held).
 func (s *sampler) notePhase(phase string, sm int, reasons uint64, rerr error, watts, limit float64, perr error) {
 	i := slices.IndexFunc(s.phases, func(p phaseJSON) bool { return p.Name == phase })
@@ -124,14 +120,11 @@ func (s *sampler) notePhase(phase string, sm int, reasons uint64, rerr error, wa
 		s.phases = append(s.phases, phaseJSON{Name: phase, SMClockMHz: [2]int{sm, sm}})
 		i = len(s.phases) - 1
 	}
-	if s.smSum == nil {
-		s.smSum = map[string]float64{}
-	}
 	p := &s.phases[i]
 	p.Samples++
 	p.SMClockMHz = [2]int{min(p.SMClockMHz[0], sm), max(p.SMClockMHz[1], sm)}
-	s.smSum[phase] += float64(sm)
-	p.SMClockMean = s.smSum[phase] / float64(p.Samples)
+	p.smSum += float64(sm)
+	p.SMClockMean = p.smSum / float64(p.Samples)
 	if rerr == nil {
 		p.EventReasons |= reasons
 		if reasons&powerReasons != 0 {
