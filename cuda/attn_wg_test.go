@@ -60,9 +60,9 @@ func TestAttnPrefillWgPlan(t *testing.T) {
 // TestAttnPrefillWgSameBits: attn_prefill_wg_d* writes, bit for bit, the
 // partials attn_prefill2_d* writes (with 1, 7 and the planned splits), and
 // its direct instances attn_prefill2_direct_d*'s outputs, on chunks of 17
-// to 512 tokens before, at and past the window, across the ring's wrap,
-// with query groups of 1, 3 and 4, and ragged row tiles (a warpgroup with
-// some rows past the chunk).
+// to 512 tokens before, at and past the window, across the ring's wrap
+// (rings down to one key tile), with query groups of 1, 3 and 4, and ragged
+// row tiles (a warpgroup with some rows past the chunk).
 func TestAttnPrefillWgSameBits(t *testing.T) {
 	d := attnWgDevice(t)
 	rng := rand.New(rand.NewPCG(131, 132))
@@ -78,6 +78,8 @@ func TestAttnPrefillWgSameBits(t *testing.T) {
 		{6, 2, 128, 40, 50, 128, 0},         // G = 3, ragged
 		{4, 4, 128, 100, 200, 400, 0},       // G = 1 (Llama)
 		{8, 2, 128, 33, 1000, 1100, 300},    // window start inside a tile
+		{8, 2, 128, 40, 300, 70, 24},        // a ring of little more than a tile: slots wrap inside tiles
+		{8, 2, 128, 40, 1000, 64, 20},       // the smallest ring the engine gives it (attnWgKeys)
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%+v", c), func(t *testing.T) {

@@ -203,6 +203,9 @@ var prefill2Kernels = map[string]prefill2Shape{
 // (main_test.go).
 var attnWgmma = true
 
+// attnWgKeys is attn_prefill_wg's key tile (attn_prefill2.cuh: KEYS).
+const attnWgKeys = 64
+
 // prefillFamily is the prefill chunks' attention family of this engine:
 // prefillKernel, with attn_prefill2 on wgmma where the engine took it.
 func (e *Engine) prefillFamily() string {

@@ -258,7 +258,9 @@ func (e *Engine) setup(w *inference.Weights) error {
 			e.gemmXP = e.gemmXP && d.hasKernel(t.kernel(""))
 		}
 	}
-	if attnWgmma && d.cc == 90 && D == 128 {
+	// attn_prefill_wg steps its ring slots a key tile at a time, so the
+	// ring must hold a tile (attn_prefill2.cuh: issue_wg).
+	if attnWgmma && d.cc == 90 && D == 128 && e.cap >= attnWgKeys {
 		e.attnWg = d.hasKernel("attn_prefill_wg_d128") && d.hasKernel("attn_prefill_wg_direct_d128")
 		e.jitErr = d.jitErr
 	}
