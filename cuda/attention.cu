@@ -226,10 +226,15 @@ ATTN_ALL_RW(32)
 // Combine the splits of each row: out = sum_z w_z acc_z / sum_z w_z l_z with
 // w_z = e^(m_z - M). The weights are computed once per row by the first
 // warp (a fixed reduction tree for a given split count, so verify steps stay
-// batch-invariant), then every thread sums its head dimension with
-// independent loads. grid (tokens*heads), block head_dim (<= 256 splits).
+// batch-invariant), then every thread sums its head dimension over the
+// splits in order. grid (tokens*heads), block head_dim (<= 256 splits).
 // out (tokens, heads*D) fp16.
 constexpr int kMaxSplits = 256;
+// Each thread requests its first kReducePre partials before the weights
+// exist, so their loads overlap the first warp's work instead of following
+// the barrier a few at a time (a verify step at the reference context has
+// 34 splits). The sum is the same sequence of fmas either way.
+constexpr int kReducePre = 40;
 
 extern "C" __global__ void attn_reduce(const float* __restrict__ ws_acc,
                                        const float* __restrict__ ws_ml, __half* __restrict__ out,
@@ -239,6 +244,19 @@ extern "C" __global__ void attn_reduce(const float* __restrict__ ws_acc,
   __shared__ float wz[kMaxSplits];
   __shared__ float inv_den;
   const int r = blockIdx.x, lane = threadIdx.x & 31;
+  const int d0 = threadIdx.x;
+  const size_t zstride = (size_t)rows * head_dim;
+  float pre[kReducePre];
+  {
+    // Past the last split (or head dimension) a load repeats the last one,
+    // for a value the sums below never use.
+    const float* p = ws_acc + (size_t)r * head_dim + min(d0, head_dim - 1);
+#pragma unroll
+    for (int z = 0; z < kReducePre; z++) {
+      pre[z] = ld_cg_f32(p);
+      if (z + 1 < nsplit) p += zstride;
+    }
+  }
   if (threadIdx.x < 32) {
     float M = -INFINITY;
     for (int z = lane; z < nsplit; z += 32) M = fmaxf(M, ws_ml[((size_t)z * rows + r) * 2]);
@@ -255,10 +273,17 @@ extern "C" __global__ void attn_reduce(const float* __restrict__ ws_acc,
     if (lane == 0) inv_den = attn_inv_den(den);
   }
   __syncthreads();
-  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+  for (int d = d0; d < head_dim; d += blockDim.x) {
     float num = 0.f;
+    int z = 0;
+    if (d == d0) {
+#pragma unroll
+      for (; z < kReducePre; z++)
+        if (z < nsplit) num = __fmaf_rn(wz[z], pre[z], num);
+      z = min(nsplit, kReducePre);
+    }
 #pragma unroll 4
-    for (int z = 0; z < nsplit; z++) num = __fmaf_rn(wz[z], ws_acc[((size_t)z * rows + r) * head_dim + d], num);
+    for (; z < nsplit; z++) num = __fmaf_rn(wz[z], ws_acc[z * zstride + (size_t)r * head_dim + d], num);
     out[(size_t)r * head_dim + d] = attn_out_half(num, inv_den);
   }
 }

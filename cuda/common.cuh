@@ -26,6 +26,16 @@ __device__ __forceinline__ void grid_dep_wait() {
 #endif
 }
 
+// ld_cg_f32 loads a float an earlier kernel wrote, through L2, as asm
+// volatile: ptxas may move a read-only (ld.global.nc) load above
+// griddepcontrol.wait, and did for attn_reduce's early loads (sm_90 SASS,
+// nvcc 11.8).
+__device__ __forceinline__ float ld_cg_f32(const float* p) {
+  float v;
+  asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p) : "memory");
+  return v;
+}
+
 __device__ __forceinline__ void grid_dep_launch() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
