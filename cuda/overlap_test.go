@@ -70,6 +70,15 @@ var streamRule = waitRule{"stream_body",
 	regexp.MustCompile(`load\(\);`),
 	regexp.MustCompile(`\b(p|sink)\s*\[|ld_stream\(|\bload\(|atomic`)}
 
+// normRule: the norms load their weights (constant) before the wait; the
+// residual stream, the sub-layer's output and the normalized row wait.
+var normRule = func(fn string) waitRule {
+	return waitRule{fn,
+		regexp.MustCompile(`norm_w\(wv, w, (n4|hidden / 4)\);`),
+		regexp.MustCompile(`norm_w\(wv, w, (n4|hidden / 4)\);`),
+		regexp.MustCompile(`\b(h|y|out|hr|yr|o|part)\s*\[|\*\s*(h|y)\b|__ldg\(|atomic`)}
+}
+
 // waitsInside are the calls of waitRule functions in kernel bodies.
 var waitsInside = map[string]waitRule{
 	"awq::gemm_wg<awq::kEpiStore>(":                         wgmmaRule,
@@ -83,7 +92,9 @@ var waitsInside = map[string]waitRule{
 	"awq::gemv_g128<NT, true>(":                             gemvRule,
 	"awq::gemv_g128<NT, false, true>(":                      gemvRule,
 	"attn_prefill2_body<D, 1, 64, 64, true>(":               verifyEarlyRule,
-	"stream_body(": streamRule,
+	"stream_body(":   streamRule,
+	"norm_body(":     normRule("norm_body"),
+	"norm_vt4_body(": normRule("norm_vt4_body"),
 }
 
 // TestKernelsWaitForPredecessor: launched overlapped, a kernel may run

@@ -26,17 +26,32 @@ __device__ __forceinline__ uint2 norm_out(float4 v, float inv, uint2 ww) {
   return make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
 }
 
-// grid (tokens), block min(1024, hidden/4 rounded up to 32). h (tokens,
-// hidden) fp32, updated in place; y (tokens, hidden) fp16 or NULL; w (hidden)
-// fp16; out (tokens, hidden) fp16. hidden % 4 == 0. The caller offsets the
-// pointers to run on some rows only (the final norm of a prefill chunk runs
-// on its last row alone).
-extern "C" __global__ void add_rmsnorm(float* __restrict__ h, const __half* __restrict__ y,
-                                       const __half* __restrict__ w, __half* __restrict__ out,
-                                       int hidden, float eps) {
-  grid_dep_launch();
-  grid_dep_wait();
+// norm_w loads a thread's norm weights for rows i = threadIdx.x + k
+// blockDim (k < K, i < n4): constant, so the kernels request them before
+// their wait, and the last step of the norm no longer waits on a load from
+// memory (the weights' few kilobytes are out of L2 again by the next step).
+template <int K>
+__device__ __forceinline__ void norm_w(uint2 (&wv)[K], const __half* __restrict__ w, int n4) {
+  const uint2* wr = reinterpret_cast<const uint2*>(w);
+#pragma unroll
+  for (int k = 0; k < K; k++) {
+    const int i = threadIdx.x + k * blockDim.x;
+    wv[k] = i < n4 ? wr[i] : make_uint2(0, 0);
+  }
+}
+
+// norm_body is add_rmsnorm: grid (tokens), block min(1024, hidden/4 rounded
+// up to 32). h (tokens, hidden) fp32, updated in place; y (tokens, hidden)
+// fp16 or NULL; w (hidden) fp16; out (tokens, hidden) fp16. hidden % 4 ==
+// 0. The caller offsets the pointers to run on some rows only (the final
+// norm of a prefill chunk runs on its last row alone).
+__device__ __forceinline__ void norm_body(float* __restrict__ h, const __half* __restrict__ y,
+                                          const __half* __restrict__ w, __half* __restrict__ out, int hidden,
+                                          float eps) {
   const int t = blockIdx.x, n4 = hidden / 4;
+  uint2 wv[kNormVec];
+  norm_w(wv, w, n4);
+  grid_dep_wait();
   float4* hr = reinterpret_cast<float4*>(h + (size_t)t * hidden);
   const uint2* yr = y ? reinterpret_cast<const uint2*>(y + (size_t)t * hidden) : nullptr;
   float4 v[kNormVec];
@@ -62,13 +77,19 @@ extern "C" __global__ void add_rmsnorm(float* __restrict__ h, const __half* __re
     if (i < n4) ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
   }
   const float inv = rsqrtf(block_sum(ss) / hidden + eps);
-  const uint2* wr = reinterpret_cast<const uint2*>(w);
   uint2* o = reinterpret_cast<uint2*>(out + (size_t)t * hidden);
 #pragma unroll
   for (int k = 0; k < kNormVec; k++) {
     const int i = threadIdx.x + k * blockDim.x;
-    if (i < n4) o[i] = norm_out(v[k], inv, wr[i]);
+    if (i < n4) o[i] = norm_out(v[k], inv, wv[k]);
   }
+}
+
+extern "C" __global__ void add_rmsnorm(float* __restrict__ h, const __half* __restrict__ y,
+                                       const __half* __restrict__ w, __half* __restrict__ out,
+                                       int hidden, float eps) {
+  grid_dep_launch();
+  norm_body(h, y, w, out, hidden, eps);
 }
 
 // add_rmsnorm_vt4: add_rmsnorm's outputs, bit for bit, with a quarter of
@@ -82,12 +103,13 @@ extern "C" __global__ void add_rmsnorm(float* __restrict__ h, const __half* __re
 // four times the rows in flight an SM. grid (tokens), block n4 / 4;
 // arguments as add_rmsnorm's.
 constexpr int kVT4 = 4;  // add_rmsnorm_vt4's float4 a thread
-extern "C" __global__ void add_rmsnorm_vt4(float* __restrict__ h, const __half* __restrict__ y,
-                                           const __half* __restrict__ w, __half* __restrict__ out, int hidden,
-                                           float eps) {
-  grid_dep_launch();
-  grid_dep_wait();
+__device__ __forceinline__ void norm_vt4_body(float* __restrict__ h, const __half* __restrict__ y,
+                                              const __half* __restrict__ w, __half* __restrict__ out, int hidden,
+                                              float eps) {
   const int t = blockIdx.x, nt = blockDim.x;
+  uint2 wv[kVT4];
+  norm_w(wv, w, hidden / 4);
+  grid_dep_wait();
   float4* hr = reinterpret_cast<float4*>(h + (size_t)t * hidden);
   const uint2* yr = y ? reinterpret_cast<const uint2*>(y + (size_t)t * hidden) : nullptr;
   float4 v[kVT4];
@@ -112,11 +134,17 @@ extern "C" __global__ void add_rmsnorm_vt4(float* __restrict__ h, const __half* 
   }
   __syncthreads();
   const float inv = rsqrtf(warp_sum(lane < kVT4 * nw ? part[lane] : 0.f) / hidden + eps);
-  const uint2* wr = reinterpret_cast<const uint2*>(w);
   uint2* o = reinterpret_cast<uint2*>(out + (size_t)t * hidden);
 #pragma unroll
   for (int k = 0; k < kVT4; k++) {
     const int i = threadIdx.x + k * nt;
-    o[i] = norm_out(v[k], inv, wr[i]);
+    o[i] = norm_out(v[k], inv, wv[k]);
   }
+}
+
+extern "C" __global__ void add_rmsnorm_vt4(float* __restrict__ h, const __half* __restrict__ y,
+                                           const __half* __restrict__ w, __half* __restrict__ out, int hidden,
+                                           float eps) {
+  grid_dep_launch();
+  norm_vt4_body(h, y, w, out, hidden, eps);
 }
