@@ -159,11 +159,13 @@ __device__ __forceinline__ void gemv(const uint8_t* __restrict__ w, const __half
 // into the cache slot pos % cap. The k and v columns of y are not written
 // (the attention kernels read k and v from the cache only). The GEMM's
 // epilogue (awq_gemm.cu, kEpiRope) does the same per pair through
-// rope_pair_store (awq_epilogue.cuh); this copy is kept as it was so that
-// the mat-vec's SASS does not change.
+// rope_pair_store (awq_epilogue.cuh). A thread's pair column (and so its
+// frequency) is the same in every pass of the loop below, so the caller
+// computes inv_freq = rope_inv_freq(c) (a powf) and row0 = pos0 % cap
+// before its wait, off the step's critical tail (rope_head).
 template <int NT>
 __device__ __forceinline__ void rope_epilogue(const float* red, __half* __restrict__ y, const RopeArgs& ra, int s,
-                                              int nw, int tokens, int out) {
+                                              int nw, int tokens, int out, float inv_freq, int row0) {
   const int D = ra.head_dim, half = D / 2;
   const int qk = (ra.heads + ra.kv_heads) * D;  // the permuted q and k columns
   const int col0 = s * kStripe;
@@ -181,11 +183,13 @@ __device__ __forceinline__ void rope_epilogue(const float* red, __half* __restri
     }
     const __half h1 = __float2half_rn(sum1), h2 = __float2half_rn(sum2);
     const int pos = pos0 + tok;
-    const size_t slot = (size_t)(pos % ra.cap) * D;
+    int row = row0 + tok;
+    while (row >= ra.cap) row -= ra.cap;
+    const size_t slot = (size_t)row * D;
     if (col0 < qk) {
       const int head = col0 / D, c = 8 * ((col0 % D) / kStripe) + g;  // pair (c, c + D/2) of the head
       __half r1, r2;
-      rope_rotate(h1, h2, pos, c, D, ra.theta, r1, r2);
+      rope_rotate_freq(h1, h2, pos, inv_freq, r1, r2);
       if (head < ra.heads) {
         __half* q = y + (size_t)tok * out + (size_t)head * D;
         q[c] = r1;
@@ -204,6 +208,15 @@ __device__ __forceinline__ void rope_epilogue(const float* red, __half* __restri
       v[d + 8] = h2;
     }
   }
+}
+
+// rope_head computes what rope_epilogue takes from its caller for stripe s
+// and lane row g: the frequency of the thread's pair column (the value
+// rope_rotate would compute) and the first token's ring row.
+__device__ __forceinline__ void rope_head(const RopeArgs& ra, int s, int g, float& inv_freq, int& row0) {
+  const int D = ra.head_dim;
+  inv_freq = rope_inv_freq(8 * ((s * kStripe % D) / kStripe) + g, D, ra.theta);
+  row0 = ra.params[kParamPos] % ra.cap;
 }
 
 // silu_epilogue ends a gate|up mat-vec packed in the fused-SiLU column
@@ -272,6 +285,12 @@ __device__ __forceinline__ void gemv_g128(const uint8_t* __restrict__ w, const _
   int gi = g0;
   if (gi < g1) pair_load_w<NT>(a, wc, zc);
   if (const int pg = 1 + lane / 8; pg <= 2 && g0 + pg < g1) prefetch_l2(wc - lane + pg * 64 + 8 * (lane % 8));
+  // rope_epilogue's frequency and ring row, while the previous kernel
+  // drains: params is staged before the step (common.cuh), theta constant.
+  float rf = 0.f;
+  int rrow = 0;
+  if constexpr (ROPE)
+    if (threadIdx.x < NT * 2 * 32) rope_head(ra, s, g, rf, rrow);  // the epilogue's threads only
   grid_dep_wait();
   if (gi < g1) pair_load_x<NT>(a, xc, xv);
   for (; gi < g1; gi += 2) {
@@ -298,7 +317,7 @@ __device__ __forceinline__ void gemv_g128(const uint8_t* __restrict__ w, const _
     for (int v = 0; v < 4; v++) red[(warp * NT * 4 + nt * 4 + v) * 32 + lane] = acc[nt][v];
   __syncthreads();
   if constexpr (ROPE) {
-    rope_epilogue<NT>(red, y, ra, s, nw, tokens, out);
+    rope_epilogue<NT>(red, y, ra, s, nw, tokens, out, rf, rrow);
   } else if constexpr (SILU) {
     silu_epilogue<NT>(red, y, s, nw, tokens, out);
   } else {
