@@ -2,14 +2,11 @@
 // lowest index among ties (as torch.argmax), so logits never cross to the host.
 #include "common.cuh"
 
-// grid (rows), block 1024. logits (rows, vocab) fp32; out (rows) int32.
-extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __restrict__ out,
-                                       int vocab) {
-  grid_dep_launch();
-  grid_dep_wait();
+// row_argmax is row r's greedy id (vocab logits), in thread 0 of the
+// block; block a multiple of 32 threads, at most 1024.
+__device__ __forceinline__ int row_argmax(const float* __restrict__ r, int vocab) {
   __shared__ float sv[32];
   __shared__ int si[32];
-  const float* r = logits + (size_t)blockIdx.x * vocab;
   float best = -INFINITY;
   int bi = 0x7fffffff;
   for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
@@ -34,19 +31,38 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __
       const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
       if (ov > best || (ov == best && oi < bi)) best = ov, bi = oi;
     }
-    if (lane == 0) out[blockIdx.x] = bi == 0x7fffffff ? 0 : bi;
   }
+  return bi == 0x7fffffff ? 0 : bi;
 }
 
-// greedy_chain turns a one-token step's greedy id into the next step's
-// parameters (position + 1, token), so that steps can follow each other on
-// the device without the host between them (greedy.go). It runs after the
-// step's last kernel, when nothing of the step reads params any more.
-// grid 1, block 32. params as common.cuh; next (1) int32.
-extern "C" __global__ void greedy_chain(int* __restrict__ params, const int* __restrict__ next) {
+// grid (rows), block 1024. logits (rows, vocab) fp32; out (rows) int32.
+extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int* __restrict__ out,
+                                       int vocab) {
+  grid_dep_launch();
   grid_dep_wait();
+  const int id = row_argmax(logits + (size_t)blockIdx.x * vocab, vocab);
+  if (threadIdx.x == 0) out[blockIdx.x] = id;
+}
+
+// argmax_chain is a greedy step's last kernel (greedy.go): argmax_rows of
+// one row, which then becomes the next step's parameters (position + 1,
+// token), so that steps follow each other on the device without the host
+// between them. It also stores the id in ids[pos % slots], page-locked host
+// memory that the host reads once the step's event has passed, so no copy
+// follows the step.
+// It does not let a successor launch early: the next step's first kernels
+// may read params before their wait (awq_gemv.cu), so params must be final
+// when they start. grid 1, block 1024. logits (vocab) fp32; out (1), ids
+// (slots) int32.
+extern "C" __global__ void argmax_chain(const float* __restrict__ logits, int* __restrict__ out, int vocab,
+                                        int* __restrict__ params, int* __restrict__ ids, int slots) {
+  grid_dep_wait();
+  const int id = row_argmax(logits, vocab);
   if (threadIdx.x == 0) {
-    params[kParamPos] += 1;
-    params[kParamIds] = next[0];
+    const int pos = params[kParamPos];
+    out[0] = id;
+    params[kParamPos] = pos + 1;
+    params[kParamIds] = id;
+    ids[pos % slots] = id;
   }
 }

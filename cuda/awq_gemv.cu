@@ -287,7 +287,7 @@ __device__ __forceinline__ void gemv_g128(const uint8_t* __restrict__ w, const _
   if (const int pg = 1 + lane / 8; pg <= 2 && g0 + pg < g1) prefetch_l2(wc - lane + pg * 64 + 8 * (lane % 8));
   // rope_epilogue's frequency and ring row, while the previous kernel
   // drains: params is final before the step's first kernel starts (staged
-  // by the host, or written by the last step's greedy_chain, which ends
+  // by the host, or written by the last step's argmax_chain, which ends
   // that step), as attn_verify2's early reads assume (overlap_test.go).
   float rf = 0.f;
   int rrow = 0;

@@ -94,7 +94,7 @@ func kernelFamily(kernel string) string {
 		return "split reduce"
 	case strings.HasPrefix(kernel, "attn_"):
 		return "attention"
-	case strings.HasPrefix(kernel, "add_rmsnorm"):
+	case strings.HasPrefix(kernel, "add_rmsnorm"), strings.HasPrefix(kernel, "embed_rmsnorm"):
 		return "RMSNorm"
 	case strings.HasPrefix(kernel, "rope_append"):
 		return "RoPE+KV append"
@@ -197,7 +197,8 @@ func (e *Engine) familyWork(family, part string, T, pos int) (bytes int64, flops
 		rows := t * H
 		return L * (int64(p.splits)*rows*(D+2)*4 + rows*D*2), 0
 	case "RMSNorm":
-		// Residual in and out (fp32), projection in and normalized out (fp16).
+		// Residual in and out (fp32), projection in and normalized out (fp16);
+		// the first norm reads the embedding rows instead (embed_rmsnorm).
 		return (2*L+1)*t*hid*12 + n*hid*12, 0
 	case "RoPE+KV append":
 		return L * t * (H + 2*KV) * D * 2 * 2, 0

@@ -53,7 +53,7 @@ func stepStreamOps(e *Engine) []streamOp {
 	norm := streamOp{"add_rmsnorm", 8 * hid} // h, y and w of one row
 	kv := int64(e.visibleKeys(e.Len())) * 2 * int64(c.KVHeads) * int64(c.HeadDim) * 2
 	ap := e.attnPlan(1)
-	ops := []streamOp{{"embed_gather", 2 * hid}, norm}
+	ops := []streamOp{{"add_rmsnorm", 4 * hid}} // embed_rmsnorm: a table row and the weights
 	for li := range e.layers {
 		l := &e.layers[li]
 		ops = append(ops, streamOp{"q|k|v", packedBytes(&l.qkv.p)})
@@ -183,6 +183,43 @@ func (s *streamBench) timeChain(ops []streamOp, early int) (float64, error) {
 	}
 	defer g.destroy()
 	return s.time(func() error { return s.d.launchGraph(g, "stream ceiling") })
+}
+
+// timeChainSteps times k copies of ops captured as one graph, in ms a
+// copy; with tail, each replay is followed by what a greedy step queues
+// behind its graph (hostTail). Against timeChain this is what the graph
+// boundary and the id's copy cost a step.
+func (s *streamBench) timeChainSteps(ops []streamOp, early, k int, tail bool) (float64, error) {
+	g, err := s.d.captureGraph("stream ceiling", func() error {
+		for range k {
+			var off int64
+			for _, op := range ops {
+				if err := s.read(off, op.bytes, early); err != nil {
+					return fmt.Errorf("%s: %w", op.what, err)
+				}
+				off += op.slot()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer g.destroy()
+	var t *hostTail
+	if tail {
+		if t, err = s.d.newHostTail(); err != nil {
+			return 0, err
+		}
+		defer t.destroy()
+	}
+	ms, err := s.time(func() error {
+		if err := s.d.launchGraph(g, "stream ceiling"); err != nil || t == nil {
+			return err
+		}
+		return s.d.queueTail(t, s.sink)
+	})
+	return ms / float64(k), err
 }
 
 // timePersist times ops as one stream_persist launch: one block a

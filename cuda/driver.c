@@ -33,6 +33,7 @@ static CUresult (*p_cuMemcpyHtoDAsync)(bdev_ptr, const void *, size_t, void *);
 static CUresult (*p_cuMemcpyDtoHAsync)(void *, bdev_ptr, size_t, void *);
 static CUresult (*p_cuMemAllocHost)(void **, size_t);
 static CUresult (*p_cuMemFreeHost)(void *);
+static CUresult (*p_cuMemHostGetDevicePointer)(bdev_ptr *, void *, unsigned);
 static CUresult (*p_cuMemsetD8)(bdev_ptr, unsigned char, size_t);
 static CUresult (*p_cuMemsetD8Async)(bdev_ptr, unsigned char, size_t, void *);
 static CUresult (*p_cuStreamCreate)(void **, unsigned);
@@ -117,6 +118,7 @@ int bcu_open(char *err, size_t errlen) {
   RESOLVE(p_cuMemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2");
   RESOLVE(p_cuMemAllocHost, "cuMemAllocHost_v2");
   RESOLVE(p_cuMemFreeHost, "cuMemFreeHost");
+  RESOLVE(p_cuMemHostGetDevicePointer, "cuMemHostGetDevicePointer_v2");
   RESOLVE(p_cuMemsetD8, "cuMemsetD8_v2");
   RESOLVE(p_cuMemsetD8Async, "cuMemsetD8Async");
   RESOLVE(p_cuStreamCreate, "cuStreamCreate");
@@ -192,6 +194,7 @@ int bcu_memcpy_dtoh_async(void *dst, bdev_ptr src, size_t n, void *s) {
 }
 int bcu_mem_alloc_host(void **p, size_t bytes) { return p_cuMemAllocHost(p, bytes); }
 int bcu_mem_free_host(void *p) { return p_cuMemFreeHost(p); }
+int bcu_mem_host_device_ptr(bdev_ptr *d, void *p) { return p_cuMemHostGetDevicePointer(d, p, 0); }
 int bcu_memset_d8(bdev_ptr dst, unsigned char v, size_t n) { return p_cuMemsetD8(dst, v, n); }
 int bcu_memset_d8_async(bdev_ptr dst, unsigned char v, size_t n, void *s) {
   return p_cuMemsetD8Async(dst, v, n, s);

@@ -49,6 +49,9 @@ int bcu_memcpy_dtoh_async(void *dst, bdev_ptr src, size_t bytes, void *stream);
 // copies from the device need in order not to wait for the stream.
 int bcu_mem_alloc_host(void **p, size_t bytes);
 int bcu_mem_free_host(void *p);
+// bcu_mem_host_device_ptr is the address kernels use for page-locked host
+// memory from bcu_mem_alloc_host (the same one where addressing is unified).
+int bcu_mem_host_device_ptr(bdev_ptr *d, void *p);
 int bcu_memset_d8(bdev_ptr dst, unsigned char v, size_t bytes);
 int bcu_memset_d8_async(bdev_ptr dst, unsigned char v, size_t bytes, void *stream);
 

@@ -107,7 +107,7 @@ type Engine struct {
 	gemmXP bool
 
 	graphs   [inference.MaxVerify + 1]*graph
-	chain    *graph     // Greedy's one-token step with greedy_chain (greedy.go)
+	chain    *graph     // Greedy's one-token step, ending in argmax_chain (greedy.go)
 	ring     greedyRing // Greedy's page-locked ids
 	lastRows int        // logits rows the last step wrote (LastLogits reads the last)
 	hostIDs  []byte

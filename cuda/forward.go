@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/briefapp/brief/inference"
 )
@@ -15,9 +16,10 @@ import (
 type logitsMode int
 
 const (
-	logitsAll  logitsMode = iota // every token (verify)
-	logitsLast                   // the last token (the last prefill chunk)
-	logitsNone                   // none (a prefill chunk before the last)
+	logitsAll   logitsMode = iota // every token (verify)
+	logitsLast                    // the last token (the last prefill chunk)
+	logitsNone                    // none (a prefill chunk before the last)
+	logitsChain                   // one token, whose greedy id becomes the next step's (greedy.go)
 )
 
 // forward queues the network for T tokens at positions e.n.. (params staged).
@@ -26,15 +28,12 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 	d := e.d
 	hid, H, KV, D := c.Hidden, c.Heads, c.KVHeads, c.HeadDim
 	eps := float32(c.RMSNormEps)
-	rows := launchShape{Grid: [3]uint32{uint32(T)}, Block: [3]uint32{normThreads(hid)}}
 	norm, normRows := e.normPlan(T)
 	sh := func(f string, a ...any) string { return fmt.Sprintf(f, a...) }
 
-	if err := d.launch("embed_gather", rows, sh("tokens %d hidden %d", T, hid), e.embed, e.params, e.h, hid); err != nil {
-		return err
-	}
-	if err := d.launch(norm, normRows, sh("tokens %d hidden %d", T, hid),
-		e.h, devPtr(0), e.layers[0].attnNorm, e.xn, hid, eps); err != nil {
+	// The first norm gathers the tokens' embedding rows itself (embed_<norm>).
+	if err := d.launch("embed_"+strings.TrimPrefix(norm, "add_"), normRows, sh("tokens %d hidden %d", T, hid),
+		e.embed, e.params, e.h, e.layers[0].attnNorm, e.xn, hid, eps); err != nil {
 		return err
 	}
 	ap := e.attnPlan(T)
@@ -105,6 +104,10 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 	if err := d.launch(kernel, shape,
 		sh("tokens %d vocab %d hidden %d", n, c.Vocab, hid), e.lmHead, e.xn, e.logits, n, c.Vocab, hid); err != nil {
 		return err
+	}
+	if mode == logitsChain {
+		return d.launch("argmax_chain", launchShape{Grid: [3]uint32{1}, Block: [3]uint32{1024}},
+			sh("vocab %d", c.Vocab), e.logits, e.next, c.Vocab, e.params, e.ring.dev, greedySlots)
 	}
 	return d.launch("argmax_rows", launchShape{Grid: [3]uint32{uint32(n)}, Block: [3]uint32{1024}},
 		sh("tokens %d vocab %d", n, c.Vocab), e.logits, e.next, c.Vocab)

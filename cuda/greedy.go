@@ -17,11 +17,11 @@ var _ inference.Pipelined = (*Engine)(nil)
 // Greedy decoding with the host off the device's path. A Verify step of
 // one token waits for its id on the host, which then stages the next step:
 // the GPU idles for that turn every token. Here each step ends with
-// greedy_chain (argmax.cu), which writes the next step's position and token
-// into params on the device, so steps can be queued back to back; each
-// step's id is copied into page-locked memory behind it, with an event the
-// host waits on. The host keeps greedyAhead steps queued past the one it
-// reads, and drops the queued ones when the caller stops.
+// argmax_chain (argmax.cu), which writes the next step's position and token
+// into params on the device, so steps can be queued back to back, and the
+// id into a ring of page-locked host memory, with an event behind the step
+// that the host waits on. The host keeps greedyAhead steps queued past the
+// one it reads, and drops the queued ones when the caller stops.
 
 // greedyAhead is how many steps stay queued beyond the one being read.
 const greedyAhead = 2
@@ -32,7 +32,8 @@ const greedySlots = greedyAhead + 2
 
 // greedyRing holds the page-locked ids and their events.
 type greedyRing struct {
-	ids    unsafe.Pointer // greedySlots int32
+	ids    unsafe.Pointer // greedySlots int32, slot = position % greedySlots
+	dev    devPtr         // ids as the device addresses them
 	events [greedySlots]unsafe.Pointer
 }
 
@@ -72,7 +73,7 @@ func (e *Engine) Greedy(first, n int, each func(next int) bool) error {
 		var next int
 		err = e.w.do(func() error {
 			var err error
-			if next, err = e.greedyID(read); err != nil {
+			if next, err = e.greedyID(base, read); err != nil {
 				return err
 			}
 			return queue(read + 2 + greedyAhead)
@@ -110,6 +111,13 @@ func (e *Engine) greedySetup() error {
 	if err := check(C.bcu_mem_alloc_host(&r.ids, 4*greedySlots), "cuMemAllocHost"); err != nil {
 		return err
 	}
+	var dev C.bdev_ptr
+	if err := check(C.bcu_mem_host_device_ptr(&dev, r.ids), "cuMemHostGetDevicePointer"); err != nil {
+		e.ring = r
+		e.freeGreedy()
+		return err
+	}
+	r.dev = devPtr(dev)
 	for i := range r.events {
 		if err := check(C.bcu_event_create(&r.events[i]), "cuEventCreate"); err != nil {
 			e.ring = r
@@ -136,16 +144,11 @@ func (e *Engine) freeGreedy() {
 }
 
 // greedyStep queues step k of a run from position base (params for step 0
-// staged): the one-token forward pass and greedy_chain, replayed as one
-// graph after the first, then the copy of its id to slot k and its event.
+// staged): the one-token forward pass ending in argmax_chain, replayed as
+// one graph after the first, then the event of its slot.
 func (e *Engine) greedyStep(base, k int) error {
 	what := fmt.Sprintf("greedy step at position %d", base+k)
-	step := func() error {
-		if err := e.forward(1, logitsAll); err != nil {
-			return err
-		}
-		return e.d.launch("greedy_chain", launchShape{Grid: [3]uint32{1}, Block: [3]uint32{32}}, "", e.params, e.next)
-	}
+	step := func() error { return e.forward(1, logitsChain) }
 	switch {
 	case e.opts.NoGraphs || e.chain == nil:
 		// As in Verify, the first step runs kernel by kernel (loading every
@@ -168,17 +171,12 @@ func (e *Engine) greedyStep(base, k int) error {
 			return err
 		}
 	}
-	slot := k % greedySlots
-	dst := unsafe.Add(e.ring.ids, 4*slot)
-	if err := check(C.bcu_memcpy_dtoh_async(dst, C.bdev_ptr(e.next), 4, e.d.stream), "copy the id of %s", what); err != nil {
-		return err
-	}
-	return check(C.bcu_event_record(e.ring.events[slot], e.d.stream), "record the end of %s", what)
+	return check(C.bcu_event_record(e.ring.events[(base+k)%greedySlots], e.d.stream), "record the end of %s", what)
 }
 
-// greedyID waits for step k and returns its id.
-func (e *Engine) greedyID(k int) (int, error) {
-	slot := k % greedySlots
+// greedyID waits for step k of a run from position base and returns its id.
+func (e *Engine) greedyID(base, k int) (int, error) {
+	slot := (base + k) % greedySlots
 	if err := check(C.bcu_event_sync(e.ring.events[slot]), "wait for greedy step %d", k+1); err != nil {
 		return 0, err
 	}

@@ -38,6 +38,30 @@ func TestEmbedAndNorm(t *testing.T) {
 			}
 			compare(t, "embed", got, want, 0, 0)
 
+			// The first norm with the gather inside (embed_rmsnorm*): the
+			// residual and the outputs of embed_gather and then the norm,
+			// bit for bit (h here is embed_gather's).
+			wf := d.upHalf(t, randHalves(rng, hidden, 0.5, 1.5))
+			type pair struct {
+				ref, fused string
+				shape      launchShape
+			}
+			pairs := []pair{{"add_rmsnorm", "embed_rmsnorm", launchShape{Grid: [3]uint32{T}, Block: [3]uint32{normThreads(hidden)}}}}
+			if normVT4Fits(hidden) {
+				pairs = append(pairs, pair{"add_rmsnorm_vt4", "embed_rmsnorm_vt4", launchShape{Grid: [3]uint32{T}, Block: [3]uint32{uint32(hidden / 16)}}})
+			}
+			for _, p := range pairs {
+				o1, o2, h2 := d.mustAlloc(t, 2*T*hidden), d.mustAlloc(t, 2*T*hidden), d.mustAlloc(t, 4*T*hidden)
+				if err := d.launch(p.ref, p.shape, "test", h, devPtr(0), wf, o1, hidden, float32(1e-5)); err != nil {
+					t.Fatal(err)
+				}
+				if err := d.launch(p.fused, p.shape, "test", tp, pp, h2, wf, o2, hidden, float32(1e-5)); err != nil {
+					t.Fatal(err)
+				}
+				sameBits(t, p.fused+" residual", d.downF32(t, h2, T*hidden), got)
+				sameBits(t, p.fused+" output", d.downHalf(t, o2, T*hidden), d.downHalf(t, o1, T*hidden))
+			}
+
 			y := randHalves(rng, T*hidden, -2, 2)
 			w := randHalves(rng, hidden, 0.5, 1.5)
 			yp, wp := d.upHalf(t, y), d.upHalf(t, w)
@@ -434,6 +458,45 @@ func TestArgmax(t *testing.T) {
 		if got[r] != want[r] {
 			t.Errorf("row %d: argmax %d, want %d", r, got[r], want[r])
 		}
+	}
+}
+
+// TestArgmaxChain: a greedy step's last kernel gives argmax_rows' id (ties
+// to the lowest index), moves params to the next position with that id as
+// its token, and stores the id in the host ring's slot of its position.
+func TestArgmaxChain(t *testing.T) {
+	d := testDevice(t)
+	rng := rand.New(rand.NewPCG(13, 14))
+	const V, slots = 32002, 4
+	for _, pos := range []int{0, 6, 4097} {
+		t.Run(fmt.Sprint(pos), func(t *testing.T) {
+			d.bind(t)
+			logits := make([]float32, V)
+			for i := range logits {
+				logits[i] = rng.Float32()*20 - 10
+			}
+			a, b := rng.IntN(V), rng.IntN(V)
+			logits[a], logits[b] = 11, 11
+			want := min(a, b)
+			lp := d.upF32(t, logits)
+			out, ids := d.upI32(t, []int{-1}), d.upI32(t, []int{-1, -1, -1, -1})
+			pp := d.upI32(t, params(pos, []int{7}))
+			if err := d.launch("argmax_chain", launchShape{Grid: [3]uint32{1}, Block: [3]uint32{1024}}, "test", lp, out, V, pp, ids, slots); err != nil {
+				t.Fatal(err)
+			}
+			if got := d.downI32(t, out, 1)[0]; got != want {
+				t.Errorf("argmax %d, want %d", got, want)
+			}
+			wantP := params(pos+1, []int{want})
+			if got := d.downI32(t, pp, len(wantP)); !slices.Equal(got, wantP) {
+				t.Errorf("params %v, want %v", got, wantP)
+			}
+			wantIDs := []int{-1, -1, -1, -1}
+			wantIDs[pos%slots] = want
+			if got := d.downI32(t, ids, slots); !slices.Equal(got, wantIDs) {
+				t.Errorf("host ring %v, want %v", got, wantIDs)
+			}
+		})
 	}
 }
 

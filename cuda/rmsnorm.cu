@@ -18,6 +18,13 @@ __device__ __forceinline__ float4 norm_add(float4 v, uint2 yy) {
   v.x += a.x, v.y += a.y, v.z += b.x, v.w += b.y;
   return v;
 }
+// norm_widen is four fp16 (two half2 in a uint2) as fp32, as embed_gather
+// widens them.
+__device__ __forceinline__ float4 norm_widen(uint2 e) {
+  const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&e.x));
+  const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&e.y));
+  return make_float4(a.x, a.y, b.x, b.y);
+}
 __device__ __forceinline__ uint2 norm_out(float4 v, float inv, uint2 ww) {
   const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&ww.x));
   const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&ww.y));
@@ -45,9 +52,14 @@ __device__ __forceinline__ void norm_w(uint2 (&wv)[K], const __half* __restrict_
 // fp16 or NULL; w (hidden) fp16; out (tokens, hidden) fp16. hidden % 4 ==
 // 0. The caller offsets the pointers to run on some rows only (the final
 // norm of a prefill chunk runs on its last row alone).
+// With an embedding table (emb), the row is not read from h: it is the
+// token's row of the table (params' id t), widened to fp32 as embed_gather
+// widens it and written to h, so a step's first norm needs no kernel before
+// it; y is then not read.
 __device__ __forceinline__ void norm_body(float* __restrict__ h, const __half* __restrict__ y,
                                           const __half* __restrict__ w, __half* __restrict__ out, int hidden,
-                                          float eps) {
+                                          float eps, const __half* __restrict__ emb = nullptr,
+                                          const int* __restrict__ params = nullptr) {
   const int t = blockIdx.x, n4 = hidden / 4;
   uint2 wv[kNormVec];
   norm_w(wv, w, n4);
@@ -56,10 +68,25 @@ __device__ __forceinline__ void norm_body(float* __restrict__ h, const __half* _
   const uint2* yr = y ? reinterpret_cast<const uint2*>(y + (size_t)t * hidden) : nullptr;
   float4 v[kNormVec];
   float ss = 0.f;
+  if (emb) {
+    const uint2* er = reinterpret_cast<const uint2*>(emb + (size_t)params[kParamIds + t] * hidden);
 #pragma unroll
-  for (int k = 0; k < kNormVec; k++) {
-    const int i = threadIdx.x + k * blockDim.x;
-    if (i < n4) v[k] = hr[i];
+    for (int k = 0; k < kNormVec; k++) {
+      const int i = threadIdx.x + k * blockDim.x;
+      if (i < n4) v[k] = norm_widen(er[i]);
+    }
+#pragma unroll
+    for (int k = 0; k < kNormVec; k++) {
+      const int i = threadIdx.x + k * blockDim.x;
+      if (i < n4) hr[i] = v[k];
+    }
+    yr = nullptr;
+  } else {
+#pragma unroll
+    for (int k = 0; k < kNormVec; k++) {
+      const int i = threadIdx.x + k * blockDim.x;
+      if (i < n4) v[k] = hr[i];
+    }
   }
   if (yr) {
 #pragma unroll
@@ -92,6 +119,16 @@ extern "C" __global__ void add_rmsnorm(float* __restrict__ h, const __half* __re
   norm_body(h, y, w, out, hidden, eps);
 }
 
+// embed_rmsnorm is embed_gather followed by add_rmsnorm without y, in one
+// kernel: the same h and the same outputs. table (vocab, hidden) fp16,
+// params as common.cuh; the rest as add_rmsnorm's.
+extern "C" __global__ void embed_rmsnorm(const __half* __restrict__ table, const int* __restrict__ params,
+                                         float* __restrict__ h, const __half* __restrict__ w,
+                                         __half* __restrict__ out, int hidden, float eps) {
+  grid_dep_launch();
+  norm_body(h, nullptr, w, out, hidden, eps, table, params);
+}
+
 // add_rmsnorm_vt4: add_rmsnorm's outputs, bit for bit, with a quarter of
 // its threads: for a row of hidden = 4 n4 with n4 a multiple of 128 and at
 // most 1024, where add_rmsnorm runs n4 threads of one float4 each, thread t
@@ -105,7 +142,8 @@ extern "C" __global__ void add_rmsnorm(float* __restrict__ h, const __half* __re
 constexpr int kVT4 = 4;  // add_rmsnorm_vt4's float4 a thread
 __device__ __forceinline__ void norm_vt4_body(float* __restrict__ h, const __half* __restrict__ y,
                                               const __half* __restrict__ w, __half* __restrict__ out, int hidden,
-                                              float eps) {
+                                              float eps, const __half* __restrict__ emb = nullptr,
+                                              const int* __restrict__ params = nullptr) {
   const int t = blockIdx.x, nt = blockDim.x;
   uint2 wv[kVT4];
   norm_w(wv, w, hidden / 4);
@@ -113,8 +151,18 @@ __device__ __forceinline__ void norm_vt4_body(float* __restrict__ h, const __hal
   float4* hr = reinterpret_cast<float4*>(h + (size_t)t * hidden);
   const uint2* yr = y ? reinterpret_cast<const uint2*>(y + (size_t)t * hidden) : nullptr;
   float4 v[kVT4];
+  if (emb) {
+    // As norm_body's.
+    const uint2* er = reinterpret_cast<const uint2*>(emb + (size_t)params[kParamIds + t] * hidden);
 #pragma unroll
-  for (int k = 0; k < kVT4; k++) v[k] = hr[threadIdx.x + k * nt];
+    for (int k = 0; k < kVT4; k++) v[k] = norm_widen(er[threadIdx.x + k * nt]);
+#pragma unroll
+    for (int k = 0; k < kVT4; k++) hr[threadIdx.x + k * nt] = v[k];
+    yr = nullptr;
+  } else {
+#pragma unroll
+    for (int k = 0; k < kVT4; k++) v[k] = hr[threadIdx.x + k * nt];
+  }
   if (yr) {
 #pragma unroll
     for (int k = 0; k < kVT4; k++) {
@@ -147,4 +195,12 @@ extern "C" __global__ void add_rmsnorm_vt4(float* __restrict__ h, const __half* 
                                            float eps) {
   grid_dep_launch();
   norm_vt4_body(h, y, w, out, hidden, eps);
+}
+
+// embed_rmsnorm_vt4 is embed_rmsnorm with add_rmsnorm_vt4's threads.
+extern "C" __global__ void embed_rmsnorm_vt4(const __half* __restrict__ table, const int* __restrict__ params,
+                                             float* __restrict__ h, const __half* __restrict__ w,
+                                             __half* __restrict__ out, int hidden, float eps) {
+  grid_dep_launch();
+  norm_vt4_body(h, nullptr, w, out, hidden, eps, table, params);
 }

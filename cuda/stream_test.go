@@ -101,6 +101,12 @@ func BenchmarkStepStream(b *testing.B) {
 	for _, tc := range chains {
 		run(tc.name, func() (float64, error) { return s.timeChain(tc.ops, tc.early) })
 	}
+	// Graph boundaries: the step as its own graph with a greedy step's copy
+	// and event behind it, and two or four steps a graph.
+	run("graphs/x1tail", func() (float64, error) { return s.timeChainSteps(ops, 0, 1, true) })
+	for _, k := range []int{1, 2, 4} {
+		run(fmt.Sprintf("graphs/x%d", k), func() (float64, error) { return s.timeChainSteps(ops, 0, k, false) })
+	}
 	for _, tc := range []struct {
 		name string
 		ops  []streamOp

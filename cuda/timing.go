@@ -106,3 +106,46 @@ func (t *timer) destroy() {
 	C.bcu_event_destroy(t.a)
 	C.bcu_event_destroy(t.b)
 }
+
+// hostTail is what a greedy step queues behind its graph (greedy.go): a
+// 4-byte copy into page-locked memory and an event, over a ring of slots.
+type hostTail struct {
+	ids    unsafe.Pointer
+	events [4]unsafe.Pointer
+	n      int
+}
+
+func (d *device) newHostTail() (*hostTail, error) {
+	t := &hostTail{}
+	if err := check(C.bcu_mem_alloc_host(&t.ids, 16), "cuMemAllocHost"); err != nil {
+		return nil, err
+	}
+	for i := range t.events {
+		if err := check(C.bcu_event_create(&t.events[i]), "cuEventCreate"); err != nil {
+			t.destroy()
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// queue copies 4 bytes at src to the next slot and records its event.
+func (d *device) queueTail(t *hostTail, src devPtr) error {
+	slot := t.n % len(t.events)
+	t.n++
+	if err := check(C.bcu_memcpy_dtoh_async(unsafe.Add(t.ids, 4*slot), C.bdev_ptr(src), 4, d.stream), "copy"); err != nil {
+		return err
+	}
+	return check(C.bcu_event_record(t.events[slot], d.stream), "cuEventRecord")
+}
+
+func (t *hostTail) destroy() {
+	for _, ev := range t.events {
+		if ev != nil {
+			C.bcu_event_destroy(ev)
+		}
+	}
+	if t.ids != nil {
+		C.bcu_mem_free_host(t.ids)
+	}
+}

@@ -15,7 +15,7 @@ import (
 // sources' rules instead: TestKernelsWaitForPredecessor.)
 var noEarlyLoads = map[string][]string{
 	"attention.fatbin": {"attn_reduce"},
-	"argmax.fatbin":    {"argmax_rows", "greedy_chain"},
+	"argmax.fatbin":    {"argmax_rows", "argmax_chain"},
 	"embed.fatbin":     {"embed_gather"},
 	"rope.fatbin":      {"rope_append", "rope_append_perm"},
 	"silu.fatbin":      {"silu_mul", "silu_mul_perm"},
