@@ -131,16 +131,18 @@ func (s *streamBench) read(off, bytes int64, early int) error {
 		s.buf.at(int(off)), int(n16), s.sink, early)
 }
 
-// chain captures ops as one graph of reads, each from its own part of the
-// buffer.
-func (s *streamBench) chain(ops []streamOp, early int) (*graph, error) {
+// chain captures k copies of ops as one graph of reads, each op of a copy
+// from its own part of the buffer.
+func (s *streamBench) chain(ops []streamOp, early, k int) (*graph, error) {
 	return s.d.captureGraph("stream ceiling", func() error {
-		var off int64
-		for _, op := range ops {
-			if err := s.read(off, op.bytes, early); err != nil {
-				return fmt.Errorf("%s: %w", op.what, err)
+		for range k {
+			var off int64
+			for _, op := range ops {
+				if err := s.read(off, op.bytes, early); err != nil {
+					return fmt.Errorf("%s: %w", op.what, err)
+				}
+				off += op.slot()
 			}
-			off += op.slot()
 		}
 		return nil
 	})
@@ -177,12 +179,7 @@ func (s *streamBench) time(queue func() error) (float64, error) {
 
 // timeChain times ops as a replayed graph.
 func (s *streamBench) timeChain(ops []streamOp, early int) (float64, error) {
-	g, err := s.chain(ops, early)
-	if err != nil {
-		return 0, err
-	}
-	defer g.destroy()
-	return s.time(func() error { return s.d.launchGraph(g, "stream ceiling") })
+	return s.timeChainSteps(ops, early, 1, false)
 }
 
 // timeChainSteps times k copies of ops captured as one graph, in ms a
@@ -190,18 +187,7 @@ func (s *streamBench) timeChain(ops []streamOp, early int) (float64, error) {
 // behind its graph (hostTail). Against timeChain this is what the graph
 // boundary and the id's copy cost a step.
 func (s *streamBench) timeChainSteps(ops []streamOp, early, k int, tail bool) (float64, error) {
-	g, err := s.d.captureGraph("stream ceiling", func() error {
-		for range k {
-			var off int64
-			for _, op := range ops {
-				if err := s.read(off, op.bytes, early); err != nil {
-					return fmt.Errorf("%s: %w", op.what, err)
-				}
-				off += op.slot()
-			}
-		}
-		return nil
-	})
+	g, err := s.chain(ops, early, k)
 	if err != nil {
 		return 0, err
 	}
