@@ -9,9 +9,19 @@ __device__ __forceinline__ int row_argmax(const float* __restrict__ r, int vocab
   __shared__ int si[32];
   float best = -INFINITY;
   int bi = 0x7fffffff;
-  for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-    const float v = r[i];
-    if (v > best) best = v, bi = i;  // ascending i: the first max stays
+  // kArgmaxLoads logits a thread requested at once, then scanned: one
+  // round trip to L2 for the 7B's 32,000 where a load a turn took 32.
+  constexpr int kArgmaxLoads = 32;
+  for (int i0 = threadIdx.x; i0 < vocab; i0 += kArgmaxLoads * blockDim.x) {
+    float v[kArgmaxLoads];
+#pragma unroll
+    for (int k = 0; k < kArgmaxLoads; k++) {
+      const int i = i0 + k * blockDim.x;
+      v[k] = i < vocab ? r[i] : -INFINITY;
+    }
+#pragma unroll
+    for (int k = 0; k < kArgmaxLoads; k++)
+      if (v[k] > best) best = v[k], bi = i0 + k * blockDim.x;  // ascending index: the first max stays
   }
   // Reduce (value desc, index asc).
   for (int o = 16; o > 0; o >>= 1) {
