@@ -1,5 +1,7 @@
 // Embedding gather: the residual stream starts as the token's row of the
 // fp16 table, widened to fp32 (the residual stays fp32 through the network).
+// The engine gathers inside its first norm (rmsnorm.cu: embed_rmsnorm); this
+// kernel is what the tests hold that one to.
 #include "common.cuh"
 
 // grid (tokens), block 256. table (vocab, hidden) fp16; h (tokens, hidden) fp32.

@@ -55,7 +55,7 @@ __device__ __forceinline__ void norm_w(uint2 (&wv)[K], const __half* __restrict_
 // With an embedding table (emb), the row is not read from h: it is the
 // token's row of the table (params' id t), widened to fp32 as embed_gather
 // widens it and written to h, so a step's first norm needs no kernel before
-// it; y is then not read.
+// it; y must then be null.
 __device__ __forceinline__ void norm_body(float* __restrict__ h, const __half* __restrict__ y,
                                           const __half* __restrict__ w, __half* __restrict__ out, int hidden,
                                           float eps, const __half* __restrict__ emb = nullptr,
@@ -80,7 +80,6 @@ __device__ __forceinline__ void norm_body(float* __restrict__ h, const __half* _
       const int i = threadIdx.x + k * blockDim.x;
       if (i < n4) hr[i] = v[k];
     }
-    yr = nullptr;
   } else {
 #pragma unroll
     for (int k = 0; k < kNormVec; k++) {
@@ -158,7 +157,6 @@ __device__ __forceinline__ void norm_vt4_body(float* __restrict__ h, const __hal
     for (int k = 0; k < kVT4; k++) v[k] = norm_widen(er[threadIdx.x + k * nt]);
 #pragma unroll
     for (int k = 0; k < kVT4; k++) hr[threadIdx.x + k * nt] = v[k];
-    yr = nullptr;
   } else {
 #pragma unroll
     for (int k = 0; k < kVT4; k++) v[k] = hr[threadIdx.x + k * nt];

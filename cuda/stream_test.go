@@ -26,6 +26,9 @@ import (
 //     kernel (stream_persist), a grid barrier between kernels' reads, the
 //     next kernel's first reads requested after the barrier or before it;
 //     persist_bigN the same for the big kernels;
+//   - graphs/xK: steps/wait with K steps a graph, and x1tail with a greedy
+//     step's old copy and event behind each graph: what a graph boundary
+//     and that copy cost a step;
 //   - one: a single stream_read of all those bytes, the device's rate.
 //
 // steps against one is what the count of dependent kernels costs a step
