@@ -258,11 +258,29 @@ extern "C" __global__ void attn_reduce(const float* __restrict__ ws_acc,
     }
   }
   if (threadIdx.x < 32) {
-    float M = -INFINITY;
-    for (int z = lane; z < nsplit; z += 32) M = fmaxf(M, ws_ml[((size_t)z * rows + r) * 2]);
+    // A lane's first two splits' (max, sum), requested together: one round
+    // trip where a loop turn each took two, and none again for the sums.
+    // The maxima and the sums meet in the same order as in the loops after.
+    float2 ml[2];
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+      const int z = lane + 32 * k;
+      ml[k] = z < nsplit ? ld_cg_f32x2(ws_ml + ((size_t)z * rows + r) * 2) : make_float2(-INFINITY, 0.f);
+    }
+    float M = fmaxf(fmaxf(-INFINITY, ml[0].x), ml[1].x);
+    for (int z = lane + 64; z < nsplit; z += 32) M = fmaxf(M, ws_ml[((size_t)z * rows + r) * 2]);
     M = warp_max(M);
     float den = 0.f;
-    for (int z = lane; z < nsplit; z += 32) {
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+      const int z = lane + 32 * k;
+      if (z < nsplit) {
+        const float w = attn_split_weight(ml[k].x, M);
+        wz[z] = w;
+        den = __fmaf_rn(w, ml[k].y, den);
+      }
+    }
+    for (int z = lane + 64; z < nsplit; z += 32) {
       const size_t o = (size_t)z * rows + r;
       const float mz = ws_ml[o * 2];
       const float w = attn_split_weight(mz, M);

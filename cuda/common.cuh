@@ -36,6 +36,13 @@ __device__ __forceinline__ float ld_cg_f32(const float* p) {
   return v;
 }
 
+// ld_cg_f32x2 is ld_cg_f32 of two adjacent floats (8-byte aligned).
+__device__ __forceinline__ float2 ld_cg_f32x2(const float* p) {
+  float2 v;
+  asm volatile("ld.global.cg.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "l"(p) : "memory");
+  return v;
+}
+
 __device__ __forceinline__ void grid_dep_launch() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
