@@ -216,7 +216,7 @@ func TestAttentionVariantsAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func(v bool) { verifyEarly = v }(verifyEarly)
-	for _, k := range []int{1, 11, 16} {
+	for _, k := range []int{1, 2, 5, 8, 11, 16} { // one and two row tiles, three and four
 		var logits [3][]float32
 		for i, v := range []string{"", "_sync", "early"} {
 			verifyVariant, verifyEarly = v, false
