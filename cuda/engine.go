@@ -86,7 +86,7 @@ type Engine struct {
 	// direct attention kernel and no attn_reduce (attnplan.go:
 	// prefillDirect, the package knob it follows).
 	prefillDirect bool
-	// normVT4: prefill chunks' norms run add_rmsnorm_vt4 (forward.go: normVT4).
+	// normVT4: the norms before each layer's attention and MLP run add_rmsnorm_vt4 (forward.go: normVT4).
 	normVT4 bool
 	// skipDeadTail: prefill chunks without logits skip the last layer
 	// after its q|k|v (forward.go: skipDeadTail).

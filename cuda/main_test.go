@@ -24,7 +24,7 @@ import (
 // (BRIEF_PREFILL_DIRECT=0), or with the mma.sync prefill GEMM instead of
 // the wgmma one (BRIEF_GEMM_WGMMA=0), or without q|k|v's 12-stripe wgmma
 // blocks (BRIEF_GEMM_WG12=0), or with attn_prefill2 on mma.sync instead
-// of wgmma (BRIEF_ATTN_WG=0), or with add_rmsnorm for prefill chunks'
+// of wgmma (BRIEF_ATTN_WG=0), or with add_rmsnorm for the layers'
 // norms (BRIEF_NORM_VT4=0), or with awq_gemm_wg instead of the x-producer
 // wgmma GEMM (BRIEF_GEMM_XP=0), before a benchmark's winner becomes
 // the default. The on/off knobs take 0 or 1; an unknown value stops the
@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 		knobFromEnv("BRIEF_GEMM_WG12", &gemmWg12, "q|k|v's wgmma GEMM in blocks of 12 stripes"),
 		knobFromEnv("BRIEF_GEMM_XP", &gemmXP, "x-producer wgmma prefill GEMM"),
 		knobFromEnv("BRIEF_ATTN_WG", &attnWgmma, "wgmma prefill attention"),
-		knobFromEnv("BRIEF_NORM_VT4", &normVT4, "prefill norms with a quarter of the threads"),
+		knobFromEnv("BRIEF_NORM_VT4", &normVT4, "norms with a quarter of the threads"),
 		knobFromEnv("BRIEF_SKIP_DEAD_TAIL", &skipDeadTail, "the last layer's dead tail skipped in prefill chunks"),
 	)
 	if err != nil {
