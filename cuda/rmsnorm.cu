@@ -136,8 +136,9 @@ extern "C" __global__ void embed_rmsnorm(const __half* __restrict__ table, const
 // threads' warps are t's warp + k nw, nw this block's warps: each summed
 // by warp_sum, then all n4/32 warp sums by one warp_sum in warp order). A
 // prefill chunk's rows then keep four float4 loads in flight a thread and
-// four times the rows in flight an SM. grid (tokens), block n4 / 4;
-// arguments as add_rmsnorm's.
+// four times the rows in flight an SM; a decode step's one row meets at a
+// barrier of 8 warps instead of 32 (greedy 0.6% faster on an H200, run
+// 216). grid (tokens), block n4 / 4; arguments as add_rmsnorm's.
 constexpr int kVT4 = 4;  // add_rmsnorm_vt4's float4 a thread
 __device__ __forceinline__ void norm_vt4_body(float* __restrict__ h, const __half* __restrict__ y,
                                               const __half* __restrict__ w, __half* __restrict__ out, int hidden,
