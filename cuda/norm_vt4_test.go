@@ -71,7 +71,7 @@ func TestAddRMSNormVT4SameBits(t *testing.T) {
 
 // TestNormVT4Engine: prefills in chunks of 512 and 130, decodes and verify
 // steps give the same logits bit for bit with add_rmsnorm_vt4 for the
-// prefill chunks' norms and without.
+// layers' norms (every step's since session 25) and without.
 func TestNormVT4Engine(t *testing.T) {
 	testDevice(t)
 	knobSameSteps(t, 143, "add_rmsnorm_vt4", "add_rmsnorm", func(t *testing.T, m *inference.Model, opts Options, on bool) *Engine {

@@ -2,9 +2,10 @@
 // then out = h / sqrt(mean(h^2) + eps) * w. Fusing saves one pass over the
 // residual stream per sub-layer. One block per row holds the whole row in
 // registers (up to four float4 per thread), so all its loads are in flight
-// at once: a decode step runs 65 of these on a single row each, where a
-// strided loop was bound by one load latency per iteration (about 11 us a
-// launch on an H100 before, measured by BenchmarkOpenHermes's profile).
+// at once: a decode step runs 65 norms on a single row each (64 of them
+// add_rmsnorm_vt4 since session 25, below), where a strided loop was
+// bound by one load latency per iteration (about 11 us a launch on an
+// H100 before, measured by BenchmarkOpenHermes's profile).
 #include "common.cuh"
 
 constexpr int kNormVec = 4;  // float4 per thread at most: hidden <= 16 * blockDim
