@@ -347,7 +347,7 @@ func BenchmarkStepWithout(b *testing.B) {
 		skip func(kernel, tag string) bool
 	}{
 		{"nothing", nil},
-		{"add_rmsnorm", func(k, _ string) bool { return k == "add_rmsnorm" }},
+		{"add_rmsnorm", func(k, _ string) bool { return k == "add_rmsnorm" || k == "add_rmsnorm_vt4" }}, // embed_rmsnorm stays
 		{"attention", func(k, _ string) bool { return strings.HasPrefix(k, "attn_") && k != "attn_reduce" }},
 		{"attn_reduce", func(k, _ string) bool { return k == "attn_reduce" }},
 		{"lm_head", func(k, _ string) bool { return strings.HasPrefix(k, "lm_head") }},
