@@ -1,10 +1,13 @@
 package cuda
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -152,5 +155,104 @@ func TestXpStageWaitsFirst(t *testing.T) {
 	body = body[strings.IndexByte(body, '{')+1:]
 	if st := statements(body[:max(matchBrace(body), 0)]); len(st) == 0 || st[0] != "grid_dep_wait();" {
 		t.Errorf("xp_stage_x does not start with grid_dep_wait(): %q", st[:min(len(st), 1)])
+	}
+}
+
+// BenchmarkXpTail times gate|up's fused-SiLU GEMM at 512 tokens on the 7B
+// (28,672 outputs: 600 blocks of 12x128, five rounds on 132 SMs, the last
+// 55% full) against its parts: the first 25,344 outputs in 12x128 blocks
+// (four whole rounds) and the other 3,328 in 8x128 (104 blocks, one round)
+// or 12x128 (72). If the parts take less than the whole, a launch of the
+// full rounds plus one of the rest in smaller blocks would too.
+func BenchmarkXpTail(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	d, err := openDevice(0)
+	if errors.Is(err, ErrNoGPU) {
+		b.Skip(err.Error())
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.close()
+	if d.cc != 90 || !d.hasKernel(awqXpTiles[0].kernel("")) {
+		b.Skipf("no x-producer kernels on sm_%d: %v", d.cc, d.jitErr)
+	}
+	const T, in = 512, 4096
+	rng := rand.New(rand.NewPCG(107, 108))
+	xs := make([]byte, 2*T*in)
+	for i := 0; i < len(xs); i += 2 {
+		binary.LittleEndian.PutUint16(xs[i:], f2h(rng.Float32()*2-1))
+	}
+	x, err := d.alloc(int64(len(xs)), "bench x")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.free(x)
+	if err := d.upload(x, xs); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		out  int
+		tile awqXpTile
+	}{{28672, awqXpTiles[0]}, {25344, awqXpTiles[0]}, {3328, awqXpTiles[1]}, {3328, awqXpTiles[0]}} {
+		p, err := packAWQ(randomAWQ(rng, in, c.out, 128))
+		if err != nil {
+			b.Fatal(err)
+		}
+		w, err1 := d.alloc(int64(len(p.Bytes)), "bench weights")
+		y, err2 := d.alloc(int64(T*c.out), "bench act")
+		if err := errors.Join(err1, err2, d.upload(w, p.Bytes)); err != nil {
+			b.Fatal(err)
+		}
+		l := c.tile.launch(c.tile.kernel(epiSilu), &p, T)
+		benchLaunches(b, d, fmt.Sprintf("out%d/%s", c.out, xpName(c.tile)), l, 2*float64(T)*float64(in)*float64(c.out), w, x, y, devPtr(0), T, in, c.out)
+		if err := errors.Join(d.free(w), d.free(y)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkXpDepth times the 12x128 x-producer kernel alone on 128 blocks
+// (6,144 outputs, 512 tokens: one round) at inputs of 1,024 to 8,192: a
+// launch takes about F + M in/4096, so the fixed part of a block (its
+// launch, its pipeline's fill and drain, its stores) is what a persistent
+// kernel could hide.
+func BenchmarkXpDepth(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	d, err := openDevice(0)
+	if errors.Is(err, ErrNoGPU) {
+		b.Skip(err.Error())
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.close()
+	if d.cc != 90 || !d.hasKernel(awqXpTiles[0].kernel("")) {
+		b.Skipf("no x-producer kernels on sm_%d: %v", d.cc, d.jitErr)
+	}
+	const T, out = 512, 6144
+	rng := rand.New(rand.NewPCG(105, 106))
+	for _, in := range []int{1024, 2048, 4096, 8192} {
+		p, err := packAWQ(randomAWQ(rng, in, out, 128))
+		if err != nil {
+			b.Fatal(err)
+		}
+		w, err1 := d.alloc(int64(len(p.Bytes)), "bench weights")
+		x, err2 := d.alloc(int64(2*T*in), "bench x")
+		y, err3 := d.alloc(int64(2*T*out), "bench y")
+		xs := make([]byte, 2*T*in)
+		for i := 0; i < len(xs); i += 2 {
+			binary.LittleEndian.PutUint16(xs[i:], f2h(rng.Float32()*2-1))
+		}
+		if err := errors.Join(err1, err2, err3, d.upload(w, p.Bytes), d.upload(x, xs)); err != nil {
+			b.Fatal(err)
+		}
+		l := xpMove(awqXpTiles[0])(awqPlan(&p, T, d.cc), &p, T)
+		benchLaunches(b, d, fmt.Sprintf("in%d", in), l, 2*float64(T)*float64(in)*float64(out), w, x, y, devPtr(0), T, in, out)
+		if err := errors.Join(d.free(w), d.free(x), d.free(y)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
