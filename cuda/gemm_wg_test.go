@@ -37,6 +37,31 @@ func sm90Device(t *testing.T, kernel string) *device {
 	return d
 }
 
+// sm90Bench opens device 0 for a benchmark of sm_90 kernels, on this
+// goroutine's thread (locked until done), and skips where kernel is not
+// there; done closes the device.
+func sm90Bench(b *testing.B, kernel string) (d *device, done func()) {
+	b.Helper()
+	runtime.LockOSThread()
+	d, err := openDevice(0)
+	if err != nil {
+		runtime.UnlockOSThread()
+		if errors.Is(err, ErrNoGPU) {
+			b.Skip(err.Error())
+		}
+		b.Fatal(err)
+	}
+	done = func() {
+		d.close()
+		runtime.UnlockOSThread()
+	}
+	if d.cc != 90 || !d.hasKernel(kernel) {
+		done()
+		b.Skipf("no %s on sm_%d: %v", kernel, d.cc, d.jitErr)
+	}
+	return d, done
+}
+
 func TestAWQWgmmaPlan(t *testing.T) {
 	p := &awqPacked{In: 4096, Out: 6144 + 8, Group: 128} // 385 stripes
 	for _, epi := range []string{"", epiSilu, epiRope} {
@@ -205,19 +230,8 @@ func BenchmarkGemmWgmma(b *testing.B) {
 // events per sample, reported as µs per launch and TFLOP/s; where the
 // driver compiled them, the x-producer kernel and its variants too.
 func BenchmarkGemmWgmmaKernels(b *testing.B) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	d, err := openDevice(0)
-	if errors.Is(err, ErrNoGPU) {
-		b.Skip(err.Error())
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.close()
-	if d.cc != 90 || !d.hasKernel("awq_gemm_wg_g128") {
-		b.Skipf("no wgmma kernels on sm_%d: %v", d.cc, d.jitErr)
-	}
+	d, done := sm90Bench(b, "awq_gemm_wg_g128")
+	defer done()
 	const T = 512
 	rng := rand.New(rand.NewPCG(95, 96))
 	for _, sh := range []struct {

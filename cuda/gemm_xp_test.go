@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -165,19 +164,8 @@ func TestXpStageWaitsFirst(t *testing.T) {
 // or 12x128 (72). If the parts take less than the whole, a launch of the
 // full rounds plus one of the rest in smaller blocks would too.
 func BenchmarkXpTail(b *testing.B) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	d, err := openDevice(0)
-	if errors.Is(err, ErrNoGPU) {
-		b.Skip(err.Error())
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.close()
-	if d.cc != 90 || !d.hasKernel(awqXpTiles[0].kernel("")) {
-		b.Skipf("no x-producer kernels on sm_%d: %v", d.cc, d.jitErr)
-	}
+	d, done := sm90Bench(b, awqXpTiles[0].kernel(""))
+	defer done()
 	const T, in = 512, 4096
 	rng := rand.New(rand.NewPCG(107, 108))
 	xs := make([]byte, 2*T*in)
@@ -219,19 +207,8 @@ func BenchmarkXpTail(b *testing.B) {
 // launch, its pipeline's fill and drain, its stores) is what a persistent
 // kernel could hide.
 func BenchmarkXpDepth(b *testing.B) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	d, err := openDevice(0)
-	if errors.Is(err, ErrNoGPU) {
-		b.Skip(err.Error())
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.close()
-	if d.cc != 90 || !d.hasKernel(awqXpTiles[0].kernel("")) {
-		b.Skipf("no x-producer kernels on sm_%d: %v", d.cc, d.jitErr)
-	}
+	d, done := sm90Bench(b, awqXpTiles[0].kernel(""))
+	defer done()
 	const T, out = 512, 6144
 	rng := rand.New(rand.NewPCG(105, 106))
 	for _, in := range []int{1024, 2048, 4096, 8192} {
