@@ -1,7 +1,6 @@
 package cuda
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -168,18 +167,7 @@ func BenchmarkXpTail(b *testing.B) {
 	defer done()
 	const T, in = 512, 4096
 	rng := rand.New(rand.NewPCG(107, 108))
-	xs := make([]byte, 2*T*in)
-	for i := 0; i < len(xs); i += 2 {
-		binary.LittleEndian.PutUint16(xs[i:], f2h(rng.Float32()*2-1))
-	}
-	x, err := d.alloc(int64(len(xs)), "bench x")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.free(x)
-	if err := d.upload(x, xs); err != nil {
-		b.Fatal(err)
-	}
+	x := d.upHalf(b, randHalves(rng, T*in, -1, 1))
 	for _, c := range []struct {
 		out  int
 		tile awqXpTile
@@ -203,9 +191,9 @@ func BenchmarkXpTail(b *testing.B) {
 
 // BenchmarkXpDepth times the 12x128 x-producer kernel alone on 128 blocks
 // (6,144 outputs, 512 tokens: one round) at inputs of 1,024 to 8,192: a
-// launch takes about F + M in/4096, so the fixed part of a block (its
-// launch, its pipeline's fill and drain, its stores) is what a persistent
-// kernel could hide.
+// launch takes about F + M in/4096, which splits a block's time into its
+// loop and its fixed part (its launch, its pipeline's fill and drain, its
+// stores), paid again every round (NOTES-gemm-wgmma.md, "Session 26").
 func BenchmarkXpDepth(b *testing.B) {
 	d, done := sm90Bench(b, awqXpTiles[0].kernel(""))
 	defer done()
@@ -217,13 +205,9 @@ func BenchmarkXpDepth(b *testing.B) {
 			b.Fatal(err)
 		}
 		w, err1 := d.alloc(int64(len(p.Bytes)), "bench weights")
-		x, err2 := d.alloc(int64(2*T*in), "bench x")
-		y, err3 := d.alloc(int64(2*T*out), "bench y")
-		xs := make([]byte, 2*T*in)
-		for i := 0; i < len(xs); i += 2 {
-			binary.LittleEndian.PutUint16(xs[i:], f2h(rng.Float32()*2-1))
-		}
-		if err := errors.Join(err1, err2, err3, d.upload(w, p.Bytes), d.upload(x, xs)); err != nil {
+		y, err2 := d.alloc(int64(2*T*out), "bench y")
+		x := d.upHalf(b, randHalves(rng, T*in, -1, 1))
+		if err := errors.Join(err1, err2, d.upload(w, p.Bytes)); err != nil {
 			b.Fatal(err)
 		}
 		l := xpMove(awqXpTiles[0])(awqPlan(&p, T, d.cc), &p, T)

@@ -130,7 +130,7 @@ func (d *device) bind(t *testing.T) {
 	}
 }
 
-func (d *device) mustAlloc(t *testing.T, bytes int) devPtr {
+func (d *device) mustAlloc(t testing.TB, bytes int) devPtr {
 	t.Helper()
 	p, err := d.alloc(int64(bytes), "test")
 	if err != nil {
@@ -142,7 +142,7 @@ func (d *device) mustAlloc(t *testing.T, bytes int) devPtr {
 	return p
 }
 
-func (d *device) upHalf(t *testing.T, v []float32) devPtr {
+func (d *device) upHalf(t testing.TB, v []float32) devPtr {
 	t.Helper()
 	b := make([]byte, 2*len(v))
 	for i, f := range v {
