@@ -72,6 +72,7 @@ static CUresult (*p_cuEventDestroy)(void *);
 static CUresult (*p_cuEventRecord)(void *, void *);
 static CUresult (*p_cuEventSynchronize)(void *);
 static CUresult (*p_cuEventElapsedTime)(float *, void *, void *);
+static CUresult (*p_cuStreamWaitEvent)(void *, void *, unsigned);
 
 static void *lib;
 
@@ -137,6 +138,7 @@ int bcu_open(char *err, size_t errlen) {
   RESOLVE(p_cuEventRecord, "cuEventRecord");
   RESOLVE(p_cuEventSynchronize, "cuEventSynchronize");
   RESOLVE(p_cuEventElapsedTime, "cuEventElapsedTime");
+  RESOLVE(p_cuStreamWaitEvent, "cuStreamWaitEvent");
   return 0;
 }
 
@@ -249,6 +251,9 @@ int bcu_graph_exec_destroy(void *exec) { return p_cuGraphExecDestroy(exec); }
 int bcu_graph_destroy(void *graph) { return p_cuGraphDestroy(graph); }
 
 int bcu_event_create(void **ev) { return p_cuEventCreate(ev, 0); }
+// 2 is CU_EVENT_DISABLE_TIMING: an event only ordered against, never timed.
+int bcu_event_create_sync(void **ev) { return p_cuEventCreate(ev, 2); }
+int bcu_stream_wait_event(void *s, void *ev) { return p_cuStreamWaitEvent(s, ev, 0); }
 int bcu_event_destroy(void *ev) { return p_cuEventDestroy(ev); }
 int bcu_event_record(void *ev, void *s) { return p_cuEventRecord(ev, s); }
 int bcu_event_sync(void *ev) { return p_cuEventSynchronize(ev); }

@@ -83,8 +83,11 @@ type device struct {
 	sharedOptin int // most dynamic shared memory a block may opt into
 	totalMem    int64
 
-	ctx     unsafe.Pointer
-	stream  unsafe.Pointer
+	ctx unsafe.Pointer
+	lane
+	// spare is a second stream with its own staging buffer, opened for the
+	// pipelined prefill (openSpare); swapLanes makes it the current one.
+	spare   lane
 	modules []unsafe.Pointer
 	funcs   map[string]unsafe.Pointer
 	shared  map[string]uint32 // dynamic shared-memory limit raised so far per kernel
@@ -112,12 +115,72 @@ type device struct {
 	mem    memAccount
 	allocs map[devPtr]int64
 	argBuf [8 * 32]byte
+}
+
+// lane is a stream and the page-locked memory its small transfers go
+// through.
+type lane struct {
+	stream unsafe.Pointer
 	// hostBuf is page-locked memory for small transfers: uploads stage
 	// through its first hostBufLen bytes, readbacks land in the next
 	// hostBufLen. From page-locked memory a copy is one DMA queued on the
 	// stream; from pageable memory the driver stages it itself.
 	hostBuf unsafe.Pointer
 	staged  bool // an upload from hostBuf may still be queued
+}
+
+// open creates the lane's stream and buffer.
+func (l *lane) open() error {
+	if err := check(C.bcu_stream_create(&l.stream), "cuStreamCreate"); err != nil {
+		return err
+	}
+	return check(C.bcu_mem_alloc_host(&l.hostBuf, 2*hostBufLen), "cuMemAllocHost %d bytes", 2*hostBufLen)
+}
+
+// close destroys what open made.
+func (l *lane) close() {
+	if l.stream != nil {
+		C.bcu_stream_destroy(l.stream)
+		l.stream = nil
+	}
+	if l.hostBuf != nil {
+		C.bcu_mem_free_host(l.hostBuf)
+		l.hostBuf = nil
+	}
+}
+
+// openSpare opens the second lane once.
+func (d *device) openSpare() error {
+	if d.spare.stream != nil {
+		return nil
+	}
+	if err := d.spare.open(); err != nil {
+		d.spare.close()
+		return err
+	}
+	return nil
+}
+
+// swapLanes makes the spare lane current and the current one spare.
+func (d *device) swapLanes() { d.lane, d.spare = d.spare, d.lane }
+
+// newSyncEvent creates an event for ordering only (no timing).
+func (d *device) newSyncEvent() (unsafe.Pointer, error) {
+	var ev unsafe.Pointer
+	return ev, check(C.bcu_event_create_sync(&ev), "cuEventCreate")
+}
+
+func destroyEvent(ev unsafe.Pointer) { C.bcu_event_destroy(ev) }
+
+// record marks ev at this point of the current stream.
+func (d *device) record(ev unsafe.Pointer) error {
+	return check(C.bcu_event_record(ev, d.stream), "cuEventRecord")
+}
+
+// waitEvent makes later work on the current stream wait for ev's last
+// record.
+func (d *device) waitEvent(ev unsafe.Pointer) error {
+	return check(C.bcu_stream_wait_event(d.stream, ev), "cuStreamWaitEvent")
 }
 
 const hostBufLen = 1 << 16
@@ -227,11 +290,7 @@ func openDevice(ordinal int) (*device, error) {
 	if err := check(C.bcu_ctx_create(&d.ctx, dev), "cuCtxCreate on %s", d.name); err != nil {
 		return nil, err
 	}
-	if err := check(C.bcu_stream_create(&d.stream), "cuStreamCreate"); err != nil {
-		d.close()
-		return nil, err
-	}
-	if err := check(C.bcu_mem_alloc_host(&d.hostBuf, 2*hostBufLen), "cuMemAllocHost %d bytes", 2*hostBufLen); err != nil {
+	if err := d.lane.open(); err != nil {
 		d.close()
 		return nil, err
 	}
@@ -256,14 +315,8 @@ func (d *device) close() {
 		C.bcu_module_unload(m)
 	}
 	d.modules = nil
-	if d.stream != nil {
-		C.bcu_stream_destroy(d.stream)
-		d.stream = nil
-	}
-	if d.hostBuf != nil {
-		C.bcu_mem_free_host(d.hostBuf)
-		d.hostBuf = nil
-	}
+	d.lane.close()
+	d.spare.close()
 	C.bcu_ctx_destroy(d.ctx)
 	d.ctx = nil
 }

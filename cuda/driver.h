@@ -82,6 +82,9 @@ int bcu_graph_exec_destroy(void *exec);
 int bcu_graph_destroy(void *graph);
 
 int bcu_event_create(void **ev);
+int bcu_event_create_sync(void **ev);
+// bcu_stream_wait_event makes later work on s wait for ev's last record.
+int bcu_stream_wait_event(void *s, void *ev);
 int bcu_event_destroy(void *ev);
 int bcu_event_record(void *ev, void *s);
 int bcu_event_sync(void *ev);

@@ -50,20 +50,13 @@ type Engine struct {
 	lmHead    devPtr // (vocab, hidden) fp16
 	finalNorm devPtr // (hidden) fp16
 
-	params  devPtr // int32: [0] position of the step's first token, [4+t] token ids
-	h       devPtr // (chunk, hidden) fp32 residual stream
-	xn      devPtr // (chunk, hidden) fp16 normalized input of the next linear
-	qkv     devPtr // (chunk, (heads+2*kv_heads)*head_dim) fp16
-	attnOut devPtr // (chunk, heads*head_dim) fp16
-	proj    devPtr // (chunk, hidden) fp16 output of o_proj / down_proj
-	gu      devPtr // (chunk, 2*intermediate) fp16; 0 when siluFused and gemmEpilogue
-	act     devPtr // (chunk, intermediate) fp16
-	logits  devPtr // (MaxVerify, vocab) fp32
-	next    devPtr // (MaxVerify) int32 greedy ids
-	wsAcc   devPtr // attention split partials, (splits, rows, head_dim) fp32
-	wsML    devPtr // (splits, rows, 2) fp32
-	wsRows  int64  // splits x rows the workspace holds
-	awqWS   devPtr // AWQ kernels' scratch (0 when none needs it)
+	acts          // the current step's buffers
+	logits devPtr // (MaxVerify, vocab) fp32
+	next   devPtr // (MaxVerify) int32 greedy ids
+	wsRows int64  // splits x rows the attention workspace holds
+	// pipe is the pipelined prefill's second set of buffers and its
+	// events (pipe.go); nil when the prefill runs one chunk at a time.
+	pipe *pipeline
 
 	// ropeFused: q|k|v is packed in ropeOrder; steps of up to 16 tokens run
 	// the fused-RoPE mat-vec, longer ones the GEMM and rope_append_perm
@@ -111,6 +104,21 @@ type Engine struct {
 	ring     greedyRing // Greedy's page-locked ids
 	lastRows int        // logits rows the last step wrote (LastLogits reads the last)
 	hostIDs  []byte
+}
+
+// acts are the buffers one chunk's forward pass writes and reads.
+type acts struct {
+	params  devPtr // int32: [0] position of the step's first token, [4+t] token ids
+	h       devPtr // (chunk, hidden) fp32 residual stream
+	xn      devPtr // (chunk, hidden) fp16 normalized input of the next linear
+	qkv     devPtr // (chunk, (heads+2*kv_heads)*head_dim) fp16
+	attnOut devPtr // (chunk, heads*head_dim) fp16
+	proj    devPtr // (chunk, hidden) fp16 output of o_proj / down_proj
+	gu      devPtr // (chunk, 2*intermediate) fp16; 0 when siluFused and gemmEpilogue
+	act     devPtr // (chunk, intermediate) fp16
+	wsAcc   devPtr // attention split partials, (splits, rows, head_dim) fp32
+	wsML    devPtr // (splits, rows, 2) fp32
+	awqWS   devPtr // AWQ kernels' scratch (0 when none needs it)
 }
 
 // layerBufs are one decoder block's weights and cache on the device.
@@ -279,10 +287,12 @@ func (e *Engine) setup(w *inference.Weights) error {
 	if e.siluFused && e.gemmEpilogue {
 		guCols = 0
 	}
-	acts := ch*int64(hid)*(4+2+2) + ch*int64(qkvW)*2 + ch*int64(H*D)*2 + ch*int64(I+guCols)*2 +
-		int64(inference.MaxVerify)*int64(c.Vocab)*4
+	chunkBytes := ch*int64(hid)*(4+2+2) + ch*int64(qkvW)*2 + ch*int64(H*D)*2 + ch*int64(I+guCols)*2
 	wsAcc, wsML := e.attnWorkspace()
-	need += acts + wsAcc + wsML
+	need += chunkBytes + wsAcc + wsML + int64(inference.MaxVerify)*int64(c.Vocab)*4
+	if e.pipelines() {
+		need += chunkBytes + wsAcc + wsML
+	}
 	free, _, err := d.freeMemory()
 	if err != nil {
 		return err
@@ -323,24 +333,6 @@ func (e *Engine) setup(w *inference.Weights) error {
 		}
 	}
 
-	e.params = alloc(int64(4*(4+e.chunk)), "step parameters")
-	e.h = alloc(ch*int64(hid)*4, "residual stream")
-	e.xn = alloc(ch*int64(hid)*2, "normalized activations")
-	e.qkv = alloc(ch*int64(qkvW)*2, "q|k|v")
-	e.attnOut = alloc(ch*int64(H*D)*2, "attention output")
-	e.proj = alloc(ch*int64(hid)*2, "projection output")
-	if guCols > 0 {
-		e.gu = alloc(ch*int64(guCols)*2, "gate|up")
-	}
-	e.act = alloc(ch*int64(I)*2, "mlp activations")
-	e.logits = alloc(int64(inference.MaxVerify)*int64(c.Vocab)*4, "logits")
-	e.next = alloc(4*inference.MaxVerify, "greedy ids")
-	e.wsAcc = alloc(wsAcc, "attention workspace")
-	e.wsRows = wsAcc / (4 * int64(D))
-	e.wsML = alloc(wsML, "attention workspace")
-	if err != nil {
-		return err
-	}
 	ws := 0
 	for _, l := range e.layers[:1] {
 		for _, p := range []*awqPacked{&l.qkv.p, &l.o.p, &l.gu.p, &l.down.p} {
@@ -349,11 +341,40 @@ func (e *Engine) setup(w *inference.Weights) error {
 			}
 		}
 	}
-	if ws > 0 {
-		e.awqWS = alloc(int64(ws), "AWQ workspace")
+	allocActs := func(a *acts) {
+		a.params = alloc(int64(4*(4+e.chunk)), "step parameters")
+		a.h = alloc(ch*int64(hid)*4, "residual stream")
+		a.xn = alloc(ch*int64(hid)*2, "normalized activations")
+		a.qkv = alloc(ch*int64(qkvW)*2, "q|k|v")
+		a.attnOut = alloc(ch*int64(H*D)*2, "attention output")
+		a.proj = alloc(ch*int64(hid)*2, "projection output")
+		if guCols > 0 {
+			a.gu = alloc(ch*int64(guCols)*2, "gate|up")
+		}
+		a.act = alloc(ch*int64(I)*2, "mlp activations")
+		a.wsAcc = alloc(wsAcc, "attention workspace")
+		a.wsML = alloc(wsML, "attention workspace")
+		if ws > 0 {
+			a.awqWS = alloc(int64(ws), "AWQ workspace")
+		}
 	}
+	allocActs(&e.acts)
+	e.logits = alloc(int64(inference.MaxVerify)*int64(c.Vocab)*4, "logits")
+	e.next = alloc(4*inference.MaxVerify, "greedy ids")
+	e.wsRows = wsAcc / (4 * int64(D))
 	e.hostIDs = make([]byte, 4*(4+e.chunk))
-	return err
+	if err != nil {
+		return err
+	}
+	if e.pipelines() {
+		e.pipe = &pipeline{}
+		allocActs(&e.pipe.alt)
+		if err != nil {
+			return err
+		}
+		return e.pipe.open(d, c.Layers)
+	}
+	return nil
 }
 
 func (e *Engine) uploadLayer(i int, l *inference.Layer) error {
@@ -511,6 +532,7 @@ func (e *Engine) Close() error {
 			e.chain = nil
 		}
 		e.freeGreedy()
+		e.pipe.close()
 		e.d.close()
 		return nil
 	})
@@ -546,13 +568,24 @@ func (e *Engine) stageParams(tokens []int) error {
 }
 
 // Prefill runs the prompt in chunks and returns the greedy token after it.
+// With e.pipe, chunks alternate between two lanes (pipe.go): each chunk is
+// queued once the one two before it is done, so one runs while the next
+// waits behind it.
 func (e *Engine) Prefill(ctx context.Context, tokens []int) (int, error) {
 	if err := e.checkTokens(tokens); err != nil {
 		return 0, fmt.Errorf("prefill: %w", err)
 	}
+	piped := e.pipe != nil && len(tokens) > e.chunk
+	if piped {
+		e.pipe.on, e.pipe.chunks = true, 0
+	}
 	next := 0
 	for start := 0; start < len(tokens); start += e.chunk {
 		if err := ctx.Err(); err != nil {
+			if piped {
+				// Nothing may run on after the call returns.
+				e.w.do(func() error { return e.syncLanes("cancelled prefill") })
+			}
 			return 0, err
 		}
 		part := tokens[start:min(start+e.chunk, len(tokens))]
@@ -562,24 +595,21 @@ func (e *Engine) Prefill(ctx context.Context, tokens []int) (int, error) {
 			mode = logitsLast
 		}
 		err := e.w.do(func() error {
-			if err := e.stageParams(part); err != nil {
-				return err
-			}
-			if err := e.forward(len(part), mode); err != nil {
-				return fmt.Errorf("prefill of %d tokens at position %d: %w", len(part), e.n, err)
-			}
-			if !last {
-				if err := e.d.sync(fmt.Sprintf("prefill of %d tokens at position %d", len(part), e.n)); err != nil {
-					return fmt.Errorf("%w%s", err, e.syncHint())
+			err := e.prefillChunk(part, mode, piped)
+			if err == nil && last {
+				var ids []int
+				if ids, err = e.readNext(1); err == nil {
+					next = ids[0]
+				} else {
+					err = fmt.Errorf("prefill of %d tokens at position %d: %w%s", len(part), e.n, err, e.syncHint())
 				}
-				return nil
 			}
-			ids, err := e.readNext(1)
-			if err != nil {
-				return fmt.Errorf("prefill of %d tokens at position %d: %w%s", len(part), e.n, err, e.syncHint())
+			if piped && (err != nil || last) {
+				if err2 := e.syncLanes("prefill"); err == nil {
+					err = err2
+				}
 			}
-			next = ids[0]
-			return nil
+			return err
 		})
 		if err != nil {
 			return 0, err
@@ -588,6 +618,30 @@ func (e *Engine) Prefill(ctx context.Context, tokens []int) (int, error) {
 		e.lastRows = 1
 	}
 	return next, nil
+}
+
+// prefillChunk queues one chunk; a chunk before the last then waits for
+// the chunk before it (piped: the other lane's, which becomes current).
+func (e *Engine) prefillChunk(part []int, mode logitsMode, piped bool) error {
+	if err := e.stageParams(part); err != nil {
+		return err
+	}
+	if err := e.forward(len(part), mode); err != nil {
+		return fmt.Errorf("prefill of %d tokens at position %d: %w", len(part), e.n, err)
+	}
+	if mode == logitsLast {
+		return nil
+	}
+	what := fmt.Sprintf("prefill of %d tokens at position %d", len(part), e.n)
+	if piped {
+		e.pipe.chunks++
+		e.swapLane()
+		what = fmt.Sprintf("prefill chunk before the one at position %d", e.n)
+	}
+	if err := e.d.sync(what); err != nil {
+		return fmt.Errorf("%w%s", err, e.syncHint())
+	}
+	return nil
 }
 
 // Verify appends 1..MaxVerify tokens in one step and returns the greedy next

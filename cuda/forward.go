@@ -39,13 +39,16 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 	ap := e.attnPlan(T)
 	for li := range e.layers {
 		L := &e.layers[li]
+		if err := e.beforeAppend(li); err != nil {
+			return err
+		}
 		if err := e.qkvRope(L, T, li); err != nil {
 			return err
 		}
 		if mode == logitsNone && e.skipDeadTail && li == len(e.layers)-1 {
 			// The cache now holds the chunk's keys and values; the rest of
 			// the last layer only feeds logits, which this chunk has none of.
-			return nil
+			return e.cacheDone(li)
 		}
 		args := []any{e.qkv, L.k, L.v, e.params, T, H, KV, e.cap, c.SlidingWindow, float32(1 / math.Sqrt(float64(D))), ap.blockKeys,
 			e.wsAcc, e.wsML}
@@ -63,6 +66,9 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 				e.wsAcc, e.wsML, e.attnOut, T*H, ap.splits, D); err != nil {
 				return err
 			}
+		}
+		if err := e.cacheDone(li); err != nil {
+			return err
 		}
 		if err := e.awq(&L.o, e.attnOut, e.proj, T, li, "o_proj"); err != nil {
 			return err

@@ -26,7 +26,8 @@ import (
 // blocks (BRIEF_GEMM_WG12=0), or with attn_prefill2 on mma.sync instead
 // of wgmma (BRIEF_ATTN_WG=0), or with add_rmsnorm for the layers'
 // norms (BRIEF_NORM_VT4=0), or with awq_gemm_wg instead of the x-producer
-// wgmma GEMM (BRIEF_GEMM_XP=0), before a benchmark's winner becomes
+// wgmma GEMM (BRIEF_GEMM_XP=0), or with one prefill chunk at a time
+// (BRIEF_PREFILL_PIPELINE=0), before a benchmark's winner becomes
 // the default. The on/off knobs take 0 or 1; an unknown value stops the
 // run before any test.
 func TestMain(m *testing.M) {
@@ -55,6 +56,7 @@ func TestMain(m *testing.M) {
 		knobFromEnv("BRIEF_ATTN_WG", &attnWgmma, "wgmma prefill attention"),
 		knobFromEnv("BRIEF_NORM_VT4", &normVT4, "norms with a quarter of the threads"),
 		knobFromEnv("BRIEF_SKIP_DEAD_TAIL", &skipDeadTail, "the last layer's dead tail skipped in prefill chunks"),
+		knobFromEnv("BRIEF_PREFILL_PIPELINE", &prefillPipeline, "the pipelined prefill (two chunks on two streams)"),
 	)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -1,0 +1,114 @@
+package cuda
+
+import "unsafe"
+
+// The pipelined prefill: chunk i+1 runs on a second stream, with its own
+// buffers, while chunk i is still running, so that one chunk's kernels
+// fill the multiprocessors the other's leave idle (a GEMM's last,
+// half-empty round of blocks, the small kernels, each launch's drain).
+//
+// The two chunks meet only in the KV cache. Chunk i+1's layer l reads the
+// keys and values chunk i's layer l appends, and under a sliding window its
+// own append may overwrite ring slots chunk i's layer l attention still
+// reads. So chunk i+1's q|k|v of layer l, which appends, waits for chunk
+// i's attention of layer l (or, in a chunk that skips the last layer's
+// attention, its q|k|v), which comes after chunk i's append. Each kernel
+// computes what it would alone: the same bits (TestPipelinedPrefill).
+
+// prefillPipeline turns the pipelined prefill on for engines whose context
+// holds more than one chunk. BRIEF_PREFILL_PIPELINE=0 turns it off in test
+// runs (main_test.go).
+var prefillPipeline = true
+
+// pipeline is the second chunk's buffers and the events between chunks.
+type pipeline struct {
+	alt acts // the other chunk's buffers (swapped with Engine.acts)
+	// done[s][l]: lane s's chunk has finished reading and writing layer l's
+	// cache. Lane 0 is the one current outside a prefill.
+	done [2][]unsafe.Pointer
+	lane int  // the current lane while a pipelined prefill runs
+	on   bool // a pipelined prefill is queueing: forward waits and records
+	// chunks counts the chunks queued since the prefill began; the first
+	// waits for nothing.
+	chunks int
+}
+
+// pipelines is whether the engine runs the pipelined prefill.
+func (e *Engine) pipelines() bool { return prefillPipeline && e.maxCtx > e.chunk }
+
+// open creates the second lane and the events.
+func (p *pipeline) open(d *device, layers int) error {
+	if err := d.openSpare(); err != nil {
+		return err
+	}
+	for s := range p.done {
+		p.done[s] = make([]unsafe.Pointer, layers)
+		for l := range p.done[s] {
+			ev, err := d.newSyncEvent()
+			if err != nil {
+				return err
+			}
+			p.done[s][l] = ev
+		}
+	}
+	return nil
+}
+
+// close destroys the events (the device frees the buffers and the lane).
+func (p *pipeline) close() {
+	if p == nil {
+		return
+	}
+	for s := range p.done {
+		for _, ev := range p.done[s] {
+			if ev != nil {
+				destroyEvent(ev)
+			}
+		}
+		p.done[s] = nil
+	}
+}
+
+// swap makes the other lane and its buffers current.
+func (e *Engine) swapLane() {
+	e.acts, e.pipe.alt = e.pipe.alt, e.acts
+	e.d.swapLanes()
+	e.pipe.lane ^= 1
+}
+
+// beforeAppend makes layer l's q|k|v of the chunk being queued wait for the
+// other lane's chunk to be done with layer l's cache.
+func (e *Engine) beforeAppend(l int) error {
+	p := e.pipe
+	if p == nil || !p.on || p.chunks == 0 {
+		return nil
+	}
+	return e.d.waitEvent(p.done[p.lane^1][l])
+}
+
+// cacheDone records that the chunk being queued is done with layer l's
+// cache.
+func (e *Engine) cacheDone(l int) error {
+	p := e.pipe
+	if p == nil || !p.on {
+		return nil
+	}
+	return e.d.record(p.done[p.lane][l])
+}
+
+// syncLanes waits for both lanes and leaves lane 0 current.
+func (e *Engine) syncLanes(what string) error {
+	if e.pipe == nil {
+		return e.d.sync(what)
+	}
+	err := e.d.sync(what)
+	e.swapLane()
+	if err2 := e.d.sync(what); err == nil {
+		err = err2
+	}
+	if e.pipe.lane != 0 {
+		e.swapLane()
+	}
+	e.pipe.on = false
+	return err
+}
