@@ -333,15 +333,20 @@ func planAttentionWith(prefill string, tokens, heads, kvHeads, headDim, sms, key
 // current prefillKernel (attnPlan caps the splits of another one chosen
 // later to what it holds).
 func (e *Engine) attnWorkspace() (acc, ml int64) {
-	c := &e.cfg
 	// Every step size: the largest splits x tokens need not fall on a
 	// multiple of the row tile (a last prefill chunk of 416 tokens on 108
 	// multiprocessors needs more than 384 or 448 do).
 	for t := 1; t <= e.chunk; t++ {
-		p := planAttentionWith(e.prefillFamily(), t, c.Heads, c.KVHeads, c.HeadDim, e.sms(), e.keyRange())
-		rows := int64(p.splits) * int64(t) * int64(c.Heads)
-		acc = max(acc, rows*int64(c.HeadDim)*4)
-		ml = max(ml, rows*2*4)
+		a, m := e.attnWorkspaceFor(t)
+		acc, ml = max(acc, a), max(ml, m)
 	}
 	return acc, ml
+}
+
+// attnWorkspaceFor is the split workspace a step of t tokens plans.
+func (e *Engine) attnWorkspaceFor(t int) (acc, ml int64) {
+	c := &e.cfg
+	p := planAttentionWith(e.prefillFamily(), t, c.Heads, c.KVHeads, c.HeadDim, e.sms(), e.keyRange())
+	rows := int64(p.splits) * int64(t) * int64(c.Heads)
+	return rows * int64(c.HeadDim) * 4, rows * 2 * 4
 }

@@ -474,7 +474,19 @@ func benchKnobPrefill(b *testing.B, what string, set func(bool), has func(*Engin
 // benchPrefill runs sub-benchmark name: prefills of prompt from an empty
 // cache, in ms/prefill.
 func benchPrefill(b *testing.B, e *Engine, name string, prompt []int) {
+	mon, _ := OpenMonitor(e.opts.Device) // no energy figures without NVML
+	energy := func() float64 {
+		if mon == nil {
+			return 0
+		}
+		j, err := mon.Energy()
+		if err != nil {
+			mon = nil
+		}
+		return j
+	}
 	b.Run(name, func(b *testing.B) {
+		j0 := energy()
 		for b.Loop() {
 			e.Reset()
 			if _, err := e.Prefill(context.Background(), prompt); err != nil {
@@ -482,6 +494,10 @@ func benchPrefill(b *testing.B, e *Engine, name string, prompt []int) {
 			}
 		}
 		b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/prefill")
+		if j := energy(); mon != nil {
+			b.ReportMetric((j-j0)/float64(b.N), "J/prefill")
+			b.ReportMetric((j-j0)/b.Elapsed().Seconds(), "W")
+		}
 	})
 }
 

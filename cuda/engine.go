@@ -290,8 +290,14 @@ func (e *Engine) setup(w *inference.Weights) error {
 	chunkBytes := ch*int64(hid)*(4+2+2) + ch*int64(qkvW)*2 + ch*int64(H*D)*2 + ch*int64(I+guCols)*2
 	wsAcc, wsML := e.attnWorkspace()
 	need += chunkBytes + wsAcc + wsML + int64(inference.MaxVerify)*int64(c.Vocab)*4
+	// The pipelined prefill's second lane runs only whole chunks before the
+	// last (Prefill), whose attention may need no workspace at all.
+	altAcc, altML := e.attnWorkspaceFor(e.chunk)
+	if e.prefillDirect && e.attnPlan(e.chunk).direct {
+		altAcc, altML = 0, 0
+	}
 	if e.pipelines() {
-		need += chunkBytes + wsAcc + wsML
+		need += chunkBytes + altAcc + altML
 	}
 	free, _, err := d.freeMemory()
 	if err != nil {
@@ -341,7 +347,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 			}
 		}
 	}
-	allocActs := func(a *acts) {
+	allocActs := func(a *acts, wsAcc, wsML int64) {
 		a.params = alloc(int64(4*(4+e.chunk)), "step parameters")
 		a.h = alloc(ch*int64(hid)*4, "residual stream")
 		a.xn = alloc(ch*int64(hid)*2, "normalized activations")
@@ -352,13 +358,15 @@ func (e *Engine) setup(w *inference.Weights) error {
 			a.gu = alloc(ch*int64(guCols)*2, "gate|up")
 		}
 		a.act = alloc(ch*int64(I)*2, "mlp activations")
-		a.wsAcc = alloc(wsAcc, "attention workspace")
-		a.wsML = alloc(wsML, "attention workspace")
+		if wsAcc > 0 {
+			a.wsAcc = alloc(wsAcc, "attention workspace")
+			a.wsML = alloc(wsML, "attention workspace")
+		}
 		if ws > 0 {
 			a.awqWS = alloc(int64(ws), "AWQ workspace")
 		}
 	}
-	allocActs(&e.acts)
+	allocActs(&e.acts, wsAcc, wsML)
 	e.logits = alloc(int64(inference.MaxVerify)*int64(c.Vocab)*4, "logits")
 	e.next = alloc(4*inference.MaxVerify, "greedy ids")
 	e.wsRows = wsAcc / (4 * int64(D))
@@ -368,7 +376,7 @@ func (e *Engine) setup(w *inference.Weights) error {
 	}
 	if e.pipelines() {
 		e.pipe = &pipeline{}
-		allocActs(&e.pipe.alt)
+		allocActs(&e.pipe.alt, altAcc, altML)
 		if err != nil {
 			return err
 		}
@@ -578,6 +586,11 @@ func (e *Engine) Prefill(ctx context.Context, tokens []int) (int, error) {
 	piped := e.pipe != nil && len(tokens) > e.chunk
 	if piped {
 		e.pipe.on, e.pipe.chunks = true, 0
+		if chunks := (len(tokens) + e.chunk - 1) / e.chunk; chunks%2 == 0 {
+			// The last chunk, the only one that may be short, runs on
+			// lane 0: lane 1's attention workspace holds whole chunks only.
+			e.w.do(func() error { e.swapLane(); return nil })
+		}
 	}
 	next := 0
 	for start := 0; start < len(tokens); start += e.chunk {
@@ -623,6 +636,13 @@ func (e *Engine) Prefill(ctx context.Context, tokens []int) (int, error) {
 // prefillChunk queues one chunk; a chunk before the last then waits for
 // the chunk before it (piped: the other lane's, which becomes current).
 func (e *Engine) prefillChunk(part []int, mode logitsMode, piped bool) error {
+	if piped && e.pipe.lane == 1 && len(part) != e.chunk {
+		return fmt.Errorf("prefill of %d tokens at position %d: lane 1 runs whole chunks of %d only", len(part), e.n, e.chunk)
+	}
+	if piped && !pipeOverlap {
+		defer func(o bool) { e.d.overlap = o }(e.d.overlap)
+		e.d.overlap = false
+	}
 	if err := e.stageParams(part); err != nil {
 		return err
 	}

@@ -98,3 +98,15 @@ func (m *Monitor) Clocks() (sm, mem int, err error) {
 	}
 	return int(s), int(mm), nil
 }
+
+// Energy returns the joules the device has used since its driver loaded
+// (for benchmarks: a prefill at the power limit is bound by its energy).
+func (m *Monitor) Energy() (float64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mj, ret := m.dev.GetTotalEnergyConsumption()
+	if ret != nvml.SUCCESS {
+		return 0, fmt.Errorf("NVML: energy of %s: %v", m.name, ret)
+	}
+	return float64(mj) / 1e3, nil
+}

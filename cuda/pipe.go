@@ -20,6 +20,12 @@ import "unsafe"
 // runs (main_test.go).
 var prefillPipeline = true
 
+// pipeOverlap keeps overlapped launches (device.overlap) in the pipelined
+// prefill. Off, a kernel's blocks wait for the previous kernel of their
+// stream before they take a multiprocessor, instead of holding it while
+// they wait, so the other lane's kernels can use it.
+var pipeOverlap = true
+
 // pipeline is the second chunk's buffers and the events between chunks.
 type pipeline struct {
 	alt acts // the other chunk's buffers (swapped with Engine.acts)
