@@ -27,8 +27,8 @@ import (
 // of wgmma (BRIEF_ATTN_WG=0), or with add_rmsnorm for the layers'
 // norms (BRIEF_NORM_VT4=0), or with awq_gemm_wg instead of the x-producer
 // wgmma GEMM (BRIEF_GEMM_XP=0), or with one prefill chunk at a time
-// (BRIEF_PREFILL_PIPELINE=0) or without overlapped launches in it
-// (BRIEF_PIPE_OVERLAP=0), before a benchmark's winner becomes
+// (BRIEF_PREFILL_PIPELINE=0) or with overlapped launches in it
+// (BRIEF_PIPE_OVERLAP=1), before a benchmark's winner becomes
 // the default. The on/off knobs take 0 or 1; an unknown value stops the
 // run before any test.
 func TestMain(m *testing.M) {

@@ -21,10 +21,14 @@ import "unsafe"
 var prefillPipeline = true
 
 // pipeOverlap keeps overlapped launches (device.overlap) in the pipelined
-// prefill. Off, a kernel's blocks wait for the previous kernel of their
-// stream before they take a multiprocessor, instead of holding it while
-// they wait, so the other lane's kernels can use it.
-var pipeOverlap = true
+// prefill. Every kernel lets the next one launch as it starts, so with
+// them a GEMM's last round leaves its idle multiprocessors to the next
+// kernel's blocks, which hold them while they wait; without them the other
+// lane's kernels take them. On an H200 (run 227, BenchmarkPrefillPipeline,
+// two rounds): 221.6 ms one chunk at a time, 217.5 pipelined with
+// overlapped launches, 213.0 without. BRIEF_PIPE_OVERLAP=1 turns them on
+// in test runs.
+var pipeOverlap = false
 
 // pipeline is the second chunk's buffers and the events between chunks.
 type pipeline struct {
