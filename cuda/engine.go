@@ -491,6 +491,14 @@ func (e *Engine) wgmmaName(wg bool) string {
 // attention, and why not wgmma where the driver could not compile them.
 func (e *Engine) PrefillAttention() string { return e.wgmmaName(e.attnWg) }
 
+// PrefillChunks says how a long prompt's chunks run, for reports.
+func (e *Engine) PrefillChunks() string {
+	if e.pipe != nil {
+		return fmt.Sprintf("%d tokens, two in flight on two streams", e.chunk)
+	}
+	return fmt.Sprintf("%d tokens, one at a time", e.chunk)
+}
+
 // MaxContext is the longest sequence the engine accepts.
 func (e *Engine) MaxContext() int { return e.maxCtx }
 

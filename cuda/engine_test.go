@@ -464,7 +464,7 @@ func TestProfileStepSize(t *testing.T) {
 }
 
 // TestPrefillGEMMName: the names bench prints say which prefill kernels
-// run (linears, attention), and why not wgmma where the driver could not
+// run (linears, attention), how its chunks run, and why not wgmma where the driver could not
 // compile them.
 func TestPrefillGEMMName(t *testing.T) {
 	for _, tc := range []struct {
@@ -490,6 +490,17 @@ func TestPrefillGEMMName(t *testing.T) {
 	} {
 		if got := tc.e.PrefillAttention(); got != tc.want {
 			t.Errorf("attention %q, want %q", got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		e    Engine
+		want string
+	}{
+		{Engine{chunk: 512}, "512 tokens, one at a time"},
+		{Engine{chunk: 512, pipe: &pipeline{}}, "512 tokens, two in flight on two streams"},
+	} {
+		if got := tc.e.PrefillChunks(); got != tc.want {
+			t.Errorf("chunks %q, want %q", got, tc.want)
 		}
 	}
 }

@@ -168,6 +168,7 @@ type (
 	chunker       interface{ Chunk() int }
 	prefillKernel interface{ PrefillGEMM() string }
 	prefillAttn   interface{ PrefillAttention() string }
+	prefillChunks interface{ PrefillChunks() string }
 )
 
 // benchJSON is every figure of a run; --json prints it.
@@ -204,6 +205,7 @@ type deviceJSON struct {
 	PeakBandwidthGBps float64     `json:"peak_bandwidth_gb_per_s,omitempty"`
 	PrefillGEMM       string      `json:"prefill_gemm,omitempty"`      // the prefill linears' kernels
 	PrefillAttention  string      `json:"prefill_attention,omitempty"` // the prefill chunks' attention kernels
+	PrefillChunks     string      `json:"prefill_chunks,omitempty"`    // how the prefill's chunks run
 }
 
 type prefillJSON struct {
@@ -328,6 +330,9 @@ func runBench(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 		if k, ok := eng.(prefillAttn); ok {
 			r.Device.PrefillAttention = k.PrefillAttention()
+		}
+		if k, ok := eng.(prefillChunks); ok {
+			r.Device.PrefillChunks = k.PrefillChunks()
 		}
 		r.Card = r.Device.Name
 	} else if mon != nil {

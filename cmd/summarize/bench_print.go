@@ -57,6 +57,9 @@ func printBench(w io.Writer, r *benchJSON, o *benchOptions) {
 		if d.PrefillAttention != "" {
 			line += "; prefill attention: " + d.PrefillAttention
 		}
+		if d.PrefillChunks != "" {
+			line += "; prefill chunks: " + d.PrefillChunks
+		}
 		fmt.Fprintln(w, line)
 		if d.MaxSMClockMHz == 0 {
 			fmt.Fprintln(w, "clocks: not read (no NVML)")

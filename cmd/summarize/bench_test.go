@@ -308,6 +308,7 @@ func TestSamplerAndGPUReport(t *testing.T) {
 	r.Device.ComputeCapability = 90
 	r.Device.PrefillGEMM = "wgmma (test)"
 	r.Device.PrefillAttention = "wgmma (attention test)"
+	r.Device.PrefillChunks = "chunks test"
 	r.Decode = decodeJSON{NewTokens: 512, Steps: 511, StepMS: 2, StepBytes: 4_500_000_000, GBps: 2250, DecodeTokensPS: 500, Throughput: 400}
 	r.Profiles = append(r.Profiles, newProfile(1, 6435, []kernelFamily{
 		{Name: "AWQ mat-vec", Part: "gate|up", MS: 1.5, Bytes: 1_500_000_000},
@@ -343,7 +344,7 @@ func TestSamplerAndGPUReport(t *testing.T) {
 	var b bytes.Buffer
 	printBench(&b, r, &benchOptions{lookupTokens: 10, lookupNgram: 8})
 	t.Logf("\n%s", b.String())
-	for _, want := range []string{"compute capability 9.0", "peak memory bandwidth 3352 GB/s; prefill GEMM: wgmma (test); prefill attention: wgmma (attention test)", "67.1% of peak", "device-wide",
+	for _, want := range []string{"compute capability 9.0", "peak memory bandwidth 3352 GB/s; prefill GEMM: wgmma (test); prefill attention: wgmma (attention test); prefill chunks: chunks test", "67.1% of peak", "device-wide",
 		"peak GPU memory", "kernel profile, steps of 1 tokens at position 6435 (Fake GPU", "gate|up", "75.0%", "1000", "2.0",
 		"against issue 5's targets (Fake GPU)", "greedy decode, % of the bandwidth limit", "67.12",
 		"during the prefill: SM 1980-1980 MHz (mean 1980", "power up to 698 of 700 W, held by the power limit in"} {
@@ -364,6 +365,7 @@ func (gpuLike) StepBytes(context int) int64 { return 1_000_000 + int64(context) 
 func (gpuLike) Chunk() int                  { return 64 }
 func (gpuLike) PrefillGEMM() string         { return "fake GEMM" }
 func (gpuLike) PrefillAttention() string    { return "fake attention" }
+func (gpuLike) PrefillChunks() string       { return "fake chunks" }
 
 func TestBenchGPUPaths(t *testing.T) {
 	model, article, _ := benchFixture(t, 0)
@@ -408,7 +410,8 @@ func TestBenchGPUPaths(t *testing.T) {
 		t.Errorf("decode %+v", d)
 	}
 	if r.Card != "Fake GPU" || r.Device == nil || r.Device.ComputeCapability != 90 || r.Device.MaxMemClockMHz != 2619 ||
-		r.Device.PrefillGEMM != "fake GEMM" || r.Device.PrefillAttention != "fake attention" {
+		r.Device.PrefillGEMM != "fake GEMM" || r.Device.PrefillAttention != "fake attention" ||
+		r.Device.PrefillChunks != "fake chunks" {
 		t.Errorf("card %q device %+v", r.Card, r.Device)
 	}
 	if r.Memory.DeviceSamples < 1 || r.Memory.DeviceBeforeMB != 101 || len(r.Targets) == 0 {
