@@ -20,7 +20,7 @@ import (
 // Options tune the engine; the zero value is the fast path.
 type Options struct {
 	Device     int  // GPU ordinal
-	Chunk      int  // prefill chunk in tokens (default 512): bounds activation memory
+	Chunk      int  // prefill chunk in tokens (default 512): bounds activation memory (two chunks' with the pipelined prefill)
 	MaxContext int  // longest sequence accepted (0: the model's max positions)
 	NoGraphs   bool // run verify and greedy steps kernel by kernel instead of replaying graphs
 	SyncEach   bool // wait after every kernel so a failure names it (slow; for debugging)
