@@ -8,7 +8,12 @@ torch's flash attention, chunk by chunk as the engine runs it (512 tokens,
 the KV cache growing, keys within the sliding window), and once over the
 whole prompt as transformers runs it.
 
-    python3 prefillref.py [--tokens 6435] [--chunk 512] [--out ref.json]
+    python3 prefillref.py [--tokens 6435] [--chunk 512] [--sustained 15] [--out ref.json]
+
+--sustained runs the chunked prefill's linears back to back for a few
+seconds and reads the energy counter around them: the engine's prefill
+holds an H200 at its 700 W limit, where time follows energy, which short
+timed loops of one GEMM do not show.
 """
 import argparse
 import json
@@ -64,12 +69,73 @@ def attn_ms(q_len, k_len, reps=20):
         return timed(lambda: F.scaled_dot_product_attention(q, ke, ve, attn_mask=bias), reps)
 
 
+class Energy:
+    """The device's energy counter through NVML (ctypes: no pynvml needed):
+    joules since the driver loaded. None where NVML is missing."""
+
+    def __init__(self):
+        import ctypes
+        try:
+            self.nv = ctypes.CDLL("libnvidia-ml.so.1")
+        except OSError:
+            self.nv = None
+            return
+        self.c = ctypes
+        self.h = ctypes.c_void_p()
+        if self.nv.nvmlInit_v2() != 0 or self.nv.nvmlDeviceGetHandleByIndex_v2(torch.cuda.current_device(), ctypes.byref(self.h)) != 0:
+            self.nv = None
+
+    def joules(self):
+        if self.nv is None:
+            return None
+        mj = self.c.c_ulonglong()
+        if self.nv.nvmlDeviceGetTotalEnergyConsumption(self.h, self.c.byref(mj)) != 0:
+            return None
+        return mj.value / 1e3
+
+
+def sustained(chunks, reps):
+    """The prefill's linears in fp16, chunk by chunk and layer by layer as
+    the engine runs them, each layer with weights of its own (so nothing
+    stays in L2 between layers), reps times back to back: long enough for
+    the card to settle at its power limit, as the engine's prefill does.
+    Returns ms and J a prefill and the mean W."""
+    ws = [{lin: torch.randn(n, k, device="cuda", dtype=torch.float16) * 0.02 for lin, (n, k) in LINEARS.items()}
+          for _ in range(LAYERS)]
+    xs = {c: {k: torch.randn(c, k, device="cuda", dtype=torch.float16) for k in {k for _, k in LINEARS.values()}}
+          for c, _ in chunks}
+
+    def prefill():
+        for c, _ in chunks:
+            for w in ws:
+                for lin, (n, k) in LINEARS.items():
+                    F.linear(xs[c][k], w[lin])
+
+    prefill()
+    en = Energy()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    j0 = en.joules()
+    start.record()
+    for _ in range(reps):
+        prefill()
+    end.record()
+    end.synchronize()
+    j1 = en.joules()
+    ms = start.elapsed_time(end) / reps
+    if j0 is None or j1 is None:
+        return ms, None, None
+    return ms, (j1 - j0) / reps, (j1 - j0) / (ms * reps / 1e3)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=6435)
     ap.add_argument("--chunk", type=int, default=512)
     ap.add_argument("--window", type=int, default=4096, help="sliding window (the config's)")
     ap.add_argument("--out", default="")
+    ap.add_argument("--sustained", type=int, default=0,
+                    help="also run the chunked prefill's linears this many times back to back (ms, J, W a prefill)")
     a = ap.parse_args()
     name = torch.cuda.get_device_name()
     print(f"{name}, torch {torch.__version__}", flush=True)
@@ -102,6 +168,12 @@ def main():
                gemm_whole_ms=sum(v["by_tokens"][a.tokens]["ms"] for v in res["linears"].values()) * LAYERS)
     print(f"GEMMs over {len(chunks)} chunks: {gemm_total:.1f} ms; attention {attn_total:.1f} ms; "
           f"whole prompt at once: GEMMs {res['gemm_whole_ms']:.1f} ms, attention {attn_whole:.1f} ms", flush=True)
+    if a.sustained > 0:
+        ms, j, w = sustained(chunks, a.sustained)
+        res.update(sustained_gemm_ms=ms, sustained_gemm_j=j, sustained_gemm_w=w)
+        energy = f", {j:.1f} J, {w:.0f} W" if j is not None else " (no NVML: no energy)"
+        print(f"GEMMs over {len(chunks)} chunks, {a.sustained} prefills back to back: {ms:.1f} ms a prefill{energy}",
+              flush=True)
     if a.out:
         with open(a.out, "w") as f:
             json.dump(res, f, indent=1)
