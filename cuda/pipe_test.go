@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/briefapp/brief/inference"
@@ -86,6 +87,55 @@ func TestPipelinedPrefillCancel(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.Close()
+	}
+}
+
+// TestPipelineOnlyWhereItFits: an engine takes the second lane only where
+// free memory holds it as well; with room for the engine alone it opens
+// without it and prefills one chunk at a time, the same bits; with less it
+// says there is not enough memory.
+func TestPipelineOnlyWhereItFits(t *testing.T) {
+	testDevice(t)
+	m := ropeModel(t, "hd64", 31)
+	prompt := make([]int, 700)
+	for i := range prompt {
+		prompt[i] = (5 * i) % m.Config.Vocab
+	}
+	opts := Options{Chunk: 130}
+	prefill := func(e *Engine) []float32 {
+		if _, err := e.Prefill(context.Background(), prompt); err != nil {
+			t.Fatal(err)
+		}
+		l, err := e.LastLogits()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	e := withPipeline(t, m, opts, true)
+	need, pipe := e.memoryNeed()
+	want := prefill(e)
+	e.Close()
+	if need <= 0 || pipe <= 0 {
+		t.Fatalf("memory need %d, second lane %d", need, pipe)
+	}
+	defer func(v bool) { freeMemoryLimit, prefillPipeline = 0, v }(prefillPipeline)
+	prefillPipeline = true
+	freeMemoryLimit = need + pipe/2
+	e = testEngine(t, m, opts)
+	if e.pipe != nil {
+		t.Fatalf("%d bytes free, %d needed and %d for the second lane: the engine took it", freeMemoryLimit, need, pipe)
+	}
+	if got := prefill(e); !slices.Equal(got, want) {
+		t.Error("one chunk at a time: other logits than pipelined")
+	}
+	e.Close()
+	freeMemoryLimit = need - 1
+	if e, err := New(m, opts); err == nil || !strings.Contains(err.Error(), "not enough GPU memory") {
+		if e != nil {
+			e.Close()
+		}
+		t.Fatalf("%d bytes free, %d needed: %v", freeMemoryLimit, need, err)
 	}
 }
 
