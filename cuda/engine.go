@@ -8,7 +8,6 @@
 package cuda
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -55,7 +54,7 @@ type Engine struct {
 	next   devPtr // (MaxVerify) int32 greedy ids
 	wsRows int64  // splits x rows the attention workspace holds
 	// pipe is the pipelined prefill's second set of buffers and its
-	// events (pipe.go); nil when the prefill runs one chunk at a time.
+	// events (prefill.go); nil when the prefill runs one chunk at a time.
 	pipe *pipeline
 
 	// ropeFused: q|k|v is packed in ropeOrder; steps of up to 16 tokens run
@@ -369,50 +368,6 @@ func (e *Engine) setup(w *inference.Weights) error {
 	return nil
 }
 
-// freeMemoryLimit, when positive, caps the free memory setup sees (tests
-// of a GPU without room for everything).
-var freeMemoryLimit int64
-
-// memoryNeed is what setup will allocate: need for the engine, pipe for
-// the pipelined prefill's second lane on top.
-func (e *Engine) memoryNeed() (need, pipe int64) {
-	c := &e.cfg
-	hid, H, KV, D, I := c.Hidden, c.Heads, c.KVHeads, c.HeadDim, c.Intermediate
-	qkvW := (H + 2*KV) * D
-	for range c.Layers {
-		need += awqBytes(hid, qkvW, c.Quant.GroupSize) + awqBytes(H*D, hid, c.Quant.GroupSize) +
-			awqBytes(hid, 2*I, c.Quant.GroupSize) + awqBytes(I, hid, c.Quant.GroupSize) + 4*int64(hid)
-		need += 2 * 2 * int64(KV) * int64(e.cap) * int64(D)
-	}
-	need += 2 * 2 * int64(c.Vocab) * int64(hid)
-	ch := int64(e.chunk)
-	guCols := e.guCols()
-	chunkBytes := ch*int64(hid)*(4+2+2) + ch*int64(qkvW)*2 + ch*int64(H*D)*2 + ch*int64(I+guCols)*2
-	wsAcc, wsML := e.attnWorkspace()
-	need += chunkBytes + wsAcc + wsML + int64(inference.MaxVerify)*int64(c.Vocab)*4
-	altAcc, altML := e.altWorkspace()
-	return need, chunkBytes + altAcc + altML
-}
-
-// guCols is the width of gate|up's output buffer: none where every step
-// writes the activations straight from the fused-SiLU mat-vec or GEMM.
-func (e *Engine) guCols() int {
-	if e.siluFused && e.gemmEpilogue {
-		return 0
-	}
-	return 2 * e.cfg.Intermediate
-}
-
-// altWorkspace is the attention workspace of the pipelined prefill's second
-// lane, which runs only whole chunks before the last (Prefill): none where
-// the direct kernel runs them.
-func (e *Engine) altWorkspace() (acc, ml int64) {
-	if e.prefillDirect && e.attnPlan(e.chunk).direct {
-		return 0, 0
-	}
-	return e.attnWorkspaceFor(e.chunk)
-}
-
 func (e *Engine) uploadLayer(i int, l *inference.Layer) error {
 	c := &e.cfg
 	d := e.d
@@ -609,95 +564,6 @@ func (e *Engine) stageParams(tokens []int) error {
 		binary.LittleEndian.PutUint32(b[4*(4+i):], uint32(t))
 	}
 	return e.d.uploadAsync(e.params, b)
-}
-
-// Prefill runs the prompt in chunks and returns the greedy token after it.
-// With e.pipe, chunks alternate between two lanes (pipe.go): each chunk is
-// queued once the one two before it is done, so one runs while the next
-// waits behind it.
-func (e *Engine) Prefill(ctx context.Context, tokens []int) (int, error) {
-	if err := e.checkTokens(tokens); err != nil {
-		return 0, fmt.Errorf("prefill: %w", err)
-	}
-	piped := e.pipe != nil && len(tokens) > e.chunk
-	if piped {
-		e.pipe.on, e.pipe.chunks = true, 0
-		if chunks := (len(tokens) + e.chunk - 1) / e.chunk; chunks%2 == 0 {
-			// The last chunk, the only one that may be short, runs on
-			// lane 0: lane 1's attention workspace holds whole chunks only.
-			e.w.do(func() error { e.swapLane(); return nil })
-		}
-	}
-	next := 0
-	for start := 0; start < len(tokens); start += e.chunk {
-		if err := ctx.Err(); err != nil {
-			if piped {
-				// Nothing may run on after the call returns.
-				e.w.do(func() error { return e.syncLanes("cancelled prefill") })
-			}
-			return 0, err
-		}
-		part := tokens[start:min(start+e.chunk, len(tokens))]
-		last := start+len(part) == len(tokens)
-		mode := logitsNone
-		if last {
-			mode = logitsLast
-		}
-		err := e.w.do(func() error {
-			err := e.prefillChunk(part, mode, piped)
-			if err == nil && last {
-				var ids []int
-				if ids, err = e.readNext(1); err == nil {
-					next = ids[0]
-				} else {
-					err = fmt.Errorf("prefill of %d tokens at position %d: %w%s", len(part), e.n, err, e.syncHint())
-				}
-			}
-			if piped && (err != nil || last) {
-				if err2 := e.syncLanes("prefill"); err == nil {
-					err = err2
-				}
-			}
-			return err
-		})
-		if err != nil {
-			return 0, err
-		}
-		e.n += len(part)
-		e.lastRows = 1
-	}
-	return next, nil
-}
-
-// prefillChunk queues one chunk; a chunk before the last then waits for
-// the chunk before it (piped: the other lane's, which becomes current).
-func (e *Engine) prefillChunk(part []int, mode logitsMode, piped bool) error {
-	if piped && e.pipe.lane == 1 && len(part) != e.chunk {
-		return fmt.Errorf("prefill of %d tokens at position %d: lane 1 runs whole chunks of %d only", len(part), e.n, e.chunk)
-	}
-	if piped && !pipeOverlap {
-		defer func(o bool) { e.d.overlap = o }(e.d.overlap)
-		e.d.overlap = false
-	}
-	if err := e.stageParams(part); err != nil {
-		return err
-	}
-	if err := e.forward(len(part), mode); err != nil {
-		return fmt.Errorf("prefill of %d tokens at position %d: %w", len(part), e.n, err)
-	}
-	if mode == logitsLast {
-		return nil
-	}
-	what := fmt.Sprintf("prefill of %d tokens at position %d", len(part), e.n)
-	if piped {
-		e.pipe.chunks++
-		e.swapLane()
-		what = fmt.Sprintf("prefill chunk before the one at position %d", e.n)
-	}
-	if err := e.d.sync(what); err != nil {
-		return fmt.Errorf("%w%s", err, e.syncHint())
-	}
-	return nil
 }
 
 // Verify appends 1..MaxVerify tokens in one step and returns the greedy next

@@ -71,7 +71,10 @@ def attn_ms(q_len, k_len, reps=20):
 
 class Energy:
     """The device's energy counter through NVML (ctypes: no pynvml needed):
-    joules since the driver loaded. None where NVML is missing."""
+    joules since the driver loaded. None where NVML is missing. NVML's
+    index is taken to be torch's current device, which holds where one GPU
+    is visible (the machines this runs on) but not under every
+    CUDA_VISIBLE_DEVICES."""
 
     def __init__(self):
         import ctypes

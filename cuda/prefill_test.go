@@ -11,7 +11,7 @@ import (
 	"github.com/briefapp/brief/inference"
 )
 
-// Tests of the pipelined prefill (pipe.go).
+// Tests of the pipelined prefill (prefill.go).
 
 func withPipeline(t *testing.T, m *inference.Model, opts Options, on bool) *Engine {
 	t.Helper()

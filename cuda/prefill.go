@@ -1,11 +1,16 @@
 package cuda
 
-import "unsafe"
+import (
+	"context"
+	"fmt"
+	"unsafe"
+)
 
-// The pipelined prefill: chunk i+1 runs on a second stream, with its own
-// buffers, while chunk i is still running, so that one chunk's kernels
-// fill the multiprocessors the other's leave idle (a GEMM's last,
-// half-empty round of blocks, the small kernels, each launch's drain).
+// The prefill, chunk by chunk, and its pipelined form: chunk i+1 runs on
+// a second stream, with its own buffers, while chunk i is still running,
+// so that one chunk's kernels fill the multiprocessors the other's leave
+// idle (a GEMM's last, half-empty round of blocks, the small kernels, each
+// launch's drain).
 //
 // The two chunks meet only in the KV cache. Chunk i+1's layer l reads the
 // keys and values chunk i's layer l appends, and under a sliding window its
@@ -19,6 +24,95 @@ import "unsafe"
 // 155.4 -> 148.8 J (BenchmarkPrefillPipeline, 20 prefills each, run 228);
 // the second lane's buffers cost 42 MB (engine 4.915 -> 4.957 GB). The
 // card stays at its 700 W limit either way (BENCHMARKS.md, run 229).
+
+// Prefill runs the prompt in chunks and returns the greedy token after it.
+// With e.pipe, chunks alternate between two lanes: each chunk is queued
+// once the one two before it is done, so one runs while the next waits
+// behind it.
+func (e *Engine) Prefill(ctx context.Context, tokens []int) (int, error) {
+	if err := e.checkTokens(tokens); err != nil {
+		return 0, fmt.Errorf("prefill: %w", err)
+	}
+	piped := e.pipe != nil && len(tokens) > e.chunk
+	if piped {
+		e.pipe.on, e.pipe.chunks = true, 0
+		if chunks := (len(tokens) + e.chunk - 1) / e.chunk; chunks%2 == 0 {
+			// The last chunk, the only one that may be short, runs on
+			// lane 0: lane 1's attention workspace holds whole chunks only.
+			e.w.do(func() error { e.swapLane(); return nil })
+		}
+	}
+	next := 0
+	for start := 0; start < len(tokens); start += e.chunk {
+		if err := ctx.Err(); err != nil {
+			if piped {
+				// Nothing may run on after the call returns.
+				e.w.do(func() error { return e.syncLanes("cancelled prefill") })
+			}
+			return 0, err
+		}
+		part := tokens[start:min(start+e.chunk, len(tokens))]
+		last := start+len(part) == len(tokens)
+		mode := logitsNone
+		if last {
+			mode = logitsLast
+		}
+		err := e.w.do(func() error {
+			err := e.prefillChunk(part, mode, piped)
+			if err == nil && last {
+				var ids []int
+				if ids, err = e.readNext(1); err == nil {
+					next = ids[0]
+				} else {
+					err = fmt.Errorf("prefill of %d tokens at position %d: %w%s", len(part), e.n, err, e.syncHint())
+				}
+			}
+			if piped && (err != nil || last) {
+				if err2 := e.syncLanes("prefill"); err == nil {
+					err = err2
+				}
+			}
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+		e.n += len(part)
+		e.lastRows = 1
+	}
+	return next, nil
+}
+
+// prefillChunk queues one chunk; a chunk before the last then waits for
+// the chunk before it (piped: the other lane's, which becomes current).
+func (e *Engine) prefillChunk(part []int, mode logitsMode, piped bool) error {
+	if piped && e.pipe.lane == 1 && len(part) != e.chunk {
+		return fmt.Errorf("prefill of %d tokens at position %d: lane 1 runs whole chunks of %d only", len(part), e.n, e.chunk)
+	}
+	if piped && !pipeOverlap {
+		defer func(o bool) { e.d.overlap = o }(e.d.overlap)
+		e.d.overlap = false
+	}
+	if err := e.stageParams(part); err != nil {
+		return err
+	}
+	if err := e.forward(len(part), mode); err != nil {
+		return fmt.Errorf("prefill of %d tokens at position %d: %w", len(part), e.n, err)
+	}
+	if mode == logitsLast {
+		return nil
+	}
+	what := fmt.Sprintf("prefill of %d tokens at position %d", len(part), e.n)
+	if piped {
+		e.pipe.chunks++
+		e.swapLane()
+		what = fmt.Sprintf("prefill chunk before the one at position %d", e.n)
+	}
+	if err := e.d.sync(what); err != nil {
+		return fmt.Errorf("%w%s", err, e.syncHint())
+	}
+	return nil
+}
 
 // prefillPipeline turns the pipelined prefill on for engines whose context
 // holds more than one chunk. BRIEF_PREFILL_PIPELINE=0 turns it off in test
@@ -84,7 +178,7 @@ func (p *pipeline) close() {
 	}
 }
 
-// swap makes the other lane and its buffers current.
+// swapLane makes the other lane and its buffers current.
 func (e *Engine) swapLane() {
 	e.acts, e.pipe.alt = e.pipe.alt, e.acts
 	e.d.swapLanes()
