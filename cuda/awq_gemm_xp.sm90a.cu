@@ -31,6 +31,20 @@
 #include "awq_wg.cuh"
 #include "wgmma.cuh"
 
+// BRIEF_XP_PROBE (build time, default 0: the shipped kernel) takes one part
+// of the kernel's work away, wrongly, to measure what that part costs in
+// energy at the power limit (BenchmarkGemmEnergy): bit 1, the producer
+// loads x only for the first two chunks; bit 2, the consumers dequantize by
+// the four masks alone (no fp16 arithmetic); bit 4, the consumers load
+// their weights only for the first three chunks; bits 8 and 16, the
+// producer loads half or a quarter of x's rows; bit 32, the consumers
+// replace the dequantization by one lop3 a fragment that keeps the raw
+// bits' variety. tools/gpu/xpprobe.sh builds such a test binary; the
+// figures are in BENCHMARKS.md, "Where the prefill GEMMs' energy goes".
+#ifndef BRIEF_XP_PROBE
+#define BRIEF_XP_PROBE 0
+#endif
+
 namespace awq {
 
 // The block's threads and dynamic shared memory (awq.go: awqXpTile.launch):
@@ -102,9 +116,15 @@ __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_
   for (int i = 0; i < RI; i++) xsrc[i] = x + (size_t)min(n0 + xr0 + 16 * i, tokens - 1) * in + 8 * u;
   uint4 v[2][RI];  // buffer, row i
   auto load = [&](int b, int c) {
+    if constexpr ((BRIEF_XP_PROBE & 1) != 0)
+      if (c >= 2) return;
     const int cc = min(c, chunks - 1);
+    // Probe bits 8 and 16: load a half or a quarter of the rows, the rest
+    // copies of them (what sharing x in a cluster of 2 or 4 would save).
+    constexpr int kShare = (BRIEF_XP_PROBE & 16) != 0 ? 4 : (BRIEF_XP_PROBE & 8) != 0 ? 2 : 1;
 #pragma unroll
-    for (int i = 0; i < RI; i++) v[b][i] = ld_x16(xsrc[i] + cc * kChunk);
+    for (int i = 0; i < RI; i++)
+      v[b][i] = i < RI / kShare ? ld_x16(xsrc[i] + cc * kChunk) : v[b][i % (RI / kShare)];
   };
   load(0, 0);
   load(1, 1);
@@ -166,6 +186,33 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
   // one, 1-9% slower so (runs 130-131). ptxas is touchy here: kAny in the
   // loop with a conditional load of chunk 2 made down 17% slower (run 132).
   constexpr bool kAny = EPI != kEpiSilu;
+  auto dequant_chunk = [](uint32_t (&a)[4][4], const uint4& q, uint32_t z0, uint32_t z1) {
+    if constexpr ((BRIEF_XP_PROBE & 32) != 0) {
+      // Sign and mantissa of the raw words with an exponent of 0.5..1: as
+      // varied as real weights for the tensor cores, one lop3 a fragment.
+      const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        const uint32_t r = w[j] ^ (w[j] >> 7);
+        a[j][0] = lop3<0xea>(w[j], 0x83ff83ffu, 0x38003800u);
+        a[j][1] = lop3<0xea>(r, 0x83ff83ffu, 0x38003800u);
+        a[j][2] = lop3<0xea>(w[j] >> 3, 0x83ff83ffu, 0x38003800u);
+        a[j][3] = lop3<0xea>(r >> 5, 0x83ff83ffu, 0x38003800u);
+      }
+    } else if constexpr ((BRIEF_XP_PROBE & 2) != 0) {
+      const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+      for (int j = 0; j < 4; j++) {
+        const uint32_t q8 = w[j] >> 8;
+        a[j][0] = lop3<0xea>(w[j], 0x000f000fu, 0x64006400u);
+        a[j][1] = lop3<0xea>(w[j], 0x00f000f0u, 0x64006400u);
+        a[j][2] = lop3<0xea>(q8, 0x000f000fu, 0x64006400u);
+        a[j][3] = lop3<0xea>(q8, 0x00f000f0u, 0x64006400u);
+      }
+    } else {
+      awq::dequant_chunk(a, q, z0, z1);
+    }
+  };
   uint4 wq[2];
   uint32_t z[2][2];
   uint32_t a[2][4][4];
@@ -192,12 +239,15 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
     wgmma_wait<1>();  // chunk c-1's wgmmas are done: anext and its stage are free
     if (c >= 1 && c - 1 + S < chunks) bar_arrive(kEmpty + (c - 1) % S, kAll);
     keep(anext);
+    // The probe's skipped loads stay conditional on something the
+    // compiler cannot know, so the dequantization is not hoisted.
+    constexpr bool kLoad = (BRIEF_XP_PROBE & 4) == 0;
     if constexpr (kAny) {
       dequant_chunk(anext, wnext, znext[0], znext[1]);
-      sr.load_any(wnext, znext[0], znext[1], c + 3);
+      if (kLoad || tokens < 0) sr.load_any(wnext, znext[0], znext[1], c + 3);
     } else {
       if (c + 1 < chunks) dequant_chunk(anext, wnext, znext[0], znext[1]);
-      sr.load(wnext, znext[0], znext[1], c + 3);
+      if (kLoad || tokens < 0) sr.load(wnext, znext[0], znext[1], c + 3);
     }
   };
   for (int c = 0; c < chunks; c += 2) {
