@@ -39,7 +39,8 @@
 // their weights only for the first three chunks; bits 8 and 16, the
 // producer loads half or a quarter of x's rows; bit 32, the consumers
 // replace the dequantization by one lop3 a fragment that keeps the raw
-// bits' variety. tools/gpu/xpprobe.sh builds such a test binary; the
+// bits' variety; bit 128, the producer copies x by 16-byte cp.async
+// without its permutation. tools/gpu/xpprobe.sh builds such a test binary; the
 // figures are in BENCHMARKS.md, "Where the prefill GEMMs' energy goes".
 #ifndef BRIEF_XP_PROBE
 #define BRIEF_XP_PROBE 0
@@ -126,6 +127,32 @@ __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_
     for (int i = 0; i < RI; i++)
       v[b][i] = i < RI / kShare ? ld_x16(xsrc[i] + cc * kChunk) : v[b][i % (RI / kShare)];
   };
+  if constexpr ((BRIEF_XP_PROBE & 128) != 0) {
+    // Probe bit 128: x copied by 16-byte cp.async straight into its
+    // swizzled slots, not permuted (wrong k order; the same bytes), two
+    // chunks ahead: what the loads cost without the trip through
+    // registers that the permutation needs.
+    auto issue = [&](int c) {
+      if (c < chunks) {
+        if (c >= S) bar_sync(kEmpty + c % S, all);
+#pragma unroll
+        for (int i = 0; i < RI; i++) {
+          const int xr = xr0 + 16 * i;
+          cp_async_16(sbase + (c % S) * (NT * 128) + xr * 128 + ((u ^ (xr & 7)) << 4), xsrc[i] + c * kChunk, 16);
+        }
+      }
+      cp_async_commit_group();
+    };
+    issue(0);
+    issue(1);
+    for (int c = 0; c < chunks; c++) {
+      issue(c + 2);
+      cp_async_wait_group<2>();
+      fence_proxy_async();
+      bar_arrive(kFull + c % S, all);
+    }
+    return;
+  }
   load(0, 0);
   load(1, 1);
   auto produce = [&](int b, int c) {
