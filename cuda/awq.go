@@ -601,6 +601,18 @@ func awqWgmmaPlan(base awqLaunch, p *awqPacked, tokens int) awqLaunch {
 // (main_test.go).
 var gemmXP = true
 
+// xpPerm: in steps of more than 16 tokens the GEMM inputs that the
+// x-producer GEMMs read (the layers' norms' outputs and the fused SiLU
+// epilogue's activations) are stored with each 64-element chunk's pairs in
+// the order the kernel stages them (xp_perm_pair, common.cuh), and its
+// _px kernels copy x by cp.async instead of permuting it through the
+// producer's registers. The same values in other places, so the same bits
+// (TestXpPermEngine). o_proj's input, the attention's output, stays in
+// order. Measured as a probe (session 29, run 247): the register trip is 8
+// of the 20 ms the prefill's x loads cost at the power limit.
+// BRIEF_XP_PERM=0 turns it off for a test run (main_test.go).
+var xpPerm = true
+
 // awqXpStages is the kernels' x stages (awq_gemm_xp.sm90a.cu: kXpStages).
 const awqXpStages = 4
 

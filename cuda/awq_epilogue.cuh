@@ -85,7 +85,9 @@ constexpr int kEpiStore = 0, kEpiSilu = 1, kEpiRope = 2;
 // token's pair, each rounded to fp16 as the plain store rounds it before the
 // pair is combined: kEpiSilu writes the activations (tokens, out/2),
 // kEpiRope q|k|v into y and the caches of ra.
-template <int EPI, int WS, int WT>
+// With PX, kEpiSilu writes each row's activations where xp_perm_pair
+// puts them (the input of the x-producer GEMM's direct copies).
+template <int EPI, int WS, int WT, bool PX = false>
 __device__ __forceinline__ void gemm_store(const float (&acc)[WS][WT][4], __half* __restrict__ y, int sb, int nb,
                                            int g, int t, int tokens, int out, const RopeArgs& ra) {
   if constexpr (EPI == kEpiSilu) {
@@ -95,13 +97,14 @@ __device__ __forceinline__ void gemm_store(const float (&acc)[WS][WT][4], __half
 #pragma unroll
     for (int i = 0; i < WS; i++) {
       const int j = (sb + i) * (kStripe / 2) + g;
+      const int jy = PX ? 2 * xp_perm_pair(j >> 1) + (j & 1) : j;
 #pragma unroll
       for (int nt = 0; nt < WT; nt++) {
 #pragma unroll
         for (int v = 0; v < 2; v++) {
           const int tok = nb + nt * 8 + 2 * t + v;
           if (j < inter && tok < tokens)
-            y[(size_t)tok * inter + j] =
+            y[(size_t)tok * inter + jy] =
                 silu_gate(__float2half_rn(acc[i][nt][v]), __float2half_rn(acc[i][nt][v + 2]));
         }
       }

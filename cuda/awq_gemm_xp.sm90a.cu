@@ -100,7 +100,7 @@ __device__ __forceinline__ uint4 ld_x16(const __half* p) {
 // four threads a row in 8-byte pieces from eight lines a warp, kept the
 // L1 81% busy with the tensor pipe at 48% (run 112) and was 13-35% slower
 // (run 113).
-template <int S, int NT>
+template <int S, int NT, bool PX = false>
 __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_t sbase, int tokens, int in, int n0,
                                            int tid, int all) {
   grid_dep_wait();
@@ -127,11 +127,13 @@ __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_
     for (int i = 0; i < RI; i++)
       v[b][i] = i < RI / kShare ? ld_x16(xsrc[i] + cc * kChunk) : v[b][i % (RI / kShare)];
   };
-  if constexpr ((BRIEF_XP_PROBE & 128) != 0) {
-    // Probe bit 128: x copied by 16-byte cp.async straight into its
-    // swizzled slots, not permuted (wrong k order; the same bytes), two
-    // chunks ahead: what the loads cost without the trip through
-    // registers that the permutation needs.
+  if constexpr (PX || (BRIEF_XP_PROBE & 128) != 0) {
+    // x already in the stages' k order (PX: its writers put each pair
+    // where xp_perm_pair says, awq.go: xpPerm), so each 16-byte piece is
+    // copied by cp.async straight into its swizzled slot, two chunks
+    // ahead, without a trip through registers: 8 ms of the prefill's 20
+    // ms of x loads at the power limit (run 247, as probe bit 128, which
+    // copies natural x the same way). Chunks past the end copy nothing.
     auto issue = [&](int c) {
       if (c < chunks) {
         if (c >= S) bar_sync(kEmpty + c % S, all);
@@ -177,7 +179,7 @@ __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_
   }
 }
 
-template <int EPI, int CW, int S, int NT>
+template <int EPI, int CW, int S, int NT, bool PX = false>
 __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __half* __restrict__ x,
                                         __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra) {
   constexpr int WT = NT / 8, ND = NT / 2;  // n-tiles, accumulators per thread
@@ -191,7 +193,7 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
   const int n0 = blockIdx.x * NT;
 
   if (role == 0) {
-    xp_stage_x<S, NT>(x, sbase, tokens, in, n0, tid, kAll);
+    xp_stage_x<S, NT, PX>(x, sbase, tokens, in, n0, tid, kAll);
     return;
   }
 
@@ -285,7 +287,7 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
   keep(d);
   __half* buf = reinterpret_cast<__half*>(smem + (sbase - smem_addr(smem)) + S * NT * 128) + (warp - 4) * NT * 16;
   if constexpr (EPI == kEpiSilu)
-    gemm_store<EPI, 1, WT>(acc, y, stripe, n0, g, t, tokens, out, ra);
+    gemm_store<EPI, 1, WT, PX>(acc, y, stripe, n0, g, t, tokens, out, ra);
   else
     gemm_store_staged<EPI, WT>(acc, y, buf, stripe, n0, g, t, lane, tokens, out, ra);
 }
@@ -324,3 +326,31 @@ constexpr int kXpStages = 4;
 AWQ_GEMM_XP(3, 128)
 AWQ_GEMM_XP(2, 128)
 AWQ_GEMM_XP(3, 96)
+
+// The same with x stored in the stages' k order (awq.go: xpPerm), copied
+// by cp.async, and the SiLU epilogue's activations stored so too:
+// awq_gemm_xp_c<CW>n<NT>_g128[_silu|_rope]_px.
+#define AWQ_GEMM_XP_PX(CW, NT)                                                                                     \
+  extern "C" __global__ void __launch_bounds__(awq::xp_threads(CW), 1)                                              \
+      awq_gemm_xp_c##CW##n##NT##_g128_px(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in, \
+                                         int out) {                                                                  \
+    grid_dep_launch();                                                                                             \
+    awq::gemm_xp<awq::kEpiStore, CW, awq::kXpStages, NT, true>(w, x, y, tokens, in, out, awq::RopeArgs());          \
+  }                                                                                                                \
+  extern "C" __global__ void __launch_bounds__(awq::xp_threads(CW), 1)                                              \
+      awq_gemm_xp_c##CW##n##NT##_g128_silu_px(const uint8_t* w, const __half* x, __half* act, void* ws, int tokens,  \
+                                              int in, int out) {                                                     \
+    grid_dep_launch();                                                                                             \
+    awq::gemm_xp<awq::kEpiSilu, CW, awq::kXpStages, NT, true>(w, x, act, tokens, in, out, awq::RopeArgs());         \
+  }                                                                                                                \
+  extern "C" __global__ void __launch_bounds__(awq::xp_threads(CW), 1) awq_gemm_xp_c##CW##n##NT##_g128_rope_px(   \
+      const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params, int tokens,        \
+      int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta) {                              \
+    grid_dep_launch();                                                                                             \
+    awq::gemm_xp<awq::kEpiRope, CW, awq::kXpStages, NT, true>(                                                     \
+        w, x, qkv, tokens, in, out, awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta});           \
+  }
+
+AWQ_GEMM_XP_PX(3, 128)
+AWQ_GEMM_XP_PX(2, 128)
+AWQ_GEMM_XP_PX(3, 96)

@@ -11,6 +11,12 @@
 constexpr int kParamPos = 0;
 constexpr int kParamIds = 4;
 
+// xp_perm_pair is where a prefill GEMM input stored for the x-producer
+// GEMM's direct copies (awq.go: xpPerm) keeps pair p (elements 2p, 2p+1)
+// of a row: within each 64-element chunk, pair 8t + q sits at 4q + t, the
+// order in which awq_gemm_xp's stages hold them (its k permutation).
+__host__ __device__ __forceinline__ int xp_perm_pair(int p) { return (p & ~31) | ((p & 7) << 2) | ((p >> 3) & 3); }
+
 // Overlapped launches (sm_90; driver.go's device.overlap): a
 // kernel may start while the previous one on the stream still runs.
 // grid_dep_wait blocks until that kernel has finished and its writes are

@@ -97,6 +97,10 @@ type Engine struct {
 	// gemmXP: prefill GEMMs run the x-producer wgmma kernels (awq.go:
 	// gemmXP, the package knob it follows).
 	gemmXP bool
+	// xpPerm: steps of more than 16 tokens store the x-producer GEMMs'
+	// inputs in their stages' order (awq.go: xpPerm, the package knob it
+	// follows).
+	xpPerm bool
 
 	graphs   [inference.MaxVerify + 1]*graph
 	chain    *graph     // Greedy's one-token step, ending in argmax_chain (greedy.go)
@@ -263,6 +267,13 @@ func (e *Engine) setup(w *inference.Weights) error {
 		e.gemmXP = gemmXP && e.gemmWgmma
 		for _, t := range awqXpTiles {
 			e.gemmXP = e.gemmXP && d.hasKernel(t.kernel(""))
+		}
+		// Every GEMM that reads a permuted input must be an x-producer
+		// one, and gate|up must write the activations itself.
+		e.xpPerm = xpPerm && e.gemmXP && e.siluFused && e.gemmEpilogue && c.Hidden%128 == 0 && c.Intermediate%128 == 0 &&
+			d.hasKernel("add_rmsnorm_px")
+		for _, t := range awqXpTiles {
+			e.xpPerm = e.xpPerm && d.hasKernel(t.kernel("_px"))
 		}
 	}
 	// attn_prefill_wg steps its ring slots a key tile at a time, so the

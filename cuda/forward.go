@@ -29,6 +29,9 @@ func (e *Engine) forward(T int, mode logitsMode) error {
 	hid, H, KV, D := c.Hidden, c.Heads, c.KVHeads, c.HeadDim
 	eps := float32(c.RMSNormEps)
 	norm, normRows := e.normPlan(T)
+	if e.permX(T) {
+		norm += "_px" // the layers' norms feed q|k|v's and gate|up's GEMMs
+	}
 	sh := func(f string, a ...any) string { return fmt.Sprintf(f, a...) }
 
 	// The first norm gathers the tokens' embedding rows itself (embed_<norm>).
@@ -291,7 +294,11 @@ func (e *Engine) qkvRope(L *layerBufs, T, li int) error {
 		if T <= awqGemvMaxTokens {
 			p = awqRopePlan(&L.qkv.p, e.planTokens(&L.qkv.p, T), e.d.cc)
 		} else {
-			p = e.gemmPlan(awqGemmEpiPlan(&L.qkv.p, T, e.d.cc, epiRope), &L.qkv.p, T)
+			var err error
+			p, err = e.pxPlan(e.gemmPlan(awqGemmEpiPlan(&L.qkv.p, T, e.d.cc, epiRope), &L.qkv.p, T), T, "q|k|v")
+			if err != nil {
+				return fmt.Errorf("layer %d %w", li, err)
+			}
 		}
 		if p.Kernel == "" {
 			return fmt.Errorf("layer %d q|k|v: no fused-RoPE kernel for in %d out %d group %d tokens %d", li, L.qkv.p.In, L.qkv.p.Out, L.qkv.p.Group, T)
@@ -376,10 +383,30 @@ func (e *Engine) gemmPlan(base awqLaunch, p *awqPacked, T int) awqLaunch {
 	return l
 }
 
+// permX is whether a T-token step stores the x-producer GEMMs' inputs
+// permuted (e.xpPerm; not the mat-vecs' steps).
+func (e *Engine) permX(T int) bool { return e.xpPerm && T > awqGemvMaxTokens }
+
+// pxPlan moves p to its kernel for permuted inputs where the step stores
+// them so (every input but o_proj's).
+func (e *Engine) pxPlan(p awqLaunch, T int, what string) (awqLaunch, error) {
+	if what == "o_proj" || !e.permX(T) {
+		return p, nil
+	}
+	if !strings.HasPrefix(p.Kernel, "awq_gemm_xp_") {
+		return p, fmt.Errorf("%s: %d tokens of permuted input for %s, which reads it in order", what, T, p.Kernel)
+	}
+	p.Kernel += "_px"
+	return p, nil
+}
+
 // awqWith is awq with the launch plan of plan (awqPlan, or awqSiluPlan for
 // the fused-SiLU mat-vec, whose y is the activations).
 func (e *Engine) awqWith(plan func(*awqPacked, int, int) awqLaunch, l *awqDev, x, y devPtr, T, layer int, what string) error {
-	p := e.gemmPlan(plan(&l.p, e.planTokens(&l.p, T), e.d.cc), &l.p, T)
+	p, err := e.pxPlan(e.gemmPlan(plan(&l.p, e.planTokens(&l.p, T), e.d.cc), &l.p, T), T, what)
+	if err != nil {
+		return fmt.Errorf("layer %d %w", layer, err)
+	}
 	if p.Kernel == "" {
 		return fmt.Errorf("layer %d %s: no AWQ kernel for in %d out %d group %d tokens %d", layer, what, l.p.In, l.p.Out, l.p.Group, T)
 	}

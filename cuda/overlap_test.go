@@ -59,7 +59,7 @@ var wgmmaRule = waitRule{"gemm_wg",
 // producer warpgroup to xp_stage_x, which waits at its top
 // (TestXpStageWaitsFirst); x, y and shared memory wait.
 var xpRule = waitRule{"gemm_xp",
-	regexp.MustCompile(`sr\.load\(wq\[[01]\], z\[[01]\]\[0\], z\[[01]\]\[1\], [01]\);|xp_stage_x<S, NT>\(x, sbase, tokens, in, n0, tid, kAll\);`),
+	regexp.MustCompile(`sr\.load\(wq\[[01]\], z\[[01]\]\[0\], z\[[01]\]\[1\], [01]\);|xp_stage_x<S, NT, PX>\(x, sbase, tokens, in, n0, tid, kAll\);`),
 	regexp.MustCompile(`sr\.load\(wq\[0\], z\[0\]\[0\], z\[0\]\[1\], 0\);`),
 	regexp.MustCompile(`\b(x|y|smem)\s*\[|\*\s*(x|y)\b|\bload\(|ld_x16|st\.shared|__ldg\(|atomic|xp_stage_x`)}
 
@@ -81,17 +81,20 @@ var normRule = func(fn string) waitRule {
 
 // waitsInside are the calls of waitRule functions in kernel bodies.
 var waitsInside = map[string]waitRule{
-	"awq::gemm_wg<awq::kEpiStore>(":                         wgmmaRule,
-	"awq::gemm_wg<awq::kEpiSilu>(":                          wgmmaRule,
-	"awq::gemm_wg<awq::kEpiRope>(":                          wgmmaRule,
-	"awq::gemm_wg<awq::kEpiRope, 12>(":                      wgmmaRule,
-	"awq::gemm_xp<awq::kEpiStore, CW, awq::kXpStages, NT>(": xpRule,
-	"awq::gemm_xp<awq::kEpiSilu, CW, awq::kXpStages, NT>(":  xpRule,
-	"awq::gemm_xp<awq::kEpiRope, CW, awq::kXpStages, NT>(":  xpRule,
-	"awq::gemv_g128<NT>(":                                   gemvRule,
-	"awq::gemv_g128<NT, true>(":                             gemvRule,
-	"awq::gemv_g128<NT, false, true>(":                      gemvRule,
-	"attn_prefill2_body<D, 1, 64, 64, true>(":               verifyEarlyRule,
+	"awq::gemm_wg<awq::kEpiStore>(":                               wgmmaRule,
+	"awq::gemm_wg<awq::kEpiSilu>(":                                wgmmaRule,
+	"awq::gemm_wg<awq::kEpiRope>(":                                wgmmaRule,
+	"awq::gemm_wg<awq::kEpiRope, 12>(":                            wgmmaRule,
+	"awq::gemm_xp<awq::kEpiStore, CW, awq::kXpStages, NT>(":       xpRule,
+	"awq::gemm_xp<awq::kEpiSilu, CW, awq::kXpStages, NT>(":        xpRule,
+	"awq::gemm_xp<awq::kEpiRope, CW, awq::kXpStages, NT>(":        xpRule,
+	"awq::gemm_xp<awq::kEpiStore, CW, awq::kXpStages, NT, true>(": xpRule,
+	"awq::gemm_xp<awq::kEpiSilu, CW, awq::kXpStages, NT, true>(":  xpRule,
+	"awq::gemm_xp<awq::kEpiRope, CW, awq::kXpStages, NT, true>(":  xpRule,
+	"awq::gemv_g128<NT>(":                                         gemvRule,
+	"awq::gemv_g128<NT, true>(":                                   gemvRule,
+	"awq::gemv_g128<NT, false, true>(":                            gemvRule,
+	"attn_prefill2_body<D, 1, 64, 64, true>(":                     verifyEarlyRule,
 	"stream_body(":   streamRule,
 	"norm_body(":     normRule("norm_body"),
 	"norm_vt4_body(": normRule("norm_vt4_body"),

@@ -34,6 +34,18 @@ __device__ __forceinline__ uint2 norm_out(float4 v, float inv, uint2 ww) {
   return make_uint2(*reinterpret_cast<uint32_t*>(&lo), *reinterpret_cast<uint32_t*>(&hi));
 }
 
+// norm_store writes outputs 4i..4i+3 of a row, in place or, with px, each
+// pair where xp_perm_pair puts it.
+__device__ __forceinline__ void norm_store(__half* __restrict__ row, int i, uint2 o, bool px) {
+  if (px) {
+    uint32_t* r = reinterpret_cast<uint32_t*>(row);
+    r[xp_perm_pair(2 * i)] = o.x;
+    r[xp_perm_pair(2 * i + 1)] = o.y;
+  } else {
+    reinterpret_cast<uint2*>(row)[i] = o;
+  }
+}
+
 // norm_w loads a thread's norm weights for rows i = threadIdx.x + k
 // blockDim (k < K, i < n4): constant, so the kernels request them before
 // their wait, and the last step of the norm no longer waits on a load from
@@ -60,7 +72,7 @@ __device__ __forceinline__ void norm_w(uint2 (&wv)[K], const __half* __restrict_
 __device__ __forceinline__ void norm_body(float* __restrict__ h, const __half* __restrict__ y,
                                           const __half* __restrict__ w, __half* __restrict__ out, int hidden,
                                           float eps, const __half* __restrict__ emb = nullptr,
-                                          const int* __restrict__ params = nullptr) {
+                                          const int* __restrict__ params = nullptr, bool px = false) {
   const int t = blockIdx.x, n4 = hidden / 4;
   uint2 wv[kNormVec];
   norm_w(wv, w, n4);
@@ -104,11 +116,10 @@ __device__ __forceinline__ void norm_body(float* __restrict__ h, const __half* _
     if (i < n4) ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
   }
   const float inv = rsqrtf(block_sum(ss) / hidden + eps);
-  uint2* o = reinterpret_cast<uint2*>(out + (size_t)t * hidden);
 #pragma unroll
   for (int k = 0; k < kNormVec; k++) {
     const int i = threadIdx.x + k * blockDim.x;
-    if (i < n4) o[i] = norm_out(v[k], inv, wv[k]);
+    if (i < n4) norm_store(out + (size_t)t * hidden, i, norm_out(v[k], inv, wv[k]), px);
   }
 }
 
@@ -144,7 +155,7 @@ constexpr int kVT4 = 4;  // add_rmsnorm_vt4's float4 a thread
 __device__ __forceinline__ void norm_vt4_body(float* __restrict__ h, const __half* __restrict__ y,
                                               const __half* __restrict__ w, __half* __restrict__ out, int hidden,
                                               float eps, const __half* __restrict__ emb = nullptr,
-                                              const int* __restrict__ params = nullptr) {
+                                              const int* __restrict__ params = nullptr, bool px = false) {
   const int t = blockIdx.x, nt = blockDim.x;
   uint2 wv[kVT4];
   norm_w(wv, w, hidden / 4);
@@ -182,12 +193,8 @@ __device__ __forceinline__ void norm_vt4_body(float* __restrict__ h, const __hal
   }
   __syncthreads();
   const float inv = rsqrtf(warp_sum(lane < kVT4 * nw ? part[lane] : 0.f) / hidden + eps);
-  uint2* o = reinterpret_cast<uint2*>(out + (size_t)t * hidden);
 #pragma unroll
-  for (int k = 0; k < kVT4; k++) {
-    const int i = threadIdx.x + k * nt;
-    o[i] = norm_out(v[k], inv, wv[k]);
-  }
+  for (int k = 0; k < kVT4; k++) norm_store(out + (size_t)t * hidden, threadIdx.x + k * nt, norm_out(v[k], inv, wv[k]), px);
 }
 
 extern "C" __global__ void add_rmsnorm_vt4(float* __restrict__ h, const __half* __restrict__ y,
@@ -203,4 +210,32 @@ extern "C" __global__ void embed_rmsnorm_vt4(const __half* __restrict__ table, c
                                              __half* __restrict__ out, int hidden, float eps) {
   grid_dep_launch();
   norm_vt4_body(h, nullptr, w, out, hidden, eps, table, params);
+}
+
+// The four norms with their outputs where xp_perm_pair puts them: the
+// prefill's norms before the x-producer GEMM's direct copies (awq.go:
+// xpPerm). Arguments as the plain ones'.
+extern "C" __global__ void add_rmsnorm_px(float* __restrict__ h, const __half* __restrict__ y,
+                                          const __half* __restrict__ w, __half* __restrict__ out, int hidden,
+                                          float eps) {
+  grid_dep_launch();
+  norm_body(h, y, w, out, hidden, eps, nullptr, nullptr, true);
+}
+extern "C" __global__ void embed_rmsnorm_px(const __half* __restrict__ table, const int* __restrict__ params,
+                                            float* __restrict__ h, const __half* __restrict__ w,
+                                            __half* __restrict__ out, int hidden, float eps) {
+  grid_dep_launch();
+  norm_body(h, nullptr, w, out, hidden, eps, table, params, true);
+}
+extern "C" __global__ void add_rmsnorm_vt4_px(float* __restrict__ h, const __half* __restrict__ y,
+                                              const __half* __restrict__ w, __half* __restrict__ out, int hidden,
+                                              float eps) {
+  grid_dep_launch();
+  norm_vt4_body(h, y, w, out, hidden, eps, nullptr, nullptr, true);
+}
+extern "C" __global__ void embed_rmsnorm_vt4_px(const __half* __restrict__ table, const int* __restrict__ params,
+                                                float* __restrict__ h, const __half* __restrict__ w,
+                                                __half* __restrict__ out, int hidden, float eps) {
+  grid_dep_launch();
+  norm_vt4_body(h, nullptr, w, out, hidden, eps, table, params, true);
 }
