@@ -86,6 +86,7 @@ func TestNormPx(t *testing.T) {
 		pp := d.upI32(t, params(0, ids))
 		for _, k := range []string{"add_rmsnorm", "add_rmsnorm_vt4", "embed_rmsnorm", "embed_rmsnorm_vt4"} {
 			t.Run(fmt.Sprintf("%s hidden %d", k, hid), func(t *testing.T) {
+				d.bind(t)
 				threads := normThreads(hid)
 				if k == "add_rmsnorm_vt4" || k == "embed_rmsnorm_vt4" {
 					threads = uint32(hid / 16)
