@@ -608,9 +608,10 @@ var gemmXP = true
 // _px kernels copy x by cp.async instead of permuting it through the
 // producer's registers. The same values in other places, so the same bits
 // (TestXpPermEngine). o_proj's input, the attention's output, stays in
-// order. Measured as a probe (session 29, run 247): the register trip is 8
-// of the 20 ms the prefill's x loads cost at the power limit.
-// BRIEF_XP_PERM=0 turns it off for a test run (main_test.go).
+// order. The register trip was 8 of the 20 ms the prefill's x loads cost
+// at the power limit (probe, run 247); without it the prefill took 207.0
+// ms against 213.1 in one call on an H200 (run 248). BRIEF_XP_PERM=0
+// turns it off for a test run (main_test.go).
 var xpPerm = true
 
 // awqXpStages is the kernels' x stages (awq_gemm_xp.sm90a.cu: kXpStages).

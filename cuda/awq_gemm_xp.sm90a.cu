@@ -14,7 +14,8 @@
 //   serves NT (96 or 128) tokens, up to twice awq_gemm_wg's 64, and no
 //   consumer stages x;
 // - one producer warpgroup stages x (through registers, in the packing's
-//   k order: xp_stage_x) into S stages paced by named
+//   k order: xp_stage_x; or, in the _px kernels, whose x its writers
+//   stored in that order, by cp.async) into S stages paced by named
 //   barriers: FULL(s), which the producer arrives at after its proxy fence
 //   and the consumers wait at, and EMPTY(s), which the consumers arrive at
 //   once their wgmmas on the stage have completed and the producer waits at

@@ -463,6 +463,9 @@ func (e *Engine) JITError() error { return e.jitErr }
 // PrefillGEMM names the kernels of the engine's prefill linears, and why
 // not the fastest where the driver could not compile them.
 func (e *Engine) PrefillGEMM() string {
+	if e.gemmXP && e.xpPerm {
+		return "wgmma with an x-producer warpgroup, x stored in its stages' order (sm_90a PTX compiled by the driver)"
+	}
 	if e.gemmXP {
 		return "wgmma with an x-producer warpgroup (sm_90a PTX compiled by the driver)"
 	}
