@@ -19,23 +19,18 @@ func xpPermPair(p int) int { return p&^31 | (p&7)<<2 | (p>>3)&3 }
 
 // permRows is v (rows of n, n a multiple of 64) with each pair where
 // xpPermPair puts it; unpermRows undoes it.
-func permRows(v []float32, n int) []float32 {
-	out := make([]float32, len(v))
-	for r := 0; r < len(v)/n; r++ {
-		for p := 0; p < n/2; p++ {
-			q := xpPermPair(p)
-			out[r*n+2*q], out[r*n+2*q+1] = v[r*n+2*p], v[r*n+2*p+1]
-		}
-	}
-	return out
-}
+func permRows(v []float32, n int) []float32   { return movePairs(v, n, false) }
+func unpermRows(v []float32, n int) []float32 { return movePairs(v, n, true) }
 
-func unpermRows(v []float32, n int) []float32 {
+func movePairs(v []float32, n int, back bool) []float32 {
 	out := make([]float32, len(v))
 	for r := 0; r < len(v)/n; r++ {
 		for p := 0; p < n/2; p++ {
-			q := xpPermPair(p)
-			out[r*n+2*p], out[r*n+2*p+1] = v[r*n+2*q], v[r*n+2*q+1]
+			from, to := r*n+2*p, r*n+2*xpPermPair(p)
+			if back {
+				from, to = to, from
+			}
+			out[to], out[to+1] = v[from], v[from+1]
 		}
 	}
 	return out
