@@ -41,8 +41,10 @@
 // producer loads half or a quarter of x's rows; bit 32, the consumers
 // replace the dequantization by one lop3 a fragment that keeps the raw
 // bits' variety; bit 128, the producer copies x by 16-byte cp.async
-// without its permutation. tools/gpu/xpprobe.sh builds such a test binary; the
-// figures are in BENCHMARKS.md, "Where the prefill GEMMs' energy goes".
+// without its permutation; bit 256, by a 128-byte bulk copy a row (the
+// copy engine's path, unswizzled; not run yet). tools/gpu/xpprobe.sh
+// builds such a test binary; the figures are in BENCHMARKS.md, "Where the
+// prefill GEMMs' energy goes".
 #ifndef BRIEF_XP_PROBE
 #define BRIEF_XP_PROBE 0
 #endif
@@ -128,6 +130,50 @@ __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_
     for (int i = 0; i < RI; i++)
       v[b][i] = i < RI / kShare ? ld_x16(xsrc[i] + cc * kChunk) : v[b][i % (RI / kShare)];
   };
+  if constexpr ((BRIEF_XP_PROBE & 256) != 0) {
+    // Probe bit 256 (for the _px kernels' x): each row of a chunk by one
+    // 128-byte bulk copy (the copy engine, as TMA would move it), counted
+    // by an mbarrier a stage, unswizzled (the same bytes, wrong places):
+    // what the copy engine's path costs against cp.async's.
+    __shared__ __align__(8) uint64_t xbar[S];
+    const uint32_t bar0 = smem_addr(xbar);
+    if (tid == 0) {
+#pragma unroll
+      for (int i = 0; i < S; i++)
+        asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar0 + 8 * i) : "memory");
+      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    bar_sync(1 + 2 * S, 128);
+    auto issue = [&](int c) {
+      if (c >= chunks) return;
+      const int st = c % S;
+      if (c >= S) bar_sync(kEmpty + st, all);
+      const uint32_t bar = bar0 + 8 * st;
+      if (tid < NT) {
+        const __half* src = x + (size_t)min(n0 + tid, tokens - 1) * in + c * kChunk;
+        asm volatile(
+            "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], 128, [%2];\n" ::"r"(
+                sbase + st * (NT * 128) + tid * 128),
+            "l"(src), "r"(bar)
+            : "memory");
+      }
+      if (tid == 0)
+        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(NT * 128) : "memory");
+    };
+    issue(0);
+    issue(1);
+    for (int c = 0; c < chunks; c++) {
+      issue(c + 2);
+      asm volatile(
+          "{\n.reg .pred done;\nWAIT_%=:\n"
+          "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+          "@!done bra WAIT_%=;\n}\n" ::"r"(bar0 + 8 * (c % S)),
+          "r"((c / S) & 1)
+          : "memory");
+      bar_arrive(kFull + c % S, all);
+    }
+    return;
+  }
   if constexpr (PX || (BRIEF_XP_PROBE & 128) != 0) {
     // x already in the stages' k order (PX: its writers put each pair
     // where xp_perm_pair says, awq.go: xpPerm), so each 16-byte piece is
