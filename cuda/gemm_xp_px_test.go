@@ -36,6 +36,14 @@ func movePairs(v []float32, n int, back bool) []float32 {
 	return out
 }
 
+// upPermuted uploads rows of n random halves twice: in order, and with
+// each pair where xpPermPair puts it.
+func upPermuted(t *testing.T, d *device, rng *rand.Rand, rows, n int) (x, xp devPtr) {
+	t.Helper()
+	v := randHalves(rng, rows*n, -1, 1)
+	return d.upHalf(t, v), d.upHalf(t, permRows(v, n))
+}
+
 // TestXpPermPair: the order is the one xp_stage_x stages x in, a
 // permutation within each chunk: the producer thread with 16-byte piece u
 // of a chunk's row (pairs 4u..4u+3) stores word k of it at word u/2 of the
@@ -124,8 +132,7 @@ func TestGemmXpPxMatches(t *testing.T) {
 					t.Fatal(err)
 				}
 				w := d.upRaw(t, p.Bytes)
-				xs := randHalves(rng, maxT*sh.in, -1, 1)
-				x, xp := d.upHalf(t, xs), d.upHalf(t, permRows(xs, sh.in))
+				x, xp := upPermuted(t, d, rng, maxT, sh.in)
 				for _, T := range wgKernelTokens {
 					y0, y1 := d.mustAlloc(t, 2*T*sh.out), d.mustAlloc(t, 2*T*sh.out)
 					l := xpMove(tile)(awqPlan(&p, T, d.cc), &p, T)
@@ -160,8 +167,7 @@ func TestGemmXpPxSilu(t *testing.T) {
 				}
 				_, perm := siluGateUp(t, rng, in, inter)
 				w := d.upRaw(t, perm.Bytes)
-				xs := randHalves(rng, maxT*in, -1, 1)
-				x, xp := d.upHalf(t, xs), d.upHalf(t, permRows(xs, in))
+				x, xp := upPermuted(t, d, rng, maxT, in)
 				for _, T := range wgKernelTokens {
 					a0, a1 := d.mustAlloc(t, 2*T*inter), d.mustAlloc(t, 2*T*inter)
 					f := xpMove(tile)(awqGemmEpiPlan(&perm, T, d.cc, epiSilu), &perm, T)

@@ -194,7 +194,8 @@ __device__ __forceinline__ void norm_vt4_body(float* __restrict__ h, const __hal
   __syncthreads();
   const float inv = rsqrtf(warp_sum(lane < kVT4 * nw ? part[lane] : 0.f) / hidden + eps);
 #pragma unroll
-  for (int k = 0; k < kVT4; k++) norm_store(out + (size_t)t * hidden, threadIdx.x + k * nt, norm_out(v[k], inv, wv[k]), px);
+  for (int k = 0; k < kVT4; k++)
+    norm_store(out + (size_t)t * hidden, threadIdx.x + k * nt, norm_out(v[k], inv, wv[k]), px);
 }
 
 extern "C" __global__ void add_rmsnorm_vt4(float* __restrict__ h, const __half* __restrict__ y,
