@@ -17,6 +17,10 @@ func BenchmarkGemmEnergy(b *testing.B) {
 	prompt := benchPrompt(m)
 	e := benchEngine(b, m, prompt)
 	defer e.Close()
+	if err := e.JITError(); err != nil {
+		b.Fatalf("no PTX kernels: %v", err)
+	}
+	b.Logf("prefill GEMM: %s", e.PrefillGEMM())
 	defer func() { skipLaunch = nil }()
 	for _, round := range []string{"a", "b"} {
 		skipLaunch = func(k, _ string) bool { return !strings.HasPrefix(k, "awq_gemm") }
