@@ -54,8 +54,6 @@ type awqLaunch struct {
 	Grid, Block [3]uint32
 	Shared      uint32 // dynamic shared memory bytes
 	Workspace   int    // bytes of scratch the kernel needs (0 if none)
-	NT          int    // an x-producer kernel's tokens a block (its x tensor map's box)
-	XMap        bool   // the kernel takes x's tensor map as its last argument (_tx)
 }
 
 const (
@@ -616,14 +614,6 @@ var gemmXP = true
 // turns it off for a test run (main_test.go).
 var xpPerm = true
 
-// xpTMA: with xpPerm, the x-producer GEMMs' permuted inputs are brought
-// into the stages by the TMA unit (one 2D load a chunk, issued by one
-// thread; the _tx kernels) instead of the producer warpgroup's cp.async.
-// The same bytes in the same places, so the same bits (TestGemmXpTxMatches,
-// TestXpTMAEngine). Needs a CUDA 12 driver (cuTensorMapEncodeTiled).
-// BRIEF_XP_TMA=0 turns it off for a test run (main_test.go).
-var xpTMA = true
-
 // awqXpStages is the kernels' x stages (awq_gemm_xp.sm90a.cu: kXpStages).
 const awqXpStages = 4
 
@@ -658,7 +648,6 @@ func (t awqXpTile) launch(kernel string, p *awqPacked, tokens int) awqLaunch {
 		Grid:   [3]uint32{uint32((tokens + t.nt - 1) / t.nt), uint32((stripes + 4*t.cw - 1) / (4 * t.cw)), 1},
 		Block:  [3]uint32{uint32((t.cw + 1) * 128), 1, 1},
 		Shared: uint32(awqXpStages*t.nt*128 + 4*t.cw*t.nt*32 + 1024), // xp_shared
-		NT:     t.nt,
 	}
 }
 

@@ -69,18 +69,6 @@ __device__ __forceinline__ void wgmma_nt(float (&d)[NT / 2], const uint32_t (&a)
     wgmma_m64n96(d, a, desc);
 }
 
-// XTensorMap is a CUtensorMap (cuda.h, CUDA 12) for the _tx kernels' x,
-// passed by value as a __grid_constant__ parameter so that the TMA unit
-// reads it from parameter space (awq.go: xpTMA).
-struct __align__(64) XTensorMap {
-  uint64_t w[16];
-};
-
-// xp_bar_threads is a block's threads at its named barriers: the
-// consumers and the producer warpgroup, or with TX (the _tx kernels) its
-// one warp that remains.
-__host__ __device__ constexpr int xp_bar_threads(int cw, bool tx) { return tx ? cw * 128 + 32 : xp_threads(cw); }
-
 // Named barriers: bar_sync waits until count threads have arrived,
 // bar_arrive counts this warp in without waiting.
 __device__ __forceinline__ void bar_sync(int id, int count) {
@@ -115,9 +103,9 @@ __device__ __forceinline__ uint4 ld_x16(const __half* p) {
 // four threads a row in 8-byte pieces from eight lines a warp, kept the
 // L1 81% busy with the tensor pipe at 48% (run 112) and was 13-35% slower
 // (run 113).
-template <int S, int NT, bool PX = false, bool TX = false>
+template <int S, int NT, bool PX = false>
 __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_t sbase, int tokens, int in, int n0,
-                                           int tid, int all, const XTensorMap* tm = nullptr) {
+                                           int tid, int all) {
   grid_dep_wait();
   constexpr int kFull = 1, kEmpty = 1 + S, RI = NT / 16;  // rows a thread
   const int chunks = in / kChunk;
@@ -142,56 +130,6 @@ __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_
     for (int i = 0; i < RI; i++)
       v[b][i] = i < RI / kShare ? ld_x16(xsrc[i] + cc * kChunk) : v[b][i % (RI / kShare)];
   };
-  if constexpr (TX) {
-    // x in the stages' order, as for PX, brought by the TMA unit: lane 0
-    // of the producer's first warp loads a chunk's NT x 64 tile as one 2D
-    // box with the 128-byte swizzle (16-byte unit u of row r lands at u ^
-    // (r % 8) of its row, where PX's cp.async puts it), counted by the
-    // stage's mbarrier; the warp relays its completion to the consumers'
-    // FULL barrier. Rows past the last token read as zeros; they feed only
-    // outputs that are never stored. The other producer warps have nothing
-    // to do (the barriers count CW * 128 + 32 threads).
-    __shared__ __align__(8) uint64_t xfull[S];
-    if (tid >= 32) return;
-    const uint32_t bar0 = smem_addr(xfull);
-    const uint64_t map = reinterpret_cast<uint64_t>(tm);
-    if (tid == 0) {
-      asm volatile("prefetch.tensormap [%0];\n" ::"l"(map) : "memory");
-#pragma unroll
-      for (int i = 0; i < S; i++)
-        asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(bar0 + 8 * i) : "memory");
-      asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    }
-    __syncwarp();
-    auto issue = [&](int c) {
-      if (c >= chunks) return;
-      const int st = c % S;
-      if (c >= S) bar_sync(kEmpty + st, all);
-      if (tid == 0) {
-        const uint32_t bar = bar0 + 8 * st;
-        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(NT * 128) : "memory");
-        asm volatile(
-            "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], "
-            "[%4];\n" ::"r"(sbase + st * (NT * 128)),
-            "l"(map), "r"(c * kChunk), "r"(n0), "r"(bar)
-            : "memory");
-      }
-      __syncwarp();
-    };
-    issue(0);
-    issue(1);
-    for (int c = 0; c < chunks; c++) {
-      issue(c + 2);
-      asm volatile(
-          "{\n.reg .pred done;\nWAIT_%=:\n"
-          "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-          "@!done bra WAIT_%=;\n}\n" ::"r"(bar0 + 8 * (c % S)),
-          "r"((c / S) & 1)
-          : "memory");
-      bar_arrive(kFull + c % S, all);
-    }
-    return;
-  }
   if constexpr ((BRIEF_XP_PROBE & 256) != 0) {
     // Probe bit 256 (for the _px kernels' x): each row of a chunk by one
     // 128-byte bulk copy (the copy engine, as TMA would move it), counted
@@ -288,13 +226,11 @@ __device__ __forceinline__ void xp_stage_x(const __half* __restrict__ x, uint32_
   }
 }
 
-template <int EPI, int CW, int S, int NT, bool PX = false, bool TX = false>
+template <int EPI, int CW, int S, int NT, bool PX = false>
 __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __half* __restrict__ x,
-                                        __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra,
-                                        const XTensorMap* tm = nullptr) {
-  static_assert(!TX || PX, "TMA copies x stored in the stages' order");
+                                        __half* __restrict__ y, int tokens, int in, int out, RopeArgs ra) {
   constexpr int WT = NT / 8, ND = NT / 2;  // n-tiles, accumulators per thread
-  constexpr int kAll = xp_bar_threads(CW, TX), kFull = 1, kEmpty = 1 + S;
+  constexpr int kAll = xp_threads(CW), kFull = 1, kEmpty = 1 + S;
   static_assert(kEmpty + S <= 16, "named barriers 1..15");
   extern __shared__ __align__(16) uint8_t smem[];
   const uint32_t sbase = (smem_addr(smem) + 1023) & ~1023u;
@@ -304,7 +240,7 @@ __device__ __forceinline__ void gemm_xp(const uint8_t* __restrict__ w, const __h
   const int n0 = blockIdx.x * NT;
 
   if (role == 0) {
-    xp_stage_x<S, NT, PX, TX>(x, sbase, tokens, in, n0, tid, kAll, tm);
+    xp_stage_x<S, NT, PX>(x, sbase, tokens, in, n0, tid, kAll);
     return;
   }
 
@@ -465,33 +401,3 @@ AWQ_GEMM_XP(3, 96)
 AWQ_GEMM_XP_PX(3, 128)
 AWQ_GEMM_XP_PX(2, 128)
 AWQ_GEMM_XP_PX(3, 96)
-
-// The same with x brought by the TMA unit (awq.go: xpTMA), whose tensor
-// map, the last argument, describes x as (tokens, in) fp16 rows with a box
-// of 64 x NT and the 128-byte swizzle: awq_gemm_xp_c<CW>n<NT>_g128[_silu|_rope]_tx.
-#define AWQ_GEMM_XP_TX(CW, NT)                                                                                     \
-  extern "C" __global__ void __launch_bounds__(awq::xp_threads(CW), 1)                                              \
-      awq_gemm_xp_c##CW##n##NT##_g128_tx(const uint8_t* w, const __half* x, __half* y, void* ws, int tokens, int in, \
-                                         int out, const __grid_constant__ awq::XTensorMap tm) {                      \
-    grid_dep_launch();                                                                                             \
-    awq::gemm_xp<awq::kEpiStore, CW, awq::kXpStages, NT, true, true>(w, x, y, tokens, in, out, awq::RopeArgs(), &tm); \
-  }                                                                                                                \
-  extern "C" __global__ void __launch_bounds__(awq::xp_threads(CW), 1)                                              \
-      awq_gemm_xp_c##CW##n##NT##_g128_silu_tx(const uint8_t* w, const __half* x, __half* act, void* ws, int tokens,  \
-                                              int in, int out, const __grid_constant__ awq::XTensorMap tm) {         \
-    grid_dep_launch();                                                                                             \
-    awq::gemm_xp<awq::kEpiSilu, CW, awq::kXpStages, NT, true, true>(w, x, act, tokens, in, out, awq::RopeArgs(),    \
-                                                                    &tm);                                          \
-  }                                                                                                                \
-  extern "C" __global__ void __launch_bounds__(awq::xp_threads(CW), 1) awq_gemm_xp_c##CW##n##NT##_g128_rope_tx(   \
-      const uint8_t* w, const __half* x, __half* qkv, __half* kc, __half* vc, const int* params, int tokens,        \
-      int in, int out, int heads, int kv_heads, int head_dim, int cap, float theta,                                \
-      const __grid_constant__ awq::XTensorMap tm) {                                                                \
-    grid_dep_launch();                                                                                             \
-    awq::gemm_xp<awq::kEpiRope, CW, awq::kXpStages, NT, true, true>(                                               \
-        w, x, qkv, tokens, in, out, awq::RopeArgs{kc, vc, params, heads, kv_heads, head_dim, cap, theta}, &tm);      \
-  }
-
-AWQ_GEMM_XP_TX(3, 128)
-AWQ_GEMM_XP_TX(2, 128)
-AWQ_GEMM_XP_TX(3, 96)

@@ -61,9 +61,6 @@ typedef struct {
   unsigned nattrs;
 } bcu_launch_config;
 static CUresult (*p_cuLaunchKernelEx)(const bcu_launch_config *, void *, void **, void **);
-static CUresult (*p_cuTensorMapEncodeTiled)(void *, int, unsigned, void *, const unsigned long long *,
-                                            const unsigned long long *, const unsigned *, const unsigned *, int,
-                                            int, int, int);
 static CUresult (*p_cuStreamBeginCapture)(void *, int);
 static CUresult (*p_cuStreamEndCapture)(void *, void **);
 static CUresult (*p_cuGraphInstantiateWithFlags)(void **, void *, unsigned long long);
@@ -130,7 +127,6 @@ int bcu_open(char *err, size_t errlen) {
   RESOLVE(p_cuStreamSynchronize, "cuStreamSynchronize");
   RESOLVE(p_cuLaunchKernel, "cuLaunchKernel");
   *(void **)(&p_cuLaunchKernelEx) = dlsym(lib, "cuLaunchKernelEx");
-  *(void **)(&p_cuTensorMapEncodeTiled) = dlsym(lib, "cuTensorMapEncodeTiled");
   RESOLVE(p_cuStreamBeginCapture, "cuStreamBeginCapture_v2");
   RESOLVE(p_cuStreamEndCapture, "cuStreamEndCapture");
   RESOLVE(p_cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags");
@@ -216,25 +212,12 @@ int bcu_stream_sync(void *s) { return p_cuStreamSynchronize(s); }
 
 int bcu_has_launch_ex(void) { return p_cuLaunchKernelEx != 0; }
 
-int bcu_has_tensor_maps(void) { return p_cuTensorMapEncodeTiled != 0; }
-
-// 6 is CU_TENSOR_MAP_DATA_TYPE_FLOAT16, then CU_TENSOR_MAP_INTERLEAVE_NONE
-// (0), CU_TENSOR_MAP_SWIZZLE_128B (3), CU_TENSOR_MAP_L2_PROMOTION_NONE (0)
-// and CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE (0: zeros).
-int bcu_tensor_map_rows(void *map, bdev_ptr base, unsigned long long rows, unsigned long long cols,
-                        unsigned box_rows, unsigned box_cols) {
-  if (!p_cuTensorMapEncodeTiled) return 801;  // CUDA_ERROR_NOT_SUPPORTED
-  const unsigned long long dims[2] = {cols, rows}, strides[1] = {cols * 2};
-  const unsigned box[2] = {box_cols, box_rows}, estr[2] = {1, 1};
-  return p_cuTensorMapEncodeTiled(map, 6, 2, (void *)(uintptr_t)base, dims, strides, box, estr, 0, 3, 0, 0);
-}
-
 int bcu_launch(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
                unsigned by, unsigned bz, unsigned shared, void *stream,
-               void *args, int nargs, void *big, int big_index, int overlap, int cooperative) {
+               void *args, int nargs, int overlap, int cooperative) {
   void *params[MAX_ARGS];
   if (nargs > MAX_ARGS) return 1;  // CUDA_ERROR_INVALID_VALUE
-  for (int i = 0; i < nargs; i++) params[i] = i == big_index ? big : (char *)args + 8 * i;
+  for (int i = 0; i < nargs; i++) params[i] = (char *)args + 8 * i;
   if (!p_cuLaunchKernelEx) {
     if (cooperative) return 801;  // CUDA_ERROR_NOT_SUPPORTED
     return p_cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shared, stream, params, 0);

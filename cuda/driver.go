@@ -115,47 +115,6 @@ type device struct {
 	mem    memAccount
 	allocs map[devPtr]int64
 	argBuf [8 * 32]byte
-
-	// tmaps are the tensor maps encoded so far (rowsTensorMap).
-	tmaps map[tensorMapKey]*tensorMap
-}
-
-// tensorMap is a CUtensorMap (CUDA 12's TMA descriptor, 128 bytes on a
-// 64-byte boundary), passed to a kernel by value.
-type tensorMap struct{ buf [128 + 64]byte }
-
-// bytes is where the descriptor lies in buf.
-func (m *tensorMap) bytes() unsafe.Pointer {
-	p := unsafe.Pointer(&m.buf[0])
-	return unsafe.Add(p, (64-uintptr(p)%64)%64)
-}
-
-type tensorMapKey struct {
-	base                         devPtr
-	rows, cols, boxRows, boxCols int
-}
-
-// hasTensorMaps reports whether the driver encodes tensor maps.
-func hasTensorMaps() bool { return C.bcu_has_tensor_maps() != 0 }
-
-// rowsTensorMap is the tensor map of rows x cols fp16 at base (row after
-// row) in boxes of boxRows x boxCols with the 128-byte swizzle, encoded
-// once per shape (a host call: nothing is queued).
-func (d *device) rowsTensorMap(base devPtr, rows, cols, boxRows, boxCols int) (*tensorMap, error) {
-	k := tensorMapKey{base, rows, cols, boxRows, boxCols}
-	if m := d.tmaps[k]; m != nil {
-		return m, nil
-	}
-	m := new(tensorMap)
-	if err := check(C.bcu_tensor_map_rows(m.bytes(), C.bdev_ptr(base), C.ulonglong(rows), C.ulonglong(cols), C.uint(boxRows), C.uint(boxCols)),
-		"cuTensorMapEncodeTiled of %d x %d fp16 at %#x, box %d x %d", rows, cols, uint64(base), boxRows, boxCols); err != nil {
-		return nil, err
-	}
-	if d.tmaps == nil {
-		d.tmaps = map[tensorMapKey]*tensorMap{}
-	}
-	d.tmaps[k] = m
-	return m, nil
 }
 
 // lane is a stream and the page-locked memory its small transfers go
@@ -506,8 +465,8 @@ type launchShape struct {
 	Cooperative bool // every block resident at once (grid barriers), or the launch fails
 }
 
-// launch queues kernel name with args (devPtr, int, int32, uint32, float32,
-// and at most one *tensorMap) on the stream. shapes describes the problem for error messages.
+// launch queues kernel name with args (devPtr, int, int32, uint32, float32)
+// on the stream. shapes describes the problem for error messages.
 func (d *device) launch(name string, ls launchShape, shapes string, args ...any) error {
 	if skipLaunch != nil && skipLaunch(name, d.tag) {
 		return nil
@@ -545,16 +504,9 @@ func (d *device) launchWithoutExtras(name string, ls launchShape, shapes string,
 		return fmt.Errorf("kernel %s: %d arguments, at most 32", name, len(args))
 	}
 	b := d.argBuf[:]
-	var big unsafe.Pointer
-	bigIndex := -1
 	for i, a := range args {
 		s := b[8*i : 8*i+8]
 		switch v := a.(type) {
-		case *tensorMap:
-			if bigIndex >= 0 {
-				return fmt.Errorf("kernel %s: two tensor maps (arguments %d and %d), at most one", name, bigIndex, i)
-			}
-			big, bigIndex = v.bytes(), i
 		case devPtr:
 			putU64(s, uint64(v))
 		case int:
@@ -590,8 +542,7 @@ func (d *device) launchWithoutExtras(name string, ls launchShape, shapes string,
 		return fmt.Errorf("launch %s: overlapped launch refused during capture (test)", name)
 	}
 	code := C.bcu_launch(f, C.uint(g[0]), C.uint(g[1]), C.uint(g[2]), C.uint(bl[0]), C.uint(bl[1]), C.uint(bl[2]),
-		C.uint(ls.Shared), d.stream, unsafe.Pointer(&d.argBuf[0]), C.int(len(args)), big, C.int(bigIndex),
-		boolInt(d.overlap), boolInt(ls.Cooperative))
+		C.uint(ls.Shared), d.stream, unsafe.Pointer(&d.argBuf[0]), C.int(len(args)), boolInt(d.overlap), boolInt(ls.Cooperative))
 	if err := check(code, "launch %s grid %v block %v shared %d (%s)", name, g, bl, ls.Shared, shapes); err != nil {
 		return err
 	}

@@ -60,8 +60,7 @@ int bcu_stream_destroy(void *s);
 int bcu_stream_sync(void *s);
 
 // bcu_launch launches fn with nargs parameters packed in args; the i-th
-// parameter's bytes start at args + 8*i, except parameter big_index (if
-// not negative), whose bytes (a tensor map's 128) are at big. overlap launches it with
+// parameter's bytes start at args + 8*i. overlap launches it with
 // programmatic stream serialization (cuLaunchKernelEx, CUDA 12): it may
 // start before the previous kernel on the stream ends, and must wait for it
 // with griddepcontrol.wait (common.cuh: grid_dep_wait). cooperative
@@ -70,21 +69,10 @@ int bcu_stream_sync(void *s);
 // cuLaunchKernelEx.
 int bcu_launch(void *fn, unsigned gx, unsigned gy, unsigned gz,
                unsigned bx, unsigned by, unsigned bz, unsigned shared,
-               void *stream, void *args, int nargs, void *big, int big_index,
-               int overlap, int cooperative);
+               void *stream, void *args, int nargs, int overlap, int cooperative);
 
 // bcu_has_launch_ex reports whether the driver has cuLaunchKernelEx.
 int bcu_has_launch_ex(void);
-
-// bcu_has_tensor_maps reports whether the driver has
-// cuTensorMapEncodeTiled (CUDA 12).
-int bcu_has_tensor_maps(void);
-// bcu_tensor_map_rows writes to map (128 bytes, 64-byte aligned) the TMA
-// descriptor of rows x cols fp16 at base, row after row, loaded in boxes
-// of box_rows x box_cols with the 128-byte swizzle; out-of-bounds
-// elements read as zeros.
-int bcu_tensor_map_rows(void *map, bdev_ptr base, unsigned long long rows, unsigned long long cols,
-                        unsigned box_rows, unsigned box_cols);
 
 int bcu_capture_begin(void *s);
 int bcu_capture_end(void *s, void **graph);

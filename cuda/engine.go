@@ -101,9 +101,6 @@ type Engine struct {
 	// inputs in their stages' order (awq.go: xpPerm, the package knob it
 	// follows).
 	xpPerm bool
-	// xpTMA: with xpPerm, those inputs are loaded by the TMA unit (awq.go:
-	// xpTMA, the package knob it follows).
-	xpTMA bool
 
 	graphs   [inference.MaxVerify + 1]*graph
 	chain    *graph     // Greedy's one-token step, ending in argmax_chain (greedy.go)
@@ -275,12 +272,9 @@ func (e *Engine) setup(w *inference.Weights) error {
 		// one, and gate|up must write the activations itself.
 		e.xpPerm = xpPerm && e.gemmXP && e.siluFused && e.gemmEpilogue && c.Hidden%128 == 0 && c.Intermediate%128 == 0 &&
 			d.hasKernel("add_rmsnorm_px")
-		e.xpTMA = xpTMA && e.xpPerm && hasTensorMaps()
 		for _, t := range awqXpTiles {
 			e.xpPerm = e.xpPerm && d.hasKernel(t.kernel("_px"))
-			e.xpTMA = e.xpTMA && d.hasKernel(t.kernel("_tx")) && d.hasKernel(t.kernel("_silu_tx")) && d.hasKernel(t.kernel("_rope_tx"))
 		}
-		e.xpTMA = e.xpTMA && e.xpPerm
 	}
 	// attn_prefill_wg steps its ring slots a key tile at a time, so the
 	// ring must hold a tile (attn_prefill2.cuh: issue_wg).
@@ -469,9 +463,6 @@ func (e *Engine) JITError() error { return e.jitErr }
 // PrefillGEMM names the kernels of the engine's prefill linears, and why
 // not the fastest where the driver could not compile them.
 func (e *Engine) PrefillGEMM() string {
-	if e.gemmXP && e.xpTMA {
-		return "wgmma with x stored in its stages' order and brought by TMA (sm_90a PTX compiled by the driver)"
-	}
 	if e.gemmXP && e.xpPerm {
 		return "wgmma with an x-producer warpgroup, x stored in its stages' order (sm_90a PTX compiled by the driver)"
 	}

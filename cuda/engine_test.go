@@ -474,7 +474,6 @@ func TestPrefillGEMMName(t *testing.T) {
 		{Engine{gemmWgmma: true}, "wgmma (sm_90a PTX compiled by the driver)"},
 		{Engine{gemmWgmma: true, gemmXP: true}, "wgmma with an x-producer warpgroup (sm_90a PTX compiled by the driver)"},
 		{Engine{gemmWgmma: true, gemmXP: true, xpPerm: true}, "wgmma with an x-producer warpgroup, x stored in its stages' order (sm_90a PTX compiled by the driver)"},
-		{Engine{gemmWgmma: true, gemmXP: true, xpPerm: true, xpTMA: true}, "wgmma with x stored in its stages' order and brought by TMA (sm_90a PTX compiled by the driver)"},
 		{Engine{}, "mma.sync"},
 		{Engine{jitErr: errors.New("CUDA_ERROR_INVALID_PTX")}, "mma.sync (the driver could not compile the wgmma kernels: CUDA_ERROR_INVALID_PTX)"},
 	} {

@@ -303,15 +303,11 @@ func (e *Engine) qkvRope(L *layerBufs, T, li int) error {
 		if p.Kernel == "" {
 			return fmt.Errorf("layer %d q|k|v: no fused-RoPE kernel for in %d out %d group %d tokens %d", li, L.qkv.p.In, L.qkv.p.Out, L.qkv.p.Group, T)
 		}
-		args, err := e.withXMap(p, e.xn, T, L.qkv.p.In,
-			L.qkv.ptr, e.xn, e.qkv, L.k, L.v, e.params, T, L.qkv.p.In, L.qkv.p.Out, H, KV, D, e.cap, float32(c.RopeTheta))
-		if err != nil {
-			return fmt.Errorf("layer %d q|k|v: %w", li, err)
-		}
 		e.d.tag = "q|k|v" // the kernel name tells the fused one apart
 		defer func() { e.d.tag = "" }()
 		return e.d.launch(p.Kernel, launchShape{Grid: p.Grid, Block: p.Block, Shared: p.Shared},
-			fmt.Sprintf("%s in %d out %d cache %d", shapes, L.qkv.p.In, L.qkv.p.Out, e.cap), args...)
+			fmt.Sprintf("%s in %d out %d cache %d", shapes, L.qkv.p.In, L.qkv.p.Out, e.cap),
+			L.qkv.ptr, e.xn, e.qkv, L.k, L.v, e.params, T, L.qkv.p.In, L.qkv.p.Out, H, KV, D, e.cap, float32(c.RopeTheta))
 	}
 	if err := e.awq(&L.qkv, e.xn, e.qkv, T, li, "q|k|v"); err != nil {
 		return err
@@ -400,25 +396,8 @@ func (e *Engine) pxPlan(p awqLaunch, T int, what string) (awqLaunch, error) {
 	if !strings.HasPrefix(p.Kernel, "awq_gemm_xp_") {
 		return p, fmt.Errorf("%s: %d tokens of permuted input for %s, which reads it in order", what, T, p.Kernel)
 	}
-	if e.xpTMA {
-		p.Kernel += "_tx"
-		p.XMap = true
-		return p, nil
-	}
 	p.Kernel += "_px"
 	return p, nil
-}
-
-// withXMap is args with x's tensor map appended where p's kernel takes one.
-func (e *Engine) withXMap(p awqLaunch, x devPtr, T, in int, args ...any) ([]any, error) {
-	if !p.XMap {
-		return args, nil
-	}
-	m, err := e.d.rowsTensorMap(x, T, in, p.NT, awqChunk)
-	if err != nil {
-		return nil, err
-	}
-	return append(args, m), nil
 }
 
 // awqWith is awq with the launch plan of plan (awqPlan, or awqSiluPlan for
@@ -435,12 +414,9 @@ func (e *Engine) awqWith(plan func(*awqPacked, int, int) awqLaunch, l *awqDev, x
 	if p.Workspace > 0 {
 		ws = e.awqWS
 	}
-	args, err := e.withXMap(p, x, T, l.p.In, l.ptr, x, y, ws, T, l.p.In, l.p.Out)
-	if err != nil {
-		return fmt.Errorf("layer %d %s: %w", layer, what, err)
-	}
 	e.d.tag = what
 	defer func() { e.d.tag = "" }()
 	return e.d.launch(p.Kernel, launchShape{Grid: p.Grid, Block: p.Block, Shared: p.Shared},
-		fmt.Sprintf("layer %d %s tokens %d in %d out %d group %d", layer, what, T, l.p.In, l.p.Out, l.p.Group), args...)
+		fmt.Sprintf("layer %d %s tokens %d in %d out %d group %d", layer, what, T, l.p.In, l.p.Out, l.p.Group),
+		l.ptr, x, y, ws, T, l.p.In, l.p.Out)
 }

@@ -33,11 +33,11 @@ func TestAWQXpPlan(t *testing.T) {
 			// 300 tokens on 132 SMs: 99 blocks of 12x128 in one round
 			// (1,536), 147 of 8x128 in two (2 x 1.2 x 1,024), 132 of 12x96
 			// in one (1.2 x 1,152).
-			{300, 132, awqLaunch{"awq_gemm_xp_c3n96_g128" + epi, [3]uint32{4, 33, 1}, [3]uint32{512, 1, 1}, 4*96*128 + 12*96*32 + 1024, 0, 96, false}},
+			{300, 132, awqLaunch{"awq_gemm_xp_c3n96_g128" + epi, [3]uint32{4, 33, 1}, [3]uint32{512, 1, 1}, 4*96*128 + 12*96*32 + 1024, 0}},
 			// On 100 SMs the 99 blocks of 12x128 are still one round.
-			{300, 100, awqLaunch{"awq_gemm_xp_c3n128_g128" + epi, [3]uint32{3, 33, 1}, [3]uint32{512, 1, 1}, 4*128*128 + 12*128*32 + 1024, 0, 128, false}},
+			{300, 100, awqLaunch{"awq_gemm_xp_c3n128_g128" + epi, [3]uint32{3, 33, 1}, [3]uint32{512, 1, 1}, 4*128*128 + 12*128*32 + 1024, 0}},
 			// On 160 SMs, 147 blocks of 8x128 are one round too.
-			{300, 160, awqLaunch{"awq_gemm_xp_c2n128_g128" + epi, [3]uint32{3, 49, 1}, [3]uint32{384, 1, 1}, 4*128*128 + 8*128*32 + 1024, 0, 128, false}},
+			{300, 160, awqLaunch{"awq_gemm_xp_c2n128_g128" + epi, [3]uint32{3, 49, 1}, [3]uint32{384, 1, 1}, 4*128*128 + 8*128*32 + 1024, 0}},
 		} {
 			for _, base := range []string{"awq_gemm_g128", "awq_gemm_small_g128"} {
 				if got := awqXpPlan(awqLaunch{Kernel: base + epi}, p, tc.tokens, tc.sms); got != tc.want {

@@ -27,9 +27,9 @@ import (
 // of wgmma (BRIEF_ATTN_WG=0), or with add_rmsnorm for the layers'
 // norms (BRIEF_NORM_VT4=0), or with awq_gemm_wg instead of the x-producer
 // wgmma GEMM (BRIEF_GEMM_XP=0), or with its inputs in order
-// (BRIEF_XP_PERM=0) or loaded without TMA (BRIEF_XP_TMA=0), or with one
-// prefill chunk at a time (BRIEF_PREFILL_PIPELINE=0) or with overlapped
-// launches in it (BRIEF_PIPE_OVERLAP=1), before a benchmark's winner becomes
+// (BRIEF_XP_PERM=0), or with one prefill chunk at a time
+// (BRIEF_PREFILL_PIPELINE=0) or with overlapped launches in it
+// (BRIEF_PIPE_OVERLAP=1), before a benchmark's winner becomes
 // the default. The on/off knobs take 0 or 1; an unknown value stops the
 // run before any test.
 func TestMain(m *testing.M) {
@@ -56,7 +56,6 @@ func TestMain(m *testing.M) {
 		knobFromEnv("BRIEF_GEMM_WG12", &gemmWg12, "q|k|v's wgmma GEMM in blocks of 12 stripes"),
 		knobFromEnv("BRIEF_GEMM_XP", &gemmXP, "x-producer wgmma prefill GEMM"),
 		knobFromEnv("BRIEF_XP_PERM", &xpPerm, "x-producer GEMM inputs stored in its stages' order"),
-		knobFromEnv("BRIEF_XP_TMA", &xpTMA, "x-producer GEMM inputs loaded by TMA"),
 		knobFromEnv("BRIEF_ATTN_WG", &attnWgmma, "wgmma prefill attention"),
 		knobFromEnv("BRIEF_NORM_VT4", &normVT4, "norms with a quarter of the threads"),
 		knobFromEnv("BRIEF_SKIP_DEAD_TAIL", &skipDeadTail, "the last layer's dead tail skipped in prefill chunks"),

@@ -66,15 +66,7 @@ func awqLaunchTest(t *testing.T, d *device, l awqLaunch, w, x, y devPtr, T, in, 
 	if l.Workspace > 0 {
 		ws = d.mustAlloc(t, l.Workspace)
 	}
-	args := []any{w, x, y, ws, T, in, out}
-	if l.XMap {
-		m, err := d.rowsTensorMap(x, T, in, l.NT, awqChunk)
-		if err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, m)
-	}
-	if err := d.launch(l.Kernel, launchShape{Grid: l.Grid, Block: l.Block, Shared: l.Shared}, "test", args...); err != nil {
+	if err := d.launch(l.Kernel, launchShape{Grid: l.Grid, Block: l.Block, Shared: l.Shared}, "test", w, x, y, ws, T, in, out); err != nil {
 		t.Fatal(err)
 	}
 }
