@@ -45,6 +45,15 @@ constexpr int kWgStages = 5;
 // stages' K and V tiles unpadded, plus room to align them to 1024 bytes.
 __host__ __device__ constexpr int prefill_wg_smem(int D, int KEYS) { return kWgStages * 2 * KEYS * D * 2 + 1024; }
 
+// max_tree: the largest of u[0..N), by a tree of depth log2 N.
+template <int N>
+__device__ __forceinline__ float max_tree(const float* u) {
+  if constexpr (N == 1)
+    return u[0];
+  else
+    return fmaxf(max_tree<N / 2>(u), max_tree<N - N / 2>(u + N / 2));
+}
+
 // p2_softmax: one tile's masks and online softmax (log2 units) on the
 // scores s of a warp's rows, for both bodies; al gets O's rescale, which
 // the caller applies (the WG body once the last tile's P V is in).
@@ -57,22 +66,39 @@ __device__ __forceinline__ void p2_softmax(float (&s)[MW][KEYS / 8][4], float (&
   const bool full = k0 + KEYS - 1 <= p_first && k0 + KEYS <= k_end &&
                     (window <= 0 || k0 > p_last - window);
   float mt[MW][2];
+  if (full) {
+    // The row maxima of the raw scores by a tree, scaled once: scaling by
+    // sl2 > 0 and rounding are monotone, so this is the maximum of the
+    // scaled scores, bit for bit, without a chain of KEYS / 4 dependent
+    // compares.
 #pragma unroll
-  for (int mi = 0; mi < MW; mi++) {
-    mt[mi][0] = mt[mi][1] = -INFINITY;
+    for (int mi = 0; mi < MW; mi++) {
 #pragma unroll
-    for (int nt = 0; nt < KEYS / 8; nt++) {
+      for (int h2 = 0; h2 < 2; h2++) {
+        float u[KEYS / 8];
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        if (full) {
-          s[mi][nt][e] *= sl2;
-        } else {
+        for (int nt = 0; nt < KEYS / 8; nt++) u[nt] = fmaxf(s[mi][nt][2 * h2], s[mi][nt][2 * h2 + 1]);
+        mt[mi][h2] = max_tree<KEYS / 8>(u) * sl2;
+      }
+#pragma unroll
+      for (int nt = 0; nt < KEYS / 8; nt++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) s[mi][nt][e] *= sl2;
+    }
+  } else {
+#pragma unroll
+    for (int mi = 0; mi < MW; mi++) {
+      mt[mi][0] = mt[mi][1] = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < KEYS / 8; nt++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
           const int kp = k0 + nt * 8 + t4 * 2 + (e & 1);
           const int p = rpos[mi][e >> 1];
           const bool ok = kp < k_end && kp <= p && (window <= 0 || kp > p - window);
           s[mi][nt][e] = ok ? s[mi][nt][e] * sl2 : -INFINITY;
+          mt[mi][e >> 1] = fmaxf(mt[mi][e >> 1], s[mi][nt][e]);
         }
-        mt[mi][e >> 1] = fmaxf(mt[mi][e >> 1], s[mi][nt][e]);
       }
     }
   }
@@ -252,6 +278,20 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
     wslot += KEYS;
     wslot = wslot >= cap ? wslot - cap : wslot;
     const uint32_t so = (uint32_t)(stage * WTILE + (cc / 8) * KEYS * 128 + j0 * 128 + ((cc % 8) ^ (j0 % 8)) * 16);
+    // Most tiles: every key of this thread's in range and its slots in
+    // order, so one address and fixed offsets (the general form below
+    // spends some 90 integer instructions a tile between the barrier and
+    // the next S).
+    const int kf = k0 + j0;
+    if (kf >= lo && kf + 16 * (CPT - 1) < k_end && slot + 16 * (CPT - 1) < cap) {
+      const size_t off = head_base + (size_t)slot * D + cc * 8;
+#pragma unroll
+      for (int c = 0; c < CPT; c++) {
+        cp_async_16_all(sK_addr + so + c * 16 * 128, kc + off + c * 16 * D);
+        cp_async_16_all(sV_addr + so + c * 16 * 128, vc + off + c * 16 * D);
+      }
+      return;
+    }
 #pragma unroll
     for (int c = 0; c < CPT; c++) {
       const int kp = k0 + j0 + 16 * c;
@@ -354,12 +394,15 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
       auto issue_s = [&](float(&acc)[KEYS / 2], int st) {
 #pragma unroll
         for (int i = 0; i < KEYS / 2; i++) acc[i] = 0.f;
-        const uint32_t kt = sK_addr + (uint32_t)(st * WTILE);
+        // The descriptor's address field is linear in the address (shared
+        // memory is under 2^18 bytes), so each k-step adds a constant to one
+        // descriptor a tile rather than building its own.
+        const uint64_t kd = wg_desc(sK_addr + (uint32_t)(st * WTILE));
         keep(acc);
         wgmma_fence();
 #pragma unroll
         for (int ks = 0; ks < D / 16; ks++)
-          wgmma_m64n64(acc, qa[MW == 1 ? ks : 0], wg_desc(kt + (uint32_t)((ks / 4) * KEYS * 128 + (ks % 4) * 32)));
+          wgmma_m64n64(acc, qa[MW == 1 ? ks : 0], kd + (uint64_t)(((ks / 4) * KEYS * 128 + (ks % 4) * 32) >> 4));
         wgmma_commit();
       };
       // step: tile it's softmax and P V, tile it+1's S (cur holds tile it's
@@ -398,10 +441,10 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
         keep(od);
         keep(pw);
         wgmma_fence();
-        const uint32_t vt = sV_addr + (uint32_t)((it % kWgStages) * WTILE);
+        const uint64_t vd = wg_desc_mn(sV_addr + (uint32_t)((it % kWgStages) * WTILE), KEYS * 128);
 #pragma unroll
         for (int kk = 0; kk < KEYS / 16; kk++) {
-          const uint64_t desc = wg_desc_mn(vt + (uint32_t)(kk * 16 * 128), KEYS * 128);
+          const uint64_t desc = vd + (uint64_t)((kk * 16 * 128) >> 4);
           wgmma_m64n128<1>(*reinterpret_cast<float(*)[64]>(&od[0]), pw[kk], desc);
         }
         wgmma_commit();
