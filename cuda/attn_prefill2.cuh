@@ -45,6 +45,18 @@ constexpr int kWgStages = 5;
 // stages' K and V tiles unpadded, plus room to align them to 1024 bytes.
 __host__ __device__ constexpr int prefill_wg_smem(int D, int KEYS) { return kWgStages * 2 * KEYS * D * 2 + 1024; }
 
+// exp2_ftz: exp2f without its care for results under 2^-126 (a compare and
+// two predicated multiplies each), which it flushes to zero. For P that
+// changes no bit of the output: such a P is zero once packed to fp16, and
+// l, to which it is added, reaches at least 1 in this tile (the row's
+// largest score has P = 1), where terms that small are far below half an
+// ulp. alpha keeps exp2f.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // max_tree: the largest of u[0..N), by a tree of depth log2 N.
 template <int N>
 __device__ __forceinline__ float max_tree(const float* u) {
@@ -121,7 +133,7 @@ __device__ __forceinline__ void p2_softmax(float (&s)[MW][KEYS / 8][4], float (&
     for (int nt = 0; nt < KEYS / 8; nt++) {
 #pragma unroll
       for (int e = 0; e < 4; e++) {
-        s[mi][nt][e] = exp2f(s[mi][nt][e] - mu[e >> 1]);
+        s[mi][nt][e] = exp2_ftz(s[mi][nt][e] - mu[e >> 1]);
         l[mi][e >> 1] += s[mi][nt][e];
       }
     }
