@@ -299,8 +299,8 @@ __device__ void attn_prefill2_body(const __half* __restrict__ qkv, const __half*
       const size_t off = head_base + (size_t)slot * D + cc * 8;
 #pragma unroll
       for (int c = 0; c < CPT; c++) {
-        cp_async_16_all(sK_addr + so + c * 16 * 128, kc + off + c * 16 * D);
-        cp_async_16_all(sV_addr + so + c * 16 * 128, vc + off + c * 16 * D);
+        cp_async_16(sK_addr + so + c * 16 * 128, kc + off + c * 16 * D, 16);
+        cp_async_16(sV_addr + so + c * 16 * 128, vc + off + c * 16 * D, 16);
       }
       return;
     }

@@ -44,11 +44,6 @@ __device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, int b
                : "memory");
 }
 
-// cp_async_16_all: cp_async_16 of all 16 bytes.
-__device__ __forceinline__ void cp_async_16_all(uint32_t dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
-}
-
 __device__ __forceinline__ void cp_async_commit_group() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 
 // cp_async_wait_group waits until at most N committed groups are pending.
