@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"testing"
 
@@ -422,7 +421,7 @@ func TestVerifyEarlyPlan(t *testing.T) {
 			if p != want {
 				t.Errorf("head dim %d, %d tokens: plan %+v, want %+v", D, tokens, p, want)
 			}
-			if src, err := os.ReadFile("attn_prefill.cu"); err != nil || !strings.Contains(string(src), fmt.Sprintf("ATTN_VERIFY2(%s, %d)", p.kernel, D)) {
+			if src, err := kernelSources.ReadFile("attn_prefill.cu"); err != nil || !strings.Contains(string(src), fmt.Sprintf("ATTN_VERIFY2(%s, %d)", p.kernel, D)) {
 				t.Errorf("kernel %s is not instantiated in attn_prefill.cu (%v)", p.kernel, err)
 			}
 		}

@@ -438,7 +438,7 @@ func kernelDefined(t *testing.T, name string) bool {
 		{"awq_gemm.cu", regexp.MustCompile(`(?m)^AWQ_GEMM_ROPE\((\d+)\)`)},
 	} {
 		file, re := f.file, f.re
-		src, err := os.ReadFile(file)
+		src, err := kernelSources.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -140,7 +139,7 @@ func BenchmarkGemmXp(b *testing.B) {
 // xp_stage_x before its own wait (xpRule), so xp_stage_x must wait before
 // anything else.
 func TestXpStageWaitsFirst(t *testing.T) {
-	b, err := os.ReadFile("awq_gemm_xp.sm90a.cu")
+	b, err := kernelSources.ReadFile("awq_gemm_xp.sm90a.cu")
 	if err != nil {
 		t.Fatal(err)
 	}

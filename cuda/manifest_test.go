@@ -6,7 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -20,7 +20,7 @@ func TestFatbinsUpToDate(t *testing.T) {
 	want := map[string]string{}
 	var names []string
 	for _, pat := range []string{"*.cu", "*.cuh", "Makefile"} {
-		m, err := filepath.Glob(pat)
+		m, err := fs.Glob(kernelSources, pat)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -28,7 +28,7 @@ func TestFatbinsUpToDate(t *testing.T) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		b, err := os.ReadFile(n)
+		b, err := kernelSources.ReadFile(n)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,10 +3,9 @@ package cuda
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -104,13 +103,13 @@ var waitsInside = map[string]waitRule{
 // while the previous one still writes, so every kernel entry must call
 // grid_dep_wait before touching memory, weights aside.
 func TestKernelsWaitForPredecessor(t *testing.T) {
-	files, err := filepath.Glob("*.cu")
+	files, err := fs.Glob(kernelSources, "*.cu")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no kernel sources: %v", err)
 	}
 	kernels := 0
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		b, err := kernelSources.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +183,7 @@ func withIncludes(f string, seen map[string]bool) (string, error) {
 		return "", nil
 	}
 	seen[f] = true
-	b, err := os.ReadFile(f)
+	b, err := kernelSources.ReadFile(f)
 	if err != nil {
 		return "", err
 	}

@@ -6,7 +6,6 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
-	"os"
 	"regexp"
 	"slices"
 	"testing"
@@ -146,7 +145,7 @@ func TestPrefillDirectKernelsInFatbins(t *testing.T) {
 // with prefill2Kernels' threads, keys and residency.
 func TestPrefillDirectInstances(t *testing.T) {
 	inst := func(file, macro string) map[string][4]int {
-		src, err := os.ReadFile(file)
+		src, err := kernelSources.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
 		}
