@@ -23,7 +23,7 @@ tf=$(python3 -c "import json,sys; print(next(r['throughput_tokens_per_s'] for r 
   --continuation "$x/reference_continuation.txt" --lookup-tokens 7 --ceiling --transformers "$tf" \
   --json-out "$out/bench.json" > "$out/bench.txt" 2>&1
 if [ "${SUITE:-1}" != 0 ]; then
-  # The wait rules read the kernels' sources, so the suite runs in cuda/.
+  # The tests embed the kernel sources they read; cuda/ is where `go test` runs them.
   (cd cuda && BRIEF_TESTDATA=$x/td BRIEF_SYNTH_DIR=$m "$x/bin/cuda.test" -test.v -test.timeout 300s > "$out/suite.txt" 2>&1)
   echo "suite: $(grep -c '^--- PASS' "$out/suite.txt") pass, $(grep -c '^--- SKIP' "$out/suite.txt") skip, $(grep -c '^--- FAIL' "$out/suite.txt") fail"
 fi
