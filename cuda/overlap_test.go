@@ -37,6 +37,13 @@ var gemvRule = waitRule{"gemv_g128",
 	regexp.MustCompile(`pair_load_w<NT>\(a, wc, zc\);`),
 	regexp.MustCompile(`\b(x|y|red|smem)\s*\[|\*\s*(x|y)\b|__ldg\(|ld_stream\(|pair_load(_x)?<|atomic`)}
 
+// patternRule: BenchmarkGemvPattern's probe of the mat-vec requests its
+// first weights before the wait, as gemv_g128 does.
+var patternRule = waitRule{"gemv_pattern",
+	regexp.MustCompile(`pair_load_w<1>\(a, wc, zc\);`),
+	regexp.MustCompile(`pair_load_w<1>\(a, wc, zc\);`),
+	gemvRule.access}
+
 // verifyEarlyRule: attn_verify2 reads the step's position (params, staged
 // by the host before the step's first kernel) and copies the keys of
 // earlier steps before the wait; Q (qkv), the step's own keys (issue_part
@@ -94,9 +101,11 @@ var waitsInside = map[string]waitRule{
 	"awq::gemv_g128<NT, true>(":                                   gemvRule,
 	"awq::gemv_g128<NT, false, true>(":                            gemvRule,
 	"attn_prefill2_body<D, 1, 64, 64, true>(":                     verifyEarlyRule,
-	"stream_body(":   streamRule,
-	"norm_body(":     normRule("norm_body"),
-	"norm_vt4_body(": normRule("norm_vt4_body"),
+	"stream_body(":            streamRule,
+	"gemv_pattern<L, C>(":     patternRule,
+	"gemv_pattern<0, 1, PF>(": patternRule,
+	"norm_body(":              normRule("norm_body"),
+	"norm_vt4_body(":          normRule("norm_vt4_body"),
 }
 
 // TestKernelsWaitForPredecessor: launched overlapped, a kernel may run
