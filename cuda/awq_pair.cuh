@@ -8,6 +8,17 @@
 
 namespace awq {
 
+// word_exact turns one packed word into the A fragment of one MMA k-step
+// as the exact integers q-z (rows g) and 16(q-z) (rows g+8).
+__device__ __forceinline__ void word_exact(uint32_t w, __half2 z0, __half2 z1, uint32_t a[4]) {
+  const uint32_t kMask = 0x000f000f, kMask16 = 0x00f000f0, kMagic = 0x64006400;
+  const uint32_t w8 = w >> 8;
+  a[0] = as_u32(__hsub2(as_h2(lop3<0xea>(w, kMask, kMagic)), z0));
+  a[1] = as_u32(__hsub2(as_h2(lop3<0xea>(w, kMask16, kMagic)), z1));
+  a[2] = as_u32(__hsub2(as_h2(lop3<0xea>(w8, kMask, kMagic)), z0));
+  a[3] = as_u32(__hsub2(as_h2(lop3<0xea>(w8, kMask16, kMagic)), z1));
+}
+
 // chunk_part accumulates one chunk's exact (q-z) products into part.
 template <int NT>
 __device__ __forceinline__ void chunk_part(float part[NT][4], const uint4 q, const uint4 (&x)[NT][2], __half2 z0,
@@ -15,13 +26,8 @@ __device__ __forceinline__ void chunk_part(float part[NT][4], const uint4 q, con
   const uint32_t qw[4] = {q.x, q.y, q.z, q.w};
 #pragma unroll
   for (int j = 0; j < 4; j++) {
-    const uint32_t kMask = 0x000f000f, kMask16 = 0x00f000f0, kMagic = 0x64006400;
-    const uint32_t w8 = qw[j] >> 8;
     uint32_t a[4];
-    a[0] = as_u32(__hsub2(as_h2(lop3<0xea>(qw[j], kMask, kMagic)), z0));
-    a[1] = as_u32(__hsub2(as_h2(lop3<0xea>(qw[j], kMask16, kMagic)), z1));
-    a[2] = as_u32(__hsub2(as_h2(lop3<0xea>(w8, kMask, kMagic)), z0));
-    a[3] = as_u32(__hsub2(as_h2(lop3<0xea>(w8, kMask16, kMagic)), z1));
+    word_exact(qw[j], z0, z1, a);
 #pragma unroll
     for (int nt = 0; nt < NT; nt++) {
       const uint32_t* b = reinterpret_cast<const uint32_t*>(&x[nt][0]);

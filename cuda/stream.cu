@@ -87,43 +87,28 @@ extern "C" __global__ void __launch_bounds__(1024) stream_persist(const uint4* _
   if (acc == 0x9e3779b9u * (uint32_t)phases) sink[blockIdx.x] = acc;
 }
 
-// pair_split: pair_compute's operations with the group's eight
-// MMAs spread over P accumulator chains, summed at the end (other bits).
+// pair_split: pair_compute with the group's eight MMAs spread over P
+// accumulator chains, summed before the scales (other bits).
 template <int P>
 __device__ __forceinline__ void pair_split(float acc[1][4], const awq::Pair<1>& d) {
-  using namespace awq;
-  const __half2 z0 = __high2half2(as_h2(d.z0));
-  const __half2 z1 = __hfma2(__high2half2(as_h2(d.z1)), __float2half2_rn(16.f), __float2half2_rn(-15360.f));
-  float part[P][4];
+  awq::group_sum<1>(acc, d.z0, d.z1, [&](float (*part)[4], __half2 z0, __half2 z1) {
+    float chain[P][4] = {};
 #pragma unroll
-  for (int k = 0; k < P; k++)
+    for (int c = 0; c < 2; c++) {
+      const uint32_t qw[4] = {d.q[c].x, d.q[c].y, d.q[c].z, d.q[c].w};
+      const uint32_t* b = reinterpret_cast<const uint32_t*>(&d.x[c][0][0]);
 #pragma unroll
-    for (int v = 0; v < 4; v++) part[k][v] = 0.f;
-#pragma unroll
-  for (int c = 0; c < 2; c++) {
-    const uint32_t qw[4] = {d.q[c].x, d.q[c].y, d.q[c].z, d.q[c].w};
-    const uint32_t* b = reinterpret_cast<const uint32_t*>(&d.x[c][0][0]);
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-      const uint32_t kMask = 0x000f000f, kMask16 = 0x00f000f0, kMagic = 0x64006400;
-      const uint32_t w8 = qw[j] >> 8;
-      uint32_t a[4];
-      a[0] = as_u32(__hsub2(as_h2(lop3<0xea>(qw[j], kMask, kMagic)), z0));
-      a[1] = as_u32(__hsub2(as_h2(lop3<0xea>(qw[j], kMask16, kMagic)), z1));
-      a[2] = as_u32(__hsub2(as_h2(lop3<0xea>(w8, kMask, kMagic)), z0));
-      a[3] = as_u32(__hsub2(as_h2(lop3<0xea>(w8, kMask16, kMagic)), z1));
-      mma_16816(part[(c * 4 + j) % P], a, b[2 * j], b[2 * j + 1]);
+      for (int j = 0; j < 4; j++) {
+        uint32_t a[4];
+        awq::word_exact(qw[j], z0, z1, a);
+        mma_16816(chain[(c * 4 + j) % P], a, b[2 * j], b[2 * j + 1]);
+      }
     }
-  }
 #pragma unroll
-  for (int k = 1; k < P; k++)
+    for (int k = 0; k < P; k++)
 #pragma unroll
-    for (int v = 0; v < 4; v++) part[0][v] += part[k][v];
-  const float s0 = __low2float(as_h2(d.z0)), s1 = __low2float(as_h2(d.z1)) * (1.f / 16.f);
-  acc[0][0] = fmaf(s0, part[0][0], acc[0][0]);
-  acc[0][1] = fmaf(s0, part[0][1], acc[0][1]);
-  acc[0][2] = fmaf(s1, part[0][2], acc[0][2]);
-  acc[0][3] = fmaf(s1, part[0][3], acc[0][3]);
+      for (int v = 0; v < 4; v++) part[0][v] += chain[k][v];
+  });
 }
 
 // gemv_pattern (BenchmarkGemvPattern): awq_gemv_g128_n1's loads, in its
